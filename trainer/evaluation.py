@@ -1,0 +1,158 @@
+"""Evaluators from config, and the base-vs-fine-tuned comparison.
+
+Every evaluator runs on both models with the same rows, so the comparison measures the
+fine-tuning and nothing else. Metric keys are sentence-transformers' own
+(`<name>_cosine_ndcg@10`, `<name>_spearman_cosine`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from datasets import Dataset, DatasetDict
+
+from trainer.config import EvaluatorConfig, RunConfig
+from trainer.data import DataValidationError, load_evaluator_rows
+from trainer.losses import LABEL_COLUMNS
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.evaluation import BaseEvaluator
+
+
+def _columns(rows: Dataset, evaluator: EvaluatorConfig, needed: list[str]) -> list[list[Any]]:
+    missing = [column for column in needed if column not in rows.column_names]
+    if missing:
+        raise DataValidationError(
+            f"evaluator {evaluator.display_name!r}: column(s) {', '.join(map(repr, missing))} "
+            f"not found; the rows have: {', '.join(rows.column_names)}"
+        )
+    return [rows[column] for column in needed]
+
+
+def _texts_and_label(rows: Dataset, evaluator: EvaluatorConfig, n_texts: int) -> list[str]:
+    """The first `n_texts` text columns, then the label column if the evaluator needs one."""
+    texts = [c for c in rows.column_names if c not in (*LABEL_COLUMNS, "dataset_name")]
+    if len(texts) < n_texts:
+        raise DataValidationError(
+            f"evaluator {evaluator.display_name!r}: needs {n_texts} text columns, got {texts}"
+        )
+    return texts[:n_texts]
+
+
+def _label_column(rows: Dataset, evaluator: EvaluatorConfig) -> str:
+    for column in LABEL_COLUMNS:
+        if column in rows.column_names:
+            return column
+    raise DataValidationError(
+        f"evaluator {evaluator.display_name!r}: needs a 'label' or 'score' column; "
+        f"the rows have: {', '.join(rows.column_names)}"
+    )
+
+
+def information_retrieval_inputs(
+    queries: list[str], documents: list[str]
+) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    """Queries, corpus and relevance from aligned (query, relevant document) rows.
+
+    Identical documents share one corpus id and identical queries one query id, so a
+    repeated text is neither a duplicate corpus entry nor a query with a wrong answer.
+    """
+    corpus_ids: dict[str, str] = {}
+    query_ids: dict[str, str] = {}
+    relevant: dict[str, set[str]] = {}
+    for query, document in zip(queries, documents, strict=True):
+        doc_id = corpus_ids.setdefault(document, f"d{len(corpus_ids)}")
+        query_id = query_ids.setdefault(query, f"q{len(query_ids)}")
+        relevant.setdefault(query_id, set()).add(doc_id)
+    return (
+        {qid: text for text, qid in query_ids.items()},
+        {did: text for text, did in corpus_ids.items()},
+        relevant,
+    )
+
+
+def build_evaluator(evaluator: EvaluatorConfig, rows: Dataset) -> BaseEvaluator:
+    """One sentence-transformers evaluator over `rows`."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    name, params = evaluator.display_name, dict(evaluator.params)
+    if evaluator.type == "information_retrieval":
+        queries, documents = _columns(
+            rows, evaluator, [evaluator.query_column, evaluator.document_column]
+        )
+        q, corpus, relevant = information_retrieval_inputs(queries, documents)
+        params.setdefault("accuracy_at_k", [1, 5, 10])
+        params.setdefault("precision_recall_at_k", [1, 5, 10])
+        params.setdefault("map_at_k", [10])
+        return st_eval.InformationRetrievalEvaluator(
+            q, corpus, relevant, name=name, write_csv=False, **params
+        )
+    if evaluator.type == "triplet":
+        anchors, positives, negatives = _columns(
+            rows, evaluator, _texts_and_label(rows, evaluator, 3)
+        )
+        return st_eval.TripletEvaluator(
+            anchors, positives, negatives, name=name, write_csv=False, **params
+        )
+    first, second = _columns(rows, evaluator, _texts_and_label(rows, evaluator, 2))
+    (labels,) = _columns(rows, evaluator, [_label_column(rows, evaluator)])
+    if evaluator.type == "embedding_similarity":
+        return st_eval.EmbeddingSimilarityEvaluator(
+            first, second, [float(x) for x in labels], name=name, write_csv=False, **params
+        )
+    return st_eval.BinaryClassificationEvaluator(
+        first, second, [int(x) for x in labels], name=name, write_csv=False, **params
+    )
+
+
+def build_evaluators(config: RunConfig, eval_datasets: DatasetDict) -> list[BaseEvaluator]:
+    """All evaluators of the run; with none configured, information retrieval on each
+    held-out split whose loss trains (anchor, positive) pairs."""
+    configs = list(config.evaluators)
+    if not configs:
+        for name, rows in eval_datasets.items():
+            texts = [c for c in rows.column_names if c not in LABEL_COLUMNS]
+            if len(texts) >= 2 and len(texts) == len(rows.column_names):
+                configs.append(
+                    EvaluatorConfig(dataset=name, query_column=texts[0], document_column=texts[1])
+                )
+    return [build_evaluator(ev, load_evaluator_rows(ev, eval_datasets)) for ev in configs]
+
+
+def primary_metric(evaluator: BaseEvaluator) -> str:
+    """The full metric key an evaluator reports as its main score (name-prefixed)."""
+    key = evaluator.primary_metric
+    if evaluator.name and not key.startswith(f"{evaluator.name}_"):
+        key = f"{evaluator.name}_{key}"
+    return key
+
+
+def run_evaluators(model: SentenceTransformer, evaluators: list[BaseEvaluator]) -> dict[str, float]:
+    """Run every evaluator on `model`; metric keys are prefixed with the evaluator name."""
+    metrics: dict[str, float] = {}
+    for evaluator in evaluators:
+        for key, value in evaluator(model).items():
+            metrics[key] = float(value)
+    return metrics
+
+
+def compare(
+    base: SentenceTransformer,
+    finetuned: SentenceTransformer,
+    evaluators: list[BaseEvaluator],
+) -> dict[str, Any]:
+    """Evaluate both models on identical data: metrics, improvement and the primary metric."""
+    base_metrics = run_evaluators(base, evaluators)
+    tuned_metrics = run_evaluators(finetuned, evaluators)
+    primary = primary_metric(evaluators[0]) if evaluators else None
+    return {
+        "primary_metric": primary,
+        "base": base_metrics,
+        "finetuned": tuned_metrics,
+        "improvement": {
+            key: tuned_metrics[key] - base_metrics[key]
+            for key in tuned_metrics
+            if key in base_metrics
+        },
+    }

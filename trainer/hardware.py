@@ -1,0 +1,70 @@
+"""The hardware a training step needs, said once and turned into pod settings elsewhere.
+
+This model is plain data (no Kubernetes imports) so the run config can validate it
+anywhere; `trainer.kubernetes` turns it into Kubernetes objects for both the ZenML
+orchestrator and the Kubeflow Pipelines build.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
+
+
+def _check_quantity(value: str | None) -> str | None:
+    if value is not None and not _QUANTITY.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. '4', '500m', '16Gi')")
+    return value
+
+
+class Toleration(BaseModel):
+    """A Kubernetes toleration, e.g. for the `nvidia.com/gpu=present:NoSchedule` taint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = "NoSchedule"
+
+
+class HardwareSpec(BaseModel):
+    """GPU count, node placement and resources of the training step.
+
+    `accelerator_label` + `accelerator` select the GPU node pool (on GKE
+    `cloud.google.com/gke-accelerator: nvidia-l4`); `node_selector` adds more labels.
+    `shm_size` mounts a memory-backed `/dev/shm`, which PyTorch dataloader workers need
+    beyond the container runtime's 64 MB default.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gpu_count: int = Field(default=1, ge=0)
+    gpu_resource: str = "nvidia.com/gpu"
+    accelerator_label: str | None = None
+    accelerator: str | None = None
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(
+        default_factory=lambda: [Toleration(key="nvidia.com/gpu")]
+    )
+    cpu: str | None = None
+    memory: str | None = None
+    cpu_limit: str | None = None
+    memory_limit: str | None = None
+    shm_size: str | None = "8Gi"
+
+    _quantities = field_validator("cpu", "memory", "cpu_limit", "memory_limit", "shm_size")(
+        classmethod(lambda cls, value: _check_quantity(value))
+    )
+
+    @property
+    def node_labels(self) -> dict[str, str]:
+        """All node-selector labels, the accelerator label included."""
+        labels = dict(self.node_selector)
+        if self.accelerator_label and self.accelerator:
+            labels[self.accelerator_label] = self.accelerator
+        return labels
