@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zenml import get_step_context, log_metadata
+from zenml.exceptions import StepContextError
 
 
 def log_step_metadata(metadata: dict[str, Any]) -> None:
@@ -16,7 +17,7 @@ def log_step_metadata(metadata: dict[str, Any]) -> None:
     log_metadata(metadata=metadata)
     try:
         has_model = get_step_context().model is not None
-    except (RuntimeError, KeyError):
+    except (RuntimeError, KeyError, StepContextError):
         has_model = False
     if has_model:
         log_metadata(metadata=metadata, infer_model=True)

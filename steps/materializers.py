@@ -53,7 +53,7 @@ class SentenceTransformerMaterializer(BaseMaterializer):
     def extract_metadata(self, model: SentenceTransformer) -> dict[str, MetadataType]:
         """Facts about the model that the dashboard shows next to the artifact."""
         return {
-            "embedding_dimension": int(model.get_sentence_embedding_dimension() or 0),
+            "embedding_dimension": int(model.get_embedding_dimension() or 0),
             "max_seq_length": int(model.max_seq_length or 0),
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "modules": [type(module).__name__ for module in model],

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from sentence_transformers import SentenceTransformer
-from zenml import get_step_context, step
+from zenml import get_step_context, log_metadata, step
 from zenml.logger import get_logger
 
-from steps._metadata import log_step_metadata
 from trainer.config import RunConfig
 from trainer.gate import decide
 from trainer.hub import push_model_folder
@@ -79,5 +78,5 @@ def push_to_hub(
             no_changes=result.no_changes,
         )
         logger.info("Hub: %s", result.pr_url or result.commit_url)
-    log_step_metadata({"hub_push": outcome})
+    log_metadata(metadata={"hub_push": outcome})
     return outcome

@@ -38,7 +38,7 @@ def train(
     summary = result.summary()
     summary["model_info"] = {
         "base_model": config.model.name_or_path,
-        "embedding_dimension": result.model.get_sentence_embedding_dimension(),
+        "embedding_dimension": result.model.get_embedding_dimension(),
         "max_seq_length": result.model.max_seq_length,
         "parameters": sum(p.numel() for p in result.model.parameters()),
     }

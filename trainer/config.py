@@ -109,6 +109,20 @@ class LossConfig(_Strict):
         return self
 
 
+ColumnMapping = tuple[tuple[str, str], ...]
+"""Ordered (source column, training column) pairs."""
+
+
+def _ordered_pairs(value: Any) -> Any:
+    """Accept the YAML mapping `{source: target}` and keep it as ordered pairs.
+
+    Losses read inputs by position, so the mapping's order is part of its meaning. A dict
+    does not survive every serializer with its order (ZenML stores parameters with sorted
+    keys), a list of pairs does.
+    """
+    return tuple(value.items()) if isinstance(value, dict) else value
+
+
 class DatasetConfig(_Strict):
     """One named training dataset: its source, column mapping, loss and optional prompt.
 
@@ -118,7 +132,7 @@ class DatasetConfig(_Strict):
     """
 
     source: DataSource
-    columns: dict[str, str] = Field(default_factory=dict)
+    columns: ColumnMapping = ()
     loss: LossConfig = Field(
         default_factory=lambda: LossConfig(name="MultipleNegativesRankingLoss")
     )
@@ -138,12 +152,17 @@ class DatasetConfig(_Strict):
             raise ValueError("a row count must be positive")
         return value
 
+    _columns_in_order = field_validator("columns", mode="before")(
+        classmethod(lambda cls, value: _ordered_pairs(value))
+    )
+
     @model_validator(mode="after")
     def _one_eval_origin(self) -> DatasetConfig:
         if self.eval_source is not None and self.eval_size is not None:
             raise ValueError("give either eval_source or eval_size, not both")
-        if len(set(self.columns.values())) != len(self.columns):
-            raise ValueError(f"columns maps two source columns to one name: {self.columns}")
+        targets = [target for _, target in self.columns]
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"columns maps two source columns to one name: {dict(self.columns)}")
         return self
 
 
@@ -165,10 +184,14 @@ class EvaluatorConfig(_Strict):
     name: str | None = None
     dataset: str | None = None
     source: DataSource | None = None
-    columns: dict[str, str] = Field(default_factory=dict)
+    columns: ColumnMapping = ()
     query_column: str = "anchor"
     document_column: str = "positive"
     params: dict[str, Any] = Field(default_factory=dict)
+
+    _columns_in_order = field_validator("columns", mode="before")(
+        classmethod(lambda cls, value: _ordered_pairs(value))
+    )
 
     @model_validator(mode="after")
     def _one_data_origin(self) -> EvaluatorConfig:
@@ -228,6 +251,8 @@ class HubConfig(_Strict):
     def _repo_when_enabled(self) -> HubConfig:
         if self.enabled and not self.repo_id:
             raise ValueError("hub.enabled needs hub.repo_id (e.g. 'my-org/my-embedder')")
+        if self.create_pr and self.revision not in (None, "main"):
+            raise ValueError("hub.create_pr opens a pull request against main; drop hub.revision")
         return self
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
 
-from trainer.config import DatasetConfig, DataSource, EvaluatorConfig, RunConfig
+from trainer.config import ColumnMapping, DatasetConfig, DataSource, EvaluatorConfig, RunConfig
 from trainer.losses import LABEL_COLUMNS, LOSS_SPECS
 
 _TEXT_DTYPES = {"string", "large_string"}
@@ -40,18 +40,18 @@ def load_source(source: DataSource, *, what: str) -> Dataset:
     return load_dataset(fmt, data_files=str(path), split="train", **kwargs)
 
 
-def map_columns(dataset: Dataset, columns: dict[str, str], *, what: str) -> Dataset:
+def map_columns(dataset: Dataset, columns: ColumnMapping, *, what: str) -> Dataset:
     """Select the mapped source columns, in mapping order, and rename them."""
     if not columns:
         return dataset
-    missing = [column for column in columns if column not in dataset.column_names]
+    missing = [source for source, _ in columns if source not in dataset.column_names]
     if missing:
         raise DataValidationError(
             f"{what}: column(s) {', '.join(map(repr, missing))} not found; "
             f"the data has: {', '.join(dataset.column_names)}"
         )
-    dataset = dataset.select_columns(list(columns))
-    renames = {source: target for source, target in columns.items() if source != target}
+    dataset = dataset.select_columns([source for source, _ in columns])
+    renames = {source: target for source, target in columns if source != target}
     return dataset.rename_columns(renames) if renames else dataset
 
 

@@ -121,7 +121,7 @@ def build_loss(model: SentenceTransformer, config: LossConfig) -> nn.Module:
     if isinstance(params.get("distance_metric"), str):
         params["distance_metric"] = _distance_metric(config.name, params["distance_metric"])
     if name == "SoftmaxLoss":
-        params.setdefault("sentence_embedding_dimension", model.get_sentence_embedding_dimension())
+        params.setdefault("sentence_embedding_dimension", model.get_embedding_dimension())
     try:
         loss = getattr(losses, name)(model, **params)
     except TypeError as error:

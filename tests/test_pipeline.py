@@ -1,0 +1,101 @@
+"""The real fine-tuning pipeline on ZenML's local stack (isolated SQLite store, tiny model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, tiny_run_config
+
+
+@pytest.fixture
+def run_config(tiny_model_path: Path, pairs_file: Path, tmp_path: Path) -> dict:
+    document = tiny_run_config(
+        tiny_model_path,
+        {
+            "docs": {
+                "source": {"path": str(pairs_file)},
+                "columns": {"query": "anchor", "document": "positive"},
+                "eval_size": 0.25,
+            }
+        },
+        evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
+    )
+    document["output"] = {"model_name": "tiny", "dir": str(tmp_path / "out")}
+    return document
+
+
+def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+    from zenml.enums import ExecutionStatus
+
+    from pipelines.finetune import finetune_pipeline
+
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "enable_cache": False,
+                "model": {"name": "tiny-embedder"},
+                "parameters": {"config": run_config},
+            },
+            sort_keys=False,
+        )
+    )
+    run = finetune_pipeline.with_options(config_path=str(config_file))()
+    run = zenml_client.get_pipeline_run(run.id)
+    assert run.status == ExecutionStatus.COMPLETED
+    assert set(run.steps) >= {"load_datasets", "train", "evaluate", "model_card"}
+
+    model = run.steps["train"].outputs["model"][0].load()
+    assert isinstance(model, SentenceTransformer)
+    assert model.get_embedding_dimension() == 32
+    assert run.steps["train"].outputs["model"][0].run_metadata["embedding_dimension"] == 32
+
+    evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
+    assert evaluation["primary_metric"] == "docs-ir_cosine_ndcg@10"
+    written = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert written == evaluation
+    metadata = run.steps["evaluate"].run_metadata
+    assert metadata["primary_metric"] == "docs-ir_cosine_ndcg@10"
+    assert set(metadata["base"]) == set(evaluation["base"])
+
+    exported = SentenceTransformer(str(tmp_path / "out" / "model"))
+    assert exported.encode(["hello"]).shape == (1, 32)
+
+    stats = run.steps["load_datasets"].outputs["dataset_stats"][0].load()
+    assert stats == {"docs": {"train_rows": 45, "eval_rows": 15, "columns": ["anchor", "positive"]}}
+
+    card = run.steps["model_card"].outputs["model_card"][0].load()
+    assert "docs-ir_cosine_ndcg@10" in card
+
+    version = zenml_client.get_model_version("tiny-embedder", run.model_version.number)
+    assert "finetuned" in version.run_metadata
+
+
+def test_invalid_config_fails_before_any_step(
+    zenml_client, run_config: dict, tmp_path: Path
+) -> None:
+    from pipelines.finetune import finetune_pipeline
+
+    run_config["datasets"]["docs"]["loss"] = {"name": "NoSuchLoss"}
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump({"parameters": {"config": run_config}}))
+    runs_before = len(zenml_client.list_pipeline_runs(size=50))
+    with pytest.raises(Exception, match=r"Invalid or missing pipeline function entrypoint") as info:
+        finetune_pipeline.with_options(config_path=str(config_file))()
+    assert "unknown loss 'NoSuchLoss'" in str(info.value.__cause__)
+    assert len(zenml_client.list_pipeline_runs(size=50)) == runs_before
+
+
+def test_quickstart_config_compiles_for_zenml() -> None:
+    """The README's command takes the quickstart YAML as-is: it parses as a ZenML run config."""
+    from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
+
+    document = yaml.safe_load((REPO_ROOT / "configs" / "quickstart.yaml").read_text())
+    run_configuration = PipelineRunConfiguration.model_validate(document)
+    assert run_configuration.model is not None
+    assert "config" in run_configuration.parameters
