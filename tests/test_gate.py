@@ -1,0 +1,129 @@
+"""The quality gate decides on evaluation summaries shaped like `compare()` output."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from trainer.config import GateConfig
+from trainer.gate import GateDecision, decide
+
+NDCG = "docs-information_retrieval_cosine_ndcg@10"
+MRR = "docs-information_retrieval_cosine_mrr@10"
+
+
+def evaluation(base: float, tuned: float, **other: tuple[float, float]) -> dict:
+    metrics = {NDCG: (base, tuned), **other}
+    return {
+        "primary_metric": NDCG,
+        "base": {k: b for k, (b, _) in metrics.items()},
+        "finetuned": {k: t for k, (_, t) in metrics.items()},
+        "improvement": {k: t - b for k, (b, t) in metrics.items()},
+    }
+
+
+def test_default_gate_passes_when_not_worse() -> None:
+    decision = decide(GateConfig(), evaluation(0.40, 0.52))
+
+    assert decision == GateDecision(
+        passed=True,
+        metric=NDCG,
+        value=0.52,
+        base_value=0.40,
+        improvement=pytest.approx(0.12),
+        reasons=[],
+    )
+    assert decision.log_line() == (
+        f"gate PASSED: {NDCG} = 0.52 (base 0.4, +0.1200); model may be pushed and promoted"
+    )
+
+
+def test_default_gate_fails_when_worse() -> None:
+    decision = decide(GateConfig(), evaluation(0.50, 0.45))
+
+    assert not decision.passed
+    assert decision.log_line() == (
+        f"gate FAILED: {NDCG} improved by -0.0500 (base 0.5 -> 0.45) < min_improvement 0.0; "
+        "model not pushed, not promoted"
+    )
+
+
+def test_equal_scores_pass_the_not_worse_gate() -> None:
+    assert decide(GateConfig(min_improvement=0.0), evaluation(0.5, 0.5)).passed
+
+
+def test_min_value() -> None:
+    gate = GateConfig(min_value=0.5, min_improvement=None)
+
+    assert decide(gate, evaluation(0.1, 0.5)).passed
+    failed = decide(gate, evaluation(0.1, 0.41))
+    assert not failed.passed
+    assert failed.log_line() == (
+        f"gate FAILED: {NDCG} = 0.41 < min_value 0.5; model not pushed, not promoted"
+    )
+
+
+def test_min_improvement() -> None:
+    gate = GateConfig(min_improvement=0.05)
+
+    assert decide(gate, evaluation(0.40, 0.46)).passed
+    failed = decide(gate, evaluation(0.40, 0.43))
+    assert not failed.passed
+    assert failed.reasons == [
+        f"{NDCG} improved by +0.0300 (base 0.4 -> 0.43) < min_improvement 0.05"
+    ]
+
+
+def test_every_failed_condition_is_reported() -> None:
+    decision = decide(GateConfig(min_value=0.9, min_improvement=0.1), evaluation(0.5, 0.45))
+
+    assert len(decision.reasons) == 2
+    assert "min_value 0.9" in decision.log_line()
+    assert "min_improvement 0.1" in decision.log_line()
+
+
+def test_gate_on_another_metric() -> None:
+    gate = GateConfig(metric=MRR, min_value=0.3)
+
+    decision = decide(gate, evaluation(0.5, 0.6, **{MRR: (0.3, 0.2)}))
+
+    assert decision.metric == MRR
+    assert not decision.passed
+
+
+def test_unknown_metric_lists_the_available_ones() -> None:
+    with pytest.raises(ValueError, match="gate metric 'docs_ndcg' was not evaluated") as error:
+        decide(GateConfig(metric="docs_ndcg"), evaluation(0.5, 0.6, **{MRR: (0.3, 0.4)}))
+    assert f"available metrics: {MRR}, {NDCG}" in str(error.value)
+
+
+def test_no_metric_at_all() -> None:
+    empty = {"primary_metric": None, "base": {}, "finetuned": {}, "improvement": {}}
+    with pytest.raises(ValueError, match=r"set gate\.metric or configure at least one evaluator"):
+        decide(GateConfig(), empty)
+
+
+def test_nan_never_passes() -> None:
+    decision = decide(GateConfig(min_improvement=None), evaluation(0.5, math.nan))
+    assert not decision.passed
+    assert decision.reasons == [f"{NDCG} is NaN"]
+
+
+def test_without_a_base_value_only_min_improvement_fails() -> None:
+    tuned_only = {"primary_metric": NDCG, "base": {}, "finetuned": {NDCG: 0.7}}
+
+    assert decide(GateConfig(min_value=0.5, min_improvement=None), tuned_only).passed
+    failed = decide(GateConfig(), tuned_only)
+    assert failed.reasons == [f"{NDCG} has no base-model value to compute an improvement from"]
+
+
+def test_to_dict_is_json_friendly() -> None:
+    assert decide(GateConfig(), evaluation(0.4, 0.5)).to_dict() == {
+        "passed": True,
+        "metric": NDCG,
+        "value": 0.5,
+        "base_value": 0.4,
+        "improvement": pytest.approx(0.1),
+        "reasons": [],
+    }

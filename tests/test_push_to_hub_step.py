@@ -1,0 +1,75 @@
+"""The push_to_hub step in a real (local) pipeline run, against the loopback fake Hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+from sentence_transformers import SentenceTransformer
+from zenml import pipeline, step
+
+from steps.materializers import SentenceTransformerMaterializer
+from steps.push_to_hub import push_to_hub
+from tests.hub_server import FakeHub, use_fake_hub
+from trainer.config import RunConfig
+
+TOKEN = "hf_StepTestTokenNeverInMetadata01234567"
+REPO = "acme/step-embedder"
+METRIC = "docs-information_retrieval_cosine_ndcg@10"
+CARD = "---\nlicense: apache-2.0\nlibrary_name: sentence-transformers\n---\n# card\n"
+
+
+@step(output_materializers=SentenceTransformerMaterializer)
+def saved_model(path: str) -> Annotated[SentenceTransformer, "model"]:
+    return SentenceTransformer(path, device="cpu")
+
+
+@pipeline(enable_cache=False)
+def push_only(config: RunConfig, path: str, evaluation: dict[str, Any]) -> None:
+    push_to_hub(config=config, model=saved_model(path=path), evaluation=evaluation, model_card=CARD)
+
+
+def evaluation(base: float, tuned: float) -> dict[str, Any]:
+    return {
+        "primary_metric": METRIC,
+        "base": {METRIC: base},
+        "finetuned": {METRIC: tuned},
+        "improvement": {METRIC: tuned - base},
+    }
+
+
+def test_gate_decides_and_only_a_passing_model_is_pushed(
+    zenml_client: Any, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeHub(valid_tokens={TOKEN}) as hub, use_fake_hub(monkeypatch, hub):
+        config = RunConfig.model_validate(
+            {
+                "model": {"name_or_path": str(tiny_model_path)},
+                "datasets": {"docs": {"source": {"path": "docs.jsonl"}}},
+                "hub": {"enabled": True, "repo_id": REPO, "endpoint": hub.url},
+            }
+        )
+
+        failed = push_only(
+            config=config, path=str(tiny_model_path), evaluation=evaluation(0.5, 0.4)
+        )
+        outcome = failed.steps["push_to_hub"].outputs["hub_push"][0].load()
+        assert outcome["pushed"] is False
+        assert "min_improvement" in outcome["reason"]
+        assert not hub.requests  # a failed gate makes no request and reads no secret
+
+        zenml_client.create_secret(config.hub.secret_name, values={"HF_TOKEN": TOKEN})
+        passed = push_only(
+            config=config, path=str(tiny_model_path), evaluation=evaluation(0.4, 0.5)
+        )
+        step_run = passed.steps["push_to_hub"]
+        outcome = step_run.outputs["hub_push"][0].load()
+
+    assert outcome["pushed"] is True and outcome["no_changes"] is False
+    assert outcome["commit_url"] == f"{hub.url}/{REPO}/commit/{hub.head(REPO).oid}"
+    assert hub.files(REPO)["README.md"] == CARD.encode()
+    assert "model.safetensors" in hub.files(REPO)
+    assert hub.head(REPO).message.endswith(f"(ZenML run {passed.name})")
+    assert step_run.run_metadata["hub_push"]["repo_id"] == REPO
+    assert TOKEN not in repr(step_run.run_metadata)
