@@ -1,4 +1,4 @@
-"""The fine-tuning pipeline: load -> train -> evaluate -> model card -> gated push.
+"""The fine-tuning pipeline: load -> train -> evaluate -> card -> gated push -> promotion.
 
 Run it with `zenml pipeline run pipelines.finetune.finetune_pipeline -c <config.yaml>`.
 The YAML's `parameters.config` is the whole `RunConfig`; ZenML validates it against the
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from zenml import pipeline
 
+from pipelines.k8s_settings import kubernetes_settings
 from steps.evaluate import evaluate
 from steps.load_datasets import load_datasets
 from steps.model_card import model_card
+from steps.promote import promote
+from steps.push_to_hub import push_to_hub
 from steps.train import train
 from trainer.config import RunConfig
 
@@ -20,8 +23,13 @@ from trainer.config import RunConfig
 def finetune_pipeline(config: RunConfig) -> None:
     """Fine-tune `config.model` on `config.datasets` and compare it with the base model."""
     train_datasets, eval_datasets, stats = load_datasets(config=config)
-    model, training = train(
+    # On a Kubernetes orchestrator the training pod lands on a GPU node; the local
+    # orchestrator skips these settings with an info message, so one config serves both.
+    train_on_hardware = train.with_options(settings=kubernetes_settings(config.hardware))
+    model, training = train_on_hardware(
         config=config, train_datasets=train_datasets, eval_datasets=eval_datasets
     )
     evaluation, _ = evaluate(config=config, model=model, eval_datasets=eval_datasets)
-    model_card(config=config, evaluation=evaluation, training=training, dataset_stats=stats)
+    card = model_card(config=config, evaluation=evaluation, training=training, dataset_stats=stats)
+    hub_push = push_to_hub(config=config, model=model, evaluation=evaluation, model_card=card)
+    promote(config=config, evaluation=evaluation, hub_push=hub_push)

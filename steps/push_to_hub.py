@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from sentence_transformers import SentenceTransformer
 from zenml import get_step_context, log_metadata, step
 from zenml.logger import get_logger
+from zenml.types import MarkdownString
 
 from trainer.config import RunConfig
 from trainer.gate import decide
@@ -46,7 +47,7 @@ def push_to_hub(
     config: RunConfig,
     model: SentenceTransformer,
     evaluation: dict[str, Any],
-    model_card: str,
+    model_card: MarkdownString,
 ) -> Annotated[dict[str, Any], "hub_push"]:
     """{"pushed": bool, "reason" | "repo_id", "commit_url", ...} plus the gate decision."""
     decision = decide(config.gate, evaluation)

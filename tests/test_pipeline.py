@@ -23,6 +23,8 @@ def run_config(tiny_model_path: Path, pairs_file: Path, tmp_path: Path) -> dict:
             }
         },
         evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
+        # A random tiny model may not improve; this test is about the plumbing, not the gain.
+        gate={"min_improvement": None},
     )
     document["output"] = {"model_name": "tiny", "dir": str(tmp_path / "out")}
     return document
@@ -74,6 +76,23 @@ def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_p
 
     version = zenml_client.get_model_version("tiny-embedder", run.model_version.number)
     assert "finetuned" in version.run_metadata
+    hub_push = run.steps["push_to_hub"].outputs["hub_push"][0].load()
+    assert hub_push["pushed"] is False
+    assert hub_push["reason"] == "hub.enabled is false"
+    promotion = run.steps["promote"].outputs["promotion"][0].load()
+    assert promotion["promoted"] is True
+    assert promotion["reason"] == "first version to pass the gate"
+    assert version.stage == "production"
+
+    # The same model again scores the same: it does not beat production, so it stays put.
+    second = zenml_client.get_pipeline_run(
+        finetune_pipeline.with_options(config_path=str(config_file))().id
+    )
+    promotion = second.steps["promote"].outputs["promotion"][0].load()
+    assert promotion["promoted"] is False
+    assert "does not beat production" in promotion["reason"]
+    production = zenml_client.get_model_version("tiny-embedder", "production")
+    assert production.number == run.model_version.number
 
 
 def test_invalid_config_fails_before_any_step(

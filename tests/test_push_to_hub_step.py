@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import pytest
 from sentence_transformers import SentenceTransformer
 from zenml import pipeline, step
+from zenml.types import MarkdownString
 
 from steps.materializers import SentenceTransformerMaterializer
 from steps.push_to_hub import push_to_hub
@@ -25,9 +26,16 @@ def saved_model(path: str) -> Annotated[SentenceTransformer, "model"]:
     return SentenceTransformer(path, device="cpu")
 
 
+@step
+def card() -> Annotated[MarkdownString, "model_card"]:
+    return MarkdownString(CARD)
+
+
 @pipeline(enable_cache=False)
 def push_only(config: RunConfig, path: str, evaluation: dict[str, Any]) -> None:
-    push_to_hub(config=config, model=saved_model(path=path), evaluation=evaluation, model_card=CARD)
+    push_to_hub(
+        config=config, model=saved_model(path=path), evaluation=evaluation, model_card=card()
+    )
 
 
 def evaluation(base: float, tuned: float) -> dict[str, Any]:
