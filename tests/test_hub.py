@@ -135,7 +135,7 @@ def test_create_pr_returns_the_pull_request(hub: FakeHub, model_folder: Path) ->
 def test_create_pr_on_a_branch_is_rejected_before_any_request(
     hub: FakeHub, model_folder: Path
 ) -> None:
-    with pytest.raises(ValueError, match=r"cannot be combined with hub\.revision"):
+    with pytest.raises(ValueError, match=r"hub\.create_pr opens a pull request against main"):
         push(model_folder, hub, create_pr=True, revision="candidate")
     assert not hub.requests
 

@@ -31,6 +31,7 @@ def run_config(tiny_model_path: Path, pairs_file: Path, tmp_path: Path) -> dict:
 
 
 def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_path: Path) -> None:
+    from huggingface_hub import ModelCard
     from sentence_transformers import SentenceTransformer
     from zenml.enums import ExecutionStatus
 
@@ -72,7 +73,14 @@ def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_p
     assert stats == {"docs": {"train_rows": 45, "eval_rows": 15, "columns": ["anchor", "positive"]}}
 
     card = run.steps["model_card"].outputs["model_card"][0].load()
-    assert "docs-ir_cosine_ndcg@10" in card
+    parsed = ModelCard(str(card)).data.to_dict()
+    assert parsed["library_name"] == "sentence-transformers"
+    (result,) = parsed["model-index"][0]["results"]
+    ndcg = next(m for m in result["metrics"] if m["type"] == "cosine_ndcg@10")
+    assert ndcg["value"] == pytest.approx(
+        evaluation["finetuned"]["docs-ir_cosine_ndcg@10"], abs=1e-3
+    )
+    assert run.name in card
 
     version = zenml_client.get_model_version("tiny-embedder", run.model_version.number)
     assert "finetuned" in version.run_metadata

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from datasets import Dataset, DatasetDict
 
 from trainer.config import PACKAGE_PREFIX, ModelConfig, RunConfig
+from trainer.emissions import track_emissions
 from trainer.losses import build_loss
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ class TrainingResult:
     train_seconds: float = 0.0
     global_step: int = 0
     train_rows: dict[str, int] = field(default_factory=dict)
+    emissions: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly training facts for metadata and the model card."""
@@ -118,6 +120,7 @@ class TrainingResult:
             "train_rows": self.train_rows,
             "train_loss": final.get("train_loss"),
             "history": self.history,
+            "emissions": self.emissions or None,
         }
 
 
@@ -168,7 +171,8 @@ def train(
         callbacks=callbacks,
     )
     started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=config.training.get("resume_from_checkpoint"))
+    with track_emissions() as emissions:
+        output = trainer.train(resume_from_checkpoint=config.training.get("resume_from_checkpoint"))
     elapsed = time.perf_counter() - started
     return TrainingResult(
         model=model,
@@ -176,4 +180,5 @@ def train(
         train_seconds=elapsed,
         global_step=output.global_step,
         train_rows={name: len(ds) for name, ds in train_datasets.items()},
+        emissions=emissions,
     )

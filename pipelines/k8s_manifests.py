@@ -1,0 +1,292 @@
+"""Preview, offline, the Jobs and CronJob ZenML's Kubernetes orchestrator submits for a run.
+
+    python -m pipelines.k8s_manifests configs/finetune-k8s.yaml [--image IMAGE] > preview.yaml
+    kubectl apply --dry-run=server -n zenml -f preview.yaml   # optional: ask the cluster
+
+Submitting to a Kubernetes stack needs a ZenML server, a registry and a cluster; this
+needs none of them. It resolves a run config the way ZenML 0.98 compiles one (code-level
+step settings, then the YAML's step settings, then pipeline settings underneath, all
+merged recursively) and calls the builders of `zenml.integrations.kubernetes.
+manifest_utils` with the arguments the orchestrator passes them:
+
+- step Jobs as in `kubernetes_orchestrator_entrypoint.py::start_step_job`;
+- the orchestrator Job as in `KubernetesOrchestrator._prepare_job_manifest`, wrapped into
+  a CronJob when the config has `schedule.cron_expression`, as in
+  `KubernetesOrchestrator._submit_orchestrator_job`.
+
+Values only a live run knows (snapshot and run ids, image digest, user id, owner
+references of the orchestrator pod, ZenML server env vars) are placeholders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes.client import V1CronJob, V1Job
+from zenml.config.pipeline_configurations import PipelineConfiguration
+from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
+from zenml.config.retry_config import StepRetryConfig
+from zenml.config.step_configurations import StepConfiguration, StepConfigurationUpdate
+from zenml.constants import DYNAMIC_PIPELINE_RUN_FAILED_EXIT_CODE
+from zenml.entrypoints.step_entrypoint_configuration import StepEntrypointConfiguration
+from zenml.integrations.kubernetes import kube_utils
+from zenml.integrations.kubernetes.constants import (
+    ORCHESTRATOR_ANNOTATION_KEY,
+    STEP_NAME_ANNOTATION_KEY,
+    WORKSPACE_USER_ID_ANNOTATION_KEY,
+)
+from zenml.integrations.kubernetes.flavors import KubernetesOrchestratorSettings
+from zenml.integrations.kubernetes.manifest_utils import (
+    build_cron_job_manifest,
+    build_job_manifest,
+    build_pod_manifest,
+    job_template_manifest_from_job,
+    pod_template_manifest_from_pod,
+)
+from zenml.integrations.kubernetes.orchestrators.kubernetes_orchestrator_entrypoint_configuration import (
+    KubernetesOrchestratorEntrypointConfiguration,
+)
+from zenml.utils import pydantic_utils
+
+from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, kubernetes_settings
+from trainer.config import RunConfig
+from trainer.kubernetes import to_manifest
+
+PIPELINE_NAME = "finetune_pipeline"
+STEP_NAMES = ("load_datasets", "train", "evaluate", "model_card", "push_to_hub", "promote")
+"""Steps of `pipelines.finetune.finetune_pipeline`, in run order."""
+HARDWARE_STEP = "train"
+"""The step the pipeline gives `kubernetes_settings(config.hardware)`."""
+PREVIEW_IMAGE = "registry.example.com/st-finetune:preview"
+_PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
+
+# The default pod failure policies of ZenML 0.98 (entrypoint / orchestrator job): a
+# failing `main` container counts towards backoffLimit, a disrupted pod (preemption,
+# node drain) does not.
+_STEP_POD_FAILURE_POLICY: dict[str, Any] = {
+    "rules": [
+        {
+            "action": "Count",
+            "onExitCodes": {"containerName": "main", "operator": "NotIn", "values": [0]},
+        },
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    ]
+}
+_ORCHESTRATOR_POD_FAILURE_POLICY: dict[str, Any] = {
+    "rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {
+            "action": "FailJob",
+            "onExitCodes": {
+                "containerName": "main",
+                "operator": "In",
+                "values": [DYNAMIC_PIPELINE_RUN_FAILED_EXIT_CODE],
+            },
+        },
+        {
+            "action": "Count",
+            "onExitCodes": {"containerName": "main", "operator": "NotIn", "values": [0]},
+        },
+    ]
+}
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What the orchestrator reads for one step: its Kubernetes settings and retries."""
+
+    name: str
+    settings: KubernetesOrchestratorSettings
+    retry: StepRetryConfig | None
+
+
+def load_run(path: str | Path) -> PipelineRunConfiguration:
+    """Parse a ZenML run config with ZenML's own model (unknown keys are errors)."""
+    return PipelineRunConfiguration.model_validate(yaml.safe_load(Path(path).read_text()))
+
+
+def run_config(run: PipelineRunConfiguration) -> RunConfig:
+    """The `parameters.config` block as the pipeline receives it."""
+    return RunConfig.model_validate((run.parameters or {})["config"])
+
+
+def _pipeline_configuration(run: PipelineRunConfiguration) -> PipelineConfiguration:
+    return PipelineConfiguration(
+        name=PIPELINE_NAME,
+        settings=run.settings or {},
+        retry=run.retry,
+        secrets=run.secrets or [],
+    )
+
+
+def _kubernetes(settings: dict[str, Any] | None) -> KubernetesOrchestratorSettings:
+    # `StackComponent.get_settings`: the settings object's fields, validated by the flavor.
+    raw = (settings or {}).get(KUBERNETES_SETTINGS_KEY)
+    return KubernetesOrchestratorSettings.model_validate(dict(raw) if raw else {})
+
+
+def pipeline_settings(run: PipelineRunConfiguration) -> KubernetesOrchestratorSettings:
+    """Pipeline-level orchestrator settings (the orchestrator Job and the CronJob)."""
+    return _kubernetes(run.settings)
+
+
+def step_settings(run: PipelineRunConfiguration, step: str) -> StepSettings:
+    """Effective settings of `step`, merged in ZenML's compile order."""
+    code_settings = kubernetes_settings(run_config(run).hardware) if step == HARDWARE_STEP else {}
+    update = StepConfigurationUpdate(settings=code_settings)
+    if step in (run.steps or {}):
+        update = pydantic_utils.update_model(update, update=run.steps[step], recursive=True)
+    configuration = StepConfiguration(
+        name=step, settings=update.settings, retry=update.retry
+    ).apply_pipeline_configuration(
+        pipeline_configuration=_pipeline_configuration(run), exclude_hook_sources=False
+    )
+    return StepSettings(
+        name=step, settings=_kubernetes(configuration.settings), retry=configuration.retry
+    )
+
+
+def _with_type(job: V1Job | V1CronJob, kind: str) -> V1Job | V1CronJob:
+    # The orchestrator posts Jobs to the batch/v1 endpoint without apiVersion/kind (the
+    # API server fills them in); a standalone manifest needs them.
+    job.api_version, job.kind = "batch/v1", kind
+    return job
+
+
+def _labels(step: str | None = None, *, run: bool = True) -> dict[str, str]:
+    # A scheduled orchestrator Job has no run yet, hence no run labels.
+    labels = {
+        "project_id": _PLACEHOLDER_ID,
+        "pipeline": kube_utils.sanitize_label_value(PIPELINE_NAME),
+    }
+    if run:
+        labels.update(run_id=_PLACEHOLDER_ID, run_name="preview")
+    if step:
+        labels["step_name"] = kube_utils.sanitize_label_value(step)
+    return labels
+
+
+def step_job(run: PipelineRunConfiguration, step: str, image: str = PREVIEW_IMAGE) -> V1Job:
+    """The Job the orchestrator pod creates for `step` (`start_step_job`)."""
+    resolved = step_settings(run, step)
+    settings = resolved.settings
+    pod_settings = kube_utils.apply_default_resource_requests(
+        memory="400Mi", pod_settings=copy.deepcopy(settings.pod_settings)
+    )
+    pod = build_pod_manifest(
+        pod_name=None,
+        image_name=image,
+        command=StepEntrypointConfiguration.get_entrypoint_command(),
+        args=StepEntrypointConfiguration.get_entrypoint_arguments(
+            step_name=step, snapshot_id=_PLACEHOLDER_ID
+        ),
+        env={},
+        privileged=settings.privileged,
+        pod_settings=pod_settings,
+        service_account_name=settings.step_pod_service_account_name
+        or settings.service_account_name,
+        mount_local_stores=False,
+        termination_grace_period_seconds=settings.pod_stop_grace_period,
+        labels=_labels(step),
+        annotations={WORKSPACE_USER_ID_ANNOTATION_KEY: _PLACEHOLDER_ID},
+    )
+    retries = resolved.retry.max_retries if resolved.retry else 0
+    job = build_job_manifest(
+        job_name=kube_utils.sanitize_label(f"{settings.job_name_prefix or ''}-preview-{step}"),
+        pod_template=pod_template_manifest_from_pod(pod),
+        backoff_limit=retries + settings.backoff_limit_margin,
+        ttl_seconds_after_finished=settings.ttl_seconds_after_finished,
+        active_deadline_seconds=settings.active_deadline_seconds,
+        pod_failure_policy=settings.pod_failure_policy or _STEP_POD_FAILURE_POLICY,
+        labels=_labels(step),
+        annotations={
+            STEP_NAME_ANNOTATION_KEY: step,
+            WORKSPACE_USER_ID_ANNOTATION_KEY: _PLACEHOLDER_ID,
+        },
+    )
+    return _with_type(job, "Job")
+
+
+def orchestrator_job(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> V1Job:
+    """The Job that runs the orchestrator pod, which then starts the step Jobs."""
+    settings = pipeline_settings(run)
+    pod_settings = kube_utils.apply_default_resource_requests(
+        memory="400Mi",
+        cpu="100m",
+        pod_settings=copy.deepcopy(settings.orchestrator_pod_settings),
+    )
+    pod = build_pod_manifest(
+        pod_name=None,
+        image_name=image,
+        command=KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_command(),
+        args=KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_arguments(
+            snapshot_id=_PLACEHOLDER_ID,
+            run_id=None if run.schedule else _PLACEHOLDER_ID,
+        ),
+        privileged=False,
+        pod_settings=pod_settings,
+        # Without a name ZenML creates `zenml-service-account` bound to `edit`.
+        service_account_name=settings.service_account_name or "zenml-service-account",
+        env={},
+        labels=_labels(run=run.schedule is None),
+        annotations={WORKSPACE_USER_ID_ANNOTATION_KEY: _PLACEHOLDER_ID},
+        mount_local_stores=False,
+        termination_grace_period_seconds=settings.pod_stop_grace_period,
+    )
+    job = build_job_manifest(
+        job_name=kube_utils.sanitize_label(
+            f"{settings.job_name_prefix or ''}-preview-{PIPELINE_NAME}"
+        ),
+        pod_template=pod_template_manifest_from_pod(pod),
+        backoff_limit=settings.orchestrator_job_backoff_limit,
+        ttl_seconds_after_finished=settings.ttl_seconds_after_finished,
+        active_deadline_seconds=settings.active_deadline_seconds,
+        pod_failure_policy=settings.pod_failure_policy or _ORCHESTRATOR_POD_FAILURE_POLICY,
+        labels=_labels(run=run.schedule is None),
+        annotations={
+            ORCHESTRATOR_ANNOTATION_KEY: _PLACEHOLDER_ID,
+            WORKSPACE_USER_ID_ANNOTATION_KEY: _PLACEHOLDER_ID,
+        },
+    )
+    return _with_type(job, "Job")
+
+
+def cron_job(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> V1CronJob:
+    """The CronJob a scheduled run becomes: the orchestrator Job on a cron schedule."""
+    if run.schedule is None or not run.schedule.cron_expression:
+        raise ValueError("the Kubernetes orchestrator schedules only via schedule.cron_expression")
+    settings = pipeline_settings(run)
+    cron = build_cron_job_manifest(
+        cron_expression=run.schedule.cron_expression,
+        job_template=job_template_manifest_from_job(orchestrator_job(run, image)),
+        successful_jobs_history_limit=settings.successful_jobs_history_limit,
+        failed_jobs_history_limit=settings.failed_jobs_history_limit,
+        concurrency_policy=settings.concurrency_policy,
+        starting_deadline_seconds=settings.starting_deadline_seconds,
+    )
+    return _with_type(cron, "CronJob")
+
+
+def render(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> list[dict[str, Any]]:
+    """Every object of one run as plain manifests: the orchestrator Job (or CronJob),
+    then one Job per step."""
+    top = cron_job(run, image) if run.schedule else orchestrator_job(run, image)
+    return [to_manifest(top), *(to_manifest(step_job(run, step, image)) for step in STEP_NAMES)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="ZenML run config, e.g. configs/finetune-k8s.yaml")
+    parser.add_argument("--image", default=PREVIEW_IMAGE, help="image name to put in the pods")
+    args = parser.parse_args(argv)
+    yaml.safe_dump_all(render(load_run(args.config), args.image), sys.stdout, sort_keys=False)
+
+
+if __name__ == "__main__":
+    main()

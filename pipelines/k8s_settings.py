@@ -1,0 +1,55 @@
+"""ZenML Kubernetes orchestrator settings for the training step, from `config.hardware`.
+
+The pipeline applies them with `train.with_options(settings=kubernetes_settings(...))`.
+On a Kubernetes stack they become the training pod's node selector, tolerations, GPU
+limit and `/dev/shm` volume; on any other stack ZenML drops `orchestrator.kubernetes`
+settings with an info message, so one pipeline definition serves both.
+
+The GPU goes into `pod_settings.resources`, not ZenML's `ResourceSettings(gpu_count=...)`:
+the Kubernetes orchestrator ignores `ResourceSettings`, so only a resource limit puts
+`nvidia.com/gpu` on the pod.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml.integrations.kubernetes.flavors import KubernetesOrchestratorSettings
+from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
+
+from trainer.hardware import HardwareSpec
+from trainer.kubernetes import pod_hardware, to_manifest
+
+KUBERNETES_SETTINGS_KEY = "orchestrator.kubernetes"
+"""Settings key that resolves to whichever Kubernetes orchestrator the stack has."""
+
+
+def pod_settings(hardware: HardwareSpec) -> KubernetesPodSettings:
+    """The `KubernetesPodSettings` of a pod with `hardware` (node, GPU, shm).
+
+    Values go in as clean camelCase dicts (`to_manifest`): that is the form ZenML stores
+    in the run snapshot and copies verbatim into the pod spec it submits.
+    """
+    parts = pod_hardware(hardware)
+    return KubernetesPodSettings(
+        node_selectors=parts.node_selector,
+        tolerations=to_manifest(parts.tolerations),
+        resources=to_manifest(parts.resources),
+        volumes=to_manifest(parts.volumes),
+        volume_mounts=to_manifest(parts.volume_mounts),
+    )
+
+
+def kubernetes_settings(hardware: HardwareSpec | None) -> dict[str, Any]:
+    """Step settings placing a step on the hardware `hardware` describes.
+
+    Returns an empty dict for `None` (no hardware configured), so the caller can always
+    write `step.with_options(settings=kubernetes_settings(config.hardware))`. Only
+    `pod_settings` is set: pipeline-level orchestrator settings from the run config
+    (service accounts, TTLs, CronJob policy) merge with it instead of being replaced.
+    """
+    if hardware is None:
+        return {}
+    return {
+        KUBERNETES_SETTINGS_KEY: KubernetesOrchestratorSettings(pod_settings=pod_settings(hardware))
+    }

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Lint, format check and the test suite, exactly as CI runs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,120 @@
+"""Every YAML under k8s/ and every generated manifest against the official schemas.
+
+kubernetes-validate ships the Kubernetes OpenAPI schemas, so this runs offline. Strict
+mode rejects unknown fields too (a misspelt `tolerations` would otherwise pass). 1.30
+matches the `kubernetes` client 30.x that kfp pins; 1.33 is a current cloud release.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from pipelines import k8s_manifests
+from trainer.kubernetes import to_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+K8S_DIR = REPO / "k8s"
+K8S_VERSIONS = ("1.30", "1.33")
+RUN_CONFIGS = sorted((REPO / "configs").glob("*-k8s*.yaml"))
+
+
+def _validate(manifest: dict[str, Any], version: str) -> None:
+    try:
+        kubernetes_validate.validate(manifest, version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        path = ".".join(str(part) for part in error.path)
+        pytest.fail(f"{manifest['kind']}/{manifest['metadata'].get('name')}: {path}: {error}")
+
+
+def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
+    documents = []
+    for path in sorted(K8S_DIR.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document:
+                name = f"{path.name}:{document['kind']}/{document['metadata']['name']}"
+                documents.append((name, document))
+    return documents
+
+
+def _generated() -> list[tuple[str, dict[str, Any]]]:
+    manifests = []
+    for config in RUN_CONFIGS:
+        for manifest in k8s_manifests.render(k8s_manifests.load_run(config)):
+            manifests.append((f"{config.stem}:{manifest['metadata']['name']}", manifest))
+    return manifests
+
+
+K8S_DOCUMENTS = _k8s_documents()
+GENERATED = _generated()
+
+
+def test_there_is_something_to_validate() -> None:
+    kinds = {document["kind"] for _, document in K8S_DOCUMENTS}
+    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "Pod"} <= kinds
+    assert len(RUN_CONFIGS) == 2
+    assert {manifest["kind"] for _, manifest in GENERATED} == {"Job", "CronJob"}
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize(("name", "document"), K8S_DOCUMENTS, ids=[n for n, _ in K8S_DOCUMENTS])
+def test_k8s_yaml_is_valid(name: str, document: dict[str, Any], version: str) -> None:
+    _validate(document, version)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize(("name", "manifest"), GENERATED, ids=[n for n, _ in GENERATED])
+def test_generated_manifest_is_valid(name: str, manifest: dict[str, Any], version: str) -> None:
+    _validate(manifest, version)
+
+
+def test_rbac_matches_the_service_accounts_the_configs_use() -> None:
+    names = {d["metadata"]["name"] for _, d in K8S_DOCUMENTS if d["kind"] == "ServiceAccount"}
+    for config in RUN_CONFIGS:
+        settings = k8s_manifests.pipeline_settings(k8s_manifests.load_run(config))
+        assert {settings.service_account_name, settings.step_pod_service_account_name} <= names
+    roles = {d["metadata"]["name"]: d for _, d in K8S_DOCUMENTS if d["kind"] == "Role"}
+    verbs = {
+        (resource, verb)
+        for rule in roles["zenml-orchestrator"]["rules"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    # What the orchestrator pod needs to run step Jobs, and nothing cluster-wide or wildcard.
+    assert {("jobs", "create"), ("jobs", "get"), ("jobs", "delete"), ("pods", "list")} <= verbs
+    assert not any("*" in pair for pair in verbs)
+
+
+def test_smoke_test_pod_matches_the_training_placement() -> None:
+    (pod,) = [d for _, d in K8S_DOCUMENTS if d["kind"] == "Pod"]
+    run = k8s_manifests.load_run(REPO / "configs" / "finetune-k8s.yaml")
+    train = to_manifest(k8s_manifests.step_job(run, "train"))["spec"]["template"]["spec"]
+    assert pod["spec"]["nodeSelector"] == train["nodeSelector"]
+    assert pod["spec"]["tolerations"] == train["tolerations"]
+    assert pod["spec"]["volumes"] == train["volumes"]
+
+
+def test_image_runs_as_the_user_the_pods_expect() -> None:
+    dockerfile = (K8S_DIR / "Dockerfile").read_text()
+    uid = int(re.search(r"^ARG APP_UID=(\d+)$", dockerfile, re.MULTILINE).group(1))
+    assert uid > 0
+    assert re.findall(r"^USER (\S+)$", dockerfile, re.MULTILINE)[-1] == "${APP_UID}"
+    assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:\S+-runtime-", dockerfile, re.MULTILINE)
+    for config in RUN_CONFIGS:
+        settings = k8s_manifests.pipeline_settings(k8s_manifests.load_run(config))
+        for pod_settings in (settings.pod_settings, settings.orchestrator_pod_settings):
+            context = pod_settings.additional_pod_spec_args["security_context"]
+            assert context["runAsUser"] == uid
+            assert context["runAsNonRoot"] is True
+
+
+def test_setup_script_is_valid_bash() -> None:
+    script = K8S_DIR / "setup-stack.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    assert script.stat().st_mode & 0o111, "setup-stack.sh must be executable"

@@ -1,0 +1,161 @@
+"""The Kubeflow Pipelines v2 build compiles offline and places `train` on a GPU node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines import kfp_pipeline
+from trainer.config import load_run_config
+from trainer.hardware import HardwareSpec
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "finetune-k8s.yaml"
+IMAGE = "registry.example.com/st-finetune:test"
+STEPS = ("load_datasets", "train", "evaluate", "model_card", "push_to_hub")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The pipeline spec and its Kubernetes platform spec, compiled once."""
+    output = tmp_path_factory.mktemp("kfp") / "finetune_kfp.yaml"
+    kfp_pipeline.compile_pipeline(CONFIG, output, image=IMAGE)
+    pipeline_spec, platform_spec = yaml.safe_load_all(output.read_text())
+    return {"pipeline": pipeline_spec, "platform": platform_spec}
+
+
+def _executor(compiled: dict[str, Any], step: str) -> dict[str, Any]:
+    return compiled["pipeline"]["deploymentSpec"]["executors"][f"exec-{step.replace('_', '-')}"]
+
+
+def _k8s(compiled: dict[str, Any], step: str) -> dict[str, Any]:
+    executors = compiled["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    return executors[f"exec-{step.replace('_', '-')}"]
+
+
+def test_every_step_runs_the_project_image(compiled: dict[str, Any]) -> None:
+    tasks = compiled["pipeline"]["root"]["dag"]["tasks"]
+    assert set(tasks) == {step.replace("_", "-") for step in STEPS}
+    for step in STEPS:
+        container = _executor(compiled, step)["container"]
+        assert container["image"] == IMAGE
+        # kfp comes with the image: nothing is pip-installed when the pod starts.
+        assert "pip install" not in " ".join(container["command"])
+
+
+def test_train_task_gets_accelerator_node_selector_toleration_and_shm(
+    compiled: dict[str, Any],
+) -> None:
+    hardware = load_run_config(CONFIG).hardware
+    resources = _executor(compiled, "train")["container"]["resources"]
+    accelerator = resources["accelerator"]
+    assert accelerator["resourceType"] == hardware.gpu_resource == "nvidia.com/gpu"
+    assert accelerator["resourceCount"] == str(hardware.gpu_count)
+    assert resources["resourceCpuRequest"] == hardware.cpu
+    assert resources["resourceMemoryRequest"] == hardware.memory
+    assert resources["resourceMemoryLimit"] == hardware.memory_limit
+    platform = _k8s(compiled, "train")
+    assert platform["nodeSelector"]["labels"] == {hardware.accelerator_label: hardware.accelerator}
+    assert platform["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert platform["emptyDirMounts"] == [
+        {
+            "volumeName": "dshm",
+            "mountPath": "/dev/shm",
+            "medium": "Memory",
+            "sizeLimit": hardware.shm_size,
+        }
+    ]
+
+
+@pytest.mark.parametrize("step", [s for s in STEPS if s != "train"])
+def test_cpu_tasks_get_no_gpu_placement(compiled: dict[str, Any], step: str) -> None:
+    resources = _executor(compiled, step)["container"]["resources"]
+    assert "accelerator" not in resources
+    assert {"resourceCpuRequest", "resourceMemoryRequest"} <= set(resources)
+    platform = _k8s(compiled, step)
+    assert not {"nodeSelector", "tolerations", "emptyDirMounts"} & set(platform)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_hub_token_secret_becomes_an_env_var(compiled: dict[str, Any], step: str) -> None:
+    (secret,) = _k8s(compiled, step)["secretAsEnv"]
+    config = load_run_config(CONFIG)
+    assert secret["secretName"] == config.hub.secret_name
+    assert secret["keyToEnv"] == [{"secretKey": "HF_TOKEN", "envVar": "HF_TOKEN"}]
+    # Only a publishing run requires the Secret to exist.
+    assert secret["optional"] is (not config.hub.enabled)
+
+
+def test_retries_and_config_parameter_come_from_the_run_config(compiled: dict[str, Any]) -> None:
+    document = yaml.safe_load(CONFIG.read_text())
+    tasks = compiled["pipeline"]["root"]["dag"]["tasks"]
+    assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 1
+    assert (
+        tasks["load-datasets"]["retryPolicy"]["maxRetryCount"] == document["retry"]["max_retries"]
+    )
+    default = compiled["pipeline"]["root"]["inputDefinitions"]["parameters"]["config"]
+    assert json.loads(default["defaultValue"]) == load_run_config(CONFIG).model_dump(mode="json")
+
+
+def test_cpu_only_hardware_sets_no_accelerator(tmp_path: Path) -> None:
+    """gpu_count: 0 keeps the node placement but asks for no accelerator."""
+    document = yaml.safe_load(CONFIG.read_text())
+    hardware = HardwareSpec(gpu_count=0, node_selector={"pool": "highmem"}, tolerations=[])
+    document["parameters"]["config"]["hardware"] = hardware.model_dump()
+    config = tmp_path / "cpu.yaml"
+    config.write_text(yaml.safe_dump(document))
+    output = kfp_pipeline.compile_pipeline(config, tmp_path / "cpu_kfp.yaml", image=IMAGE)
+    pipeline_spec, platform_spec = yaml.safe_load_all(output.read_text())
+    compiled = {"pipeline": pipeline_spec, "platform": platform_spec}
+    assert "accelerator" not in _executor(compiled, "train")["container"].get("resources", {})
+    platform = _k8s(compiled, "train")
+    assert platform["nodeSelector"]["labels"] == {"pool": "highmem"}
+    assert "tolerations" not in platform
+
+
+def test_component_functions_run_the_trainer_core(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """The components' Python bodies, called directly with local stand-in artifacts."""
+    from types import SimpleNamespace
+
+    from tests.conftest import tiny_run_config
+    from trainer.config import RunConfig
+
+    document = tiny_run_config(
+        tiny_model_path,
+        {
+            "docs": {
+                "source": {"path": str(pairs_file)},
+                "columns": {"query": "anchor", "document": "positive"},
+                "eval_size": 0.25,
+            }
+        },
+        evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
+        gate={"min_improvement": None},
+    )
+    config = RunConfig.model_validate(document).model_dump_json()
+
+    def artifact(name: str) -> SimpleNamespace:
+        return SimpleNamespace(path=str(tmp_path / name))
+
+    train_data, eval_data, model, card = (artifact(n) for n in ("train", "eval", "model", "card"))
+    logged: dict[str, float] = {}
+    metrics = SimpleNamespace(log_metric=logged.__setitem__)
+
+    stats = kfp_pipeline.load_datasets(config, train_data, eval_data)
+    training = kfp_pipeline.train(config, train_data, eval_data, model)
+    evaluation = kfp_pipeline.evaluate(config, eval_data, model, metrics)
+    kfp_pipeline.model_card(config, evaluation, training, stats, "run-1", "id-1", card)
+    outcome = kfp_pipeline.push_to_hub(config, model, evaluation, card, "run-1")
+
+    assert json.loads(json.dumps([stats, training, evaluation, outcome]))  # KFP parameters
+    assert training["model_info"]["embedding_dimension"] == 32
+    assert logged == evaluation["finetuned"]
+    assert Path(card.path).read_text().startswith("---\n")
+    assert outcome == {"pushed": False, "gate": outcome["gate"], "reason": "hub.enabled is false"}

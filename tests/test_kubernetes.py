@@ -1,0 +1,209 @@
+"""Hardware spec -> pod settings, and the Jobs/CronJob ZenML builds from our run configs.
+
+The manifests come from ZenML's own builders (`zenml.integrations.kubernetes.
+manifest_utils`), called with the arguments the Kubernetes orchestrator passes them
+(`pipelines/k8s_manifests.py` mirrors that; its settings merge was checked against a
+real ZenML compile of the pipeline on a Kubernetes stack). No cluster, no ZenML store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from zenml.integrations.kubernetes.manifest_utils import build_pod_manifest
+
+from pipelines import k8s_manifests
+from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, kubernetes_settings
+from trainer import kubernetes as k8s
+from trainer.hardware import HardwareSpec, Toleration
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+BASE = CONFIGS / "finetune-k8s.yaml"
+SCHEDULED = CONFIGS / "finetune-k8s-scheduled.yaml"
+CPU_STEPS = [step for step in k8s_manifests.STEP_NAMES if step != k8s_manifests.HARDWARE_STEP]
+GPU = "nvidia.com/gpu"
+
+
+def _pod_spec(job: dict[str, Any]) -> dict[str, Any]:
+    return job["spec"]["template"]["spec"]
+
+
+def _job(config: Path, step: str) -> dict[str, Any]:
+    return k8s.to_manifest(k8s_manifests.step_job(k8s_manifests.load_run(config), step))
+
+
+# --- trainer/kubernetes.py: pure builders ----------------------------------------------
+
+
+def test_builders_translate_every_hardware_field() -> None:
+    spec = HardwareSpec(
+        gpu_count=2,
+        accelerator_label="cloud.google.com/gke-accelerator",
+        accelerator="nvidia-h100-80gb",
+        node_selector={"pool": "train"},
+        tolerations=[Toleration(key="sku", operator="Equal", value="gpu")],
+        cpu="16",
+        memory="64Gi",
+        cpu_limit="32",
+        memory_limit="96Gi",
+        shm_size="16Gi",
+    )
+    parts = k8s.to_manifest(k8s.pod_hardware(spec).__dict__)
+    assert parts == {
+        "node_selector": {"pool": "train", "cloud.google.com/gke-accelerator": "nvidia-h100-80gb"},
+        "tolerations": [
+            {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
+        ],
+        "resources": {
+            "requests": {"cpu": "16", "memory": "64Gi"},
+            "limits": {GPU: "2", "cpu": "32", "memory": "96Gi"},
+        },
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}],
+        "volume_mounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+
+
+def test_cpu_only_spec_has_no_gpu_and_no_shm() -> None:
+    spec = HardwareSpec(gpu_count=0, tolerations=[], shm_size=None, cpu="4")
+    parts = k8s.pod_hardware(spec)
+    assert parts.resources.limits is None
+    assert parts.resources.requests == {"cpu": "4"}
+    assert not (parts.node_selector or parts.tolerations or parts.volumes or parts.volume_mounts)
+
+
+def test_kubernetes_settings_is_empty_without_hardware() -> None:
+    assert kubernetes_settings(None) == {}
+
+
+def test_settings_go_through_zenml_pod_builder() -> None:
+    """`kubernetes_settings` as ZenML's `build_pod_manifest` applies it to a step pod."""
+    spec = HardwareSpec(accelerator_label="acc", accelerator="l4", memory="8Gi")
+    settings = kubernetes_settings(spec)[KUBERNETES_SETTINGS_KEY]
+    pod = k8s.to_manifest(
+        build_pod_manifest(
+            pod_name=None,
+            image_name="image",
+            command=["python"],
+            args=[],
+            privileged=False,
+            pod_settings=settings.pod_settings,
+        )
+    )
+    container = pod["spec"]["containers"][0]
+    assert pod["spec"]["nodeSelector"] == {"acc": "l4"}
+    assert pod["spec"]["tolerations"] == [
+        {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert container["resources"] == {"limits": {GPU: "1"}, "requests": {"memory": "8Gi"}}
+    assert container["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+
+
+# --- configs/finetune-k8s*.yaml -> step Jobs -------------------------------------------
+
+
+@pytest.mark.parametrize("config", [BASE, SCHEDULED], ids=lambda path: path.stem)
+def test_training_pod_lands_on_a_gpu_node(config: Path) -> None:
+    hardware = k8s_manifests.run_config(k8s_manifests.load_run(config)).hardware
+    assert hardware is not None
+    pod = _pod_spec(_job(config, "train"))
+    container = pod["containers"][0]
+    assert pod["nodeSelector"] == {hardware.accelerator_label: hardware.accelerator}
+    assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert container["resources"]["limits"][GPU] == str(hardware.gpu_count)
+    assert container["resources"]["requests"] == {"cpu": hardware.cpu, "memory": hardware.memory}
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": hardware.shm_size}} in (
+        pod["volumes"]
+    )
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    # Pipeline-level pod settings survive the merge with the step's hardware settings.
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["serviceAccountName"] == "zenml-step"
+
+
+@pytest.mark.parametrize("step", CPU_STEPS)
+def test_cpu_steps_get_no_gpu_placement(step: str) -> None:
+    pod = _pod_spec(_job(BASE, step))
+    container = pod["containers"][0]
+    assert "nodeSelector" not in pod
+    assert "tolerations" not in pod
+    assert GPU not in container["resources"].get("limits", {})
+    assert "volumes" not in pod
+    assert "volumeMounts" not in container
+    assert set(container["resources"]["requests"]) == {"cpu", "memory"}
+    assert pod["securityContext"]["runAsUser"] == 10001
+
+
+def test_retries_become_the_jobs_backoff_limit() -> None:
+    document = yaml.safe_load(BASE.read_text())
+    default_retries = document["retry"]["max_retries"]
+    train_retries = document["steps"]["train"]["retry"]["max_retries"]
+    assert train_retries != default_retries
+    for step in k8s_manifests.STEP_NAMES:
+        expected = train_retries if step == "train" else default_retries
+        assert _job(BASE, step)["spec"]["backoffLimit"] == expected, step
+
+
+def test_preemption_does_not_use_up_retries() -> None:
+    rules = _job(BASE, "train")["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+    assert rules[1]["action"] == "Count"
+
+
+# --- schedule -> CronJob -----------------------------------------------------------------
+
+
+def test_schedule_becomes_a_cronjob_that_never_overlaps() -> None:
+    run = k8s_manifests.load_run(SCHEDULED)
+    cron = k8s.to_manifest(k8s_manifests.cron_job(run))
+    assert cron["kind"] == "CronJob"
+    assert cron["spec"]["schedule"] == run.schedule.cron_expression == "0 3 * * 1"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    orchestrator_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert orchestrator_pod["serviceAccountName"] == "zenml-orchestrator"
+    assert "nodeSelector" not in orchestrator_pod
+    assert "--run_id" not in orchestrator_pod["containers"][0]["args"]
+
+
+def test_unscheduled_config_is_one_orchestrator_job() -> None:
+    run = k8s_manifests.load_run(BASE)
+    assert run.schedule is None
+    kinds = [doc["kind"] for doc in k8s_manifests.render(run)]
+    assert kinds == ["Job"] * (1 + len(k8s_manifests.STEP_NAMES))
+    with pytest.raises(ValueError, match="cron_expression"):
+        k8s_manifests.cron_job(run)
+
+
+def test_scheduled_config_only_adds_the_schedule() -> None:
+    """The two YAMLs cannot include each other; keep them identical but for the schedule."""
+    base = yaml.safe_load(BASE.read_text())
+    scheduled = yaml.safe_load(SCHEDULED.read_text())
+    assert scheduled.pop("schedule")["cron_expression"]
+    cron_keys = {
+        "concurrency_policy",
+        "successful_jobs_history_limit",
+        "failed_jobs_history_limit",
+        "starting_deadline_seconds",
+    }
+    k8s_settings = scheduled["settings"]["orchestrator.kubernetes"]
+    assert cron_keys <= set(k8s_settings)
+    for key in cron_keys:
+        k8s_settings.pop(key)
+    assert scheduled == base
+
+
+def test_preview_knows_the_pipelines_steps() -> None:
+    """STEP_NAMES mirrors pipelines/finetune.py; a new step must get its CPU resources."""
+    from zenml.steps import BaseStep
+
+    from pipelines import finetune
+
+    steps = {obj.name for obj in vars(finetune).values() if isinstance(obj, BaseStep)}
+    assert steps == set(k8s_manifests.STEP_NAMES)
+    configured = set(yaml.safe_load(BASE.read_text())["steps"])
+    assert configured == steps
