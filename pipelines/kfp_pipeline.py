@@ -78,14 +78,7 @@ def train(
         output_dir=tempfile.mkdtemp(prefix="checkpoints-"),
     )
     result.model.save(model.path)
-    summary = result.summary()
-    summary["model_info"] = {
-        "base_model": run.model.name_or_path,
-        "embedding_dimension": result.model.get_embedding_dimension(),
-        "max_seq_length": result.model.max_seq_length,
-        "parameters": sum(p.numel() for p in result.model.parameters()),
-    }
-    return summary
+    return result.summary()
 
 
 def evaluate(

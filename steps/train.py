@@ -36,12 +36,6 @@ def train(
     if config.output.save_model and config.output.model_dir is not None:
         result.model.save(str(config.output.model_dir))
     summary = result.summary()
-    summary["model_info"] = {
-        "base_model": config.model.name_or_path,
-        "embedding_dimension": result.model.get_embedding_dimension(),
-        "max_seq_length": result.model.max_seq_length,
-        "parameters": sum(p.numel() for p in result.model.parameters()),
-    }
     log_step_metadata(
         {key: value for key, value in summary.items() if key != "history" and value is not None}
     )

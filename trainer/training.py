@@ -110,6 +110,16 @@ class TrainingResult:
     global_step: int = 0
     train_rows: dict[str, int] = field(default_factory=dict)
     emissions: dict[str, Any] = field(default_factory=dict)
+    base_model: str | None = None
+
+    def model_info(self) -> dict[str, Any]:
+        """Facts about the trained model that the card shows without loading it again."""
+        return {
+            "base_model": self.base_model,
+            "embedding_dimension": self.model.get_embedding_dimension(),
+            "max_seq_length": self.model.max_seq_length,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly training facts for metadata and the model card."""
@@ -121,6 +131,7 @@ class TrainingResult:
             "train_loss": final.get("train_loss"),
             "history": self.history,
             "emissions": self.emissions or None,
+            "model_info": self.model_info(),
         }
 
 
@@ -181,4 +192,5 @@ def train(
         global_step=output.global_step,
         train_rows={name: len(ds) for name, ds in train_datasets.items()},
         emissions=emissions,
+        base_model=config.model.name_or_path,
     )
