@@ -134,43 +134,22 @@ def push_to_hub(
     """Publish only if the gate passes and hub.enabled; the token is the HF_TOKEN env var."""
     import os
     import shutil
-    import tempfile
-    from pathlib import Path
 
     from trainer.config import RunConfig
-    from trainer.gate import decide
-    from trainer.hub import push_model_folder
+    from trainer.hub import gated_push
 
-    run = RunConfig.model_validate_json(config)
-    decision = decide(run.gate, evaluation)
-    print(decision.log_line(), flush=True)
-    outcome: dict = {"pushed": False, "gate": decision.to_dict()}
-    if not decision.passed:
-        outcome["reason"] = "; ".join(decision.reasons)
-        return outcome
-    if not run.hub.enabled:
-        outcome["reason"] = "hub.enabled is false"
-        return outcome
-    with tempfile.TemporaryDirectory(prefix="hub-push-") as tmp:
-        folder = Path(tmp) / "model"
+    def write_folder(folder):
         shutil.copytree(model.path, folder)
         shutil.copyfile(card.path, folder / "README.md")
-        message = run.hub.commit_message or "Fine-tuned embedding model"
-        result = push_model_folder(
-            folder,
-            run.hub,
-            token=os.environ.get("HF_TOKEN", ""),
-            commit_message=f"{message} (Kubeflow run {run_name})",
-        )
-    outcome.update(
-        pushed=True,
-        repo_id=result.repo_id,
-        revision=result.revision,
-        commit_url=result.commit_url,
-        pr_url=result.pr_url,
-        no_changes=result.no_changes,
+
+    return gated_push(
+        RunConfig.model_validate_json(config),
+        evaluation,
+        write_folder=write_folder,
+        token=lambda: os.environ.get("HF_TOKEN", ""),
+        run_label=f"Kubeflow run {run_name}",
+        log=lambda line: print(line, flush=True),
     )
-    return outcome
 
 
 # --- task configuration from the run config ------------------------------------------

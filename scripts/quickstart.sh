@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 # shellcheck disable=SC1091
 source .venv/bin/activate
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false AUTO_OPEN_DASHBOARD=false
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false ZENML_AUTO_OPEN_DASHBOARD=false
 [ -d .zen ] || zenml init
 zenml pipeline run pipelines.finetune.finetune_pipeline -c configs/quickstart.yaml
 python - <<'PY'

@@ -8,7 +8,6 @@ ZenML secret `config.hub.secret_name` (key HF_TOKEN) and never reaches logs or m
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +17,7 @@ from zenml.logger import get_logger
 from zenml.types import MarkdownString
 
 from trainer.config import RunConfig
-from trainer.gate import decide
-from trainer.hub import push_model_folder
+from trainer.hub import gated_push
 
 logger = get_logger(__name__)
 TOKEN_KEY = "HF_TOKEN"
@@ -50,34 +48,18 @@ def push_to_hub(
     model_card: MarkdownString,
 ) -> Annotated[dict[str, Any], "hub_push"]:
     """{"pushed": bool, "reason" | "repo_id", "commit_url", ...} plus the gate decision."""
-    decision = decide(config.gate, evaluation)
-    logger.info(decision.log_line())
-    outcome: dict[str, Any] = {"pushed": False, "gate": decision.to_dict()}
-    if not decision.passed:
-        outcome["reason"] = "; ".join(decision.reasons)
-    elif not config.hub.enabled:
-        outcome["reason"] = "hub.enabled is false"
-    else:
-        run_name = get_step_context().pipeline_run.name
-        message = config.hub.commit_message or "Fine-tuned embedding model"
-        with tempfile.TemporaryDirectory(prefix="hub-push-") as tmp:
-            folder = Path(tmp) / "model"
-            model.save(str(folder), create_model_card=False)
-            (folder / "README.md").write_text(str(model_card), encoding="utf-8")
-            result = push_model_folder(
-                folder,
-                config.hub,
-                token=_hub_token(config.hub.secret_name),
-                commit_message=f"{message} (ZenML run {run_name})",
-            )
-        outcome.update(
-            pushed=True,
-            repo_id=result.repo_id,
-            revision=result.revision,
-            commit_url=result.commit_url,
-            pr_url=result.pr_url,
-            no_changes=result.no_changes,
-        )
-        logger.info("Hub: %s", result.pr_url or result.commit_url)
+
+    def write_folder(folder: Path) -> None:
+        model.save(str(folder), create_model_card=False)
+        (folder / "README.md").write_text(str(model_card), encoding="utf-8")
+
+    outcome = gated_push(
+        config,
+        evaluation,
+        write_folder=write_folder,
+        token=lambda: _hub_token(config.hub.secret_name),
+        run_label=f"ZenML run {get_step_context().pipeline_run.name}",
+        log=logger.info,
+    )
     log_metadata(metadata={"hub_push": outcome})
     return outcome
