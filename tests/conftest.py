@@ -20,7 +20,7 @@ os.environ["ZENML_CONFIG_PATH"] = str(_ZENML_HOME / "config")
 os.environ["ZENML_LOCAL_STORES_PATH"] = str(_ZENML_HOME / "stores")
 os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
 os.environ["ZENML_ENABLE_RICH_TRACEBACK"] = "false"
-os.environ["ZENML_LOGGING_VERBOSITY"] = "WARN"
+os.environ["ZENML_LOGGING_VERBOSITY"] = "INFO"  # what users see, so log scans are real
 os.environ["ZENML_AUTO_OPEN_DASHBOARD"] = "false"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"

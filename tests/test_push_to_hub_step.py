@@ -81,3 +81,12 @@ def test_gate_decides_and_only_a_passing_model_is_pushed(
     assert hub.head(REPO).message.endswith(f"(ZenML run {passed.name})")
     assert step_run.run_metadata["hub_push"]["repo_id"] == REPO
     assert TOKEN not in repr(step_run.run_metadata)
+
+    # Nothing the run left behind holds the token: step logs, artifacts and
+    # visualizations all live under the artifact store; the card is what the Hub got.
+    artifact_store = Path(zenml_client.active_stack.artifact_store.path)
+    scanned = [path for path in artifact_store.rglob("*") if path.is_file()]
+    assert any("logs" in path.parts for path in scanned), "step logs were not scanned"
+    leaks = [path for path in scanned if TOKEN.encode() in path.read_bytes()]
+    assert leaks == []
+    assert TOKEN.encode() not in hub.files(REPO)["README.md"]
