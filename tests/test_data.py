@@ -179,3 +179,26 @@ def test_shipped_dataset_is_valid_for_the_quickstart() -> None:
     assert len(train["stdlib_docs"]) > 1000
     assert len(held_out["stdlib_docs"]) > 300
     assert not set(train["stdlib_docs"]["positive"]) & set(held_out["stdlib_docs"]["positive"])
+
+
+def test_hub_style_source_with_split(tmp_path: Path) -> None:
+    """A Hub id goes through `load_dataset(path, subset, split=...)`; a local dataset
+    repository folder takes the same path offline, so the split selection is real."""
+    repo = tmp_path / "org-dataset"
+    write_jsonl(repo / "train.jsonl", _pairs(6))
+    write_jsonl(repo / "test.jsonl", _pairs(3))
+    columns = {"question": "anchor", "answer": "positive"}
+    train, held_out = load_datasets(
+        _run(
+            {
+                "qa": {
+                    "source": {"path": str(repo)},
+                    "eval_source": {"path": str(repo), "split": "test"},
+                    "columns": columns,
+                }
+            }
+        )
+    )
+    assert (len(train["qa"]), len(held_out["qa"])) == (6, 3)
+    with pytest.raises(ValueError, match=r"Unknown split \"validation\""):
+        load_datasets(_run({"qa": {"source": {"path": str(repo), "split": "validation"}}}))
