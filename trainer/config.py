@@ -117,8 +117,8 @@ def _ordered_pairs(value: Any) -> Any:
     """Accept the YAML mapping `{source: target}` and keep it as ordered pairs.
 
     Losses read inputs by position, so the mapping's order is part of its meaning. A dict
-    does not survive every serializer with its order (ZenML stores parameters with sorted
-    keys), a list of pairs does.
+    loses its order in common serializers (`yaml.safe_dump` and ZenML's built-in JSON
+    materializer sort keys); ordered pairs keep it wherever the config travels.
     """
     return tuple(value.items()) if isinstance(value, dict) else value
 
