@@ -138,3 +138,20 @@ def test_zenml_run_config_without_parameters_config(tmp_path: Path) -> None:
     path.write_text("parameters:\n  other: 1\n")
     with pytest.raises(ValueError, match=r"must hold parameters\.config"):
         load_run_config(path)
+
+
+def test_column_order_survives_key_sorting_serializers() -> None:
+    """Losses read columns by position: a round trip through a key-sorting dump keeps it."""
+    import json
+
+    import yaml
+
+    config = RunConfig.model_validate(_config())
+    expected = (("query", "anchor"), ("document", "positive"))
+    assert config.datasets["docs"].columns == expected
+    for dump, load in (
+        (yaml.safe_dump, yaml.safe_load),
+        (lambda d: json.dumps(d, sort_keys=True), json.loads),
+    ):
+        again = RunConfig.model_validate(load(dump(config.model_dump(mode="json"))))
+        assert again.datasets["docs"].columns == expected
