@@ -118,11 +118,18 @@ def test_invalid_config_fails_before_any_step(
     assert len(zenml_client.list_pipeline_runs(size=50)) == runs_before
 
 
-def test_quickstart_config_compiles_for_zenml() -> None:
-    """The README's command takes the quickstart YAML as-is: it parses as a ZenML run config."""
+@pytest.mark.parametrize(
+    "config_path", sorted((REPO_ROOT / "configs").glob("*.yaml")), ids=lambda path: path.name
+)
+def test_every_shipped_config_is_a_valid_zenml_run_config(config_path: Path) -> None:
+    """What `zenml pipeline run ... -c configs/<file>` reads: a ZenML run config whose
+    `parameters.config` is a valid RunConfig."""
     from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 
-    document = yaml.safe_load((REPO_ROOT / "configs" / "quickstart.yaml").read_text())
+    from trainer.config import load_run_config
+
+    document = yaml.safe_load(config_path.read_text())
     run_configuration = PipelineRunConfiguration.model_validate(document)
     assert run_configuration.model is not None
-    assert "config" in run_configuration.parameters
+    assert set(run_configuration.parameters) == {"config"}
+    load_run_config(config_path)
