@@ -107,3 +107,21 @@ def tiny_run_config(model_path: Path, datasets: dict, **extra: object) -> dict:
         "output": {"dir": None},
         **extra,
     }
+
+
+def docs_pipeline_config(model_path: Path, pairs_file: Path) -> dict:
+    """The tiny-model run config the pipeline tests share: one pair dataset with a seeded
+    held-out quarter, information retrieval on it, and a gate that any score passes (a
+    random tiny model may not improve; those tests are about plumbing, not gains)."""
+    return tiny_run_config(
+        model_path,
+        {
+            "docs": {
+                "source": {"path": str(pairs_file)},
+                "columns": {"query": "anchor", "document": "positive"},
+                "eval_size": 0.25,
+            }
+        },
+        evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
+        gate={"min_improvement": None},
+    )

@@ -124,21 +124,10 @@ def test_component_functions_run_the_trainer_core(
     """The components' Python bodies, called directly with local stand-in artifacts."""
     from types import SimpleNamespace
 
-    from tests.conftest import tiny_run_config
+    from tests.conftest import docs_pipeline_config
     from trainer.config import RunConfig
 
-    document = tiny_run_config(
-        tiny_model_path,
-        {
-            "docs": {
-                "source": {"path": str(pairs_file)},
-                "columns": {"query": "anchor", "document": "positive"},
-                "eval_size": 0.25,
-            }
-        },
-        evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
-        gate={"min_improvement": None},
-    )
+    document = docs_pipeline_config(tiny_model_path, pairs_file)
     config = RunConfig.model_validate(document).model_dump_json()
 
     def artifact(name: str) -> SimpleNamespace:

@@ -8,24 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, tiny_run_config
+from tests.conftest import REPO_ROOT, docs_pipeline_config
 
 
 @pytest.fixture
 def run_config(tiny_model_path: Path, pairs_file: Path, tmp_path: Path) -> dict:
-    document = tiny_run_config(
-        tiny_model_path,
-        {
-            "docs": {
-                "source": {"path": str(pairs_file)},
-                "columns": {"query": "anchor", "document": "positive"},
-                "eval_size": 0.25,
-            }
-        },
-        evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
-        # A random tiny model may not improve; this test is about the plumbing, not the gain.
-        gate={"min_improvement": None},
-    )
+    document = docs_pipeline_config(tiny_model_path, pairs_file)
     document["output"] = {"model_name": "tiny", "dir": str(tmp_path / "out")}
     return document
 
