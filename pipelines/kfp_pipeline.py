@@ -29,10 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 
+from pipelines.k8s_manifests import load_run, run_config, step_settings
 from trainer.config import RunConfig
 from trainer.hardware import HardwareSpec
 from trainer.kubernetes import pod_hardware
@@ -201,30 +202,18 @@ def _set_resources(
                 setters[kind, name](str(value))
 
 
-def step_resources(document: dict[str, Any], step: str) -> dict[str, dict[str, str]]:
-    """`steps.<step>.settings.orchestrator.kubernetes.pod_settings.resources` of a run config."""
-    node: Any = document
-    for key in ("steps", step, "settings", "orchestrator.kubernetes", "pod_settings", "resources"):
-        node = node.get(key) if isinstance(node, dict) else None
-    return node or {}
-
-
-def step_retries(document: dict[str, Any], step: str) -> int:
-    """`steps.<step>.retry.max_retries`, else the pipeline-level `retry`, else 0."""
-    for retry in ((document.get("steps") or {}).get(step, {}).get("retry"), document.get("retry")):
-        if retry:
-            return int(retry.get("max_retries", 1))
-    return 0
-
-
 def _configure(
-    task: dsl.PipelineTask, document: dict[str, Any], step: str, run: RunConfig
+    task: dsl.PipelineTask, zenml_run: PipelineRunConfiguration, step: str, run: RunConfig
 ) -> dsl.PipelineTask:
+    """Resources and retries as ZenML would give `step` (pipeline + step settings merged
+    by `pipelines.k8s_manifests.step_settings`), and the Hub-token Secret."""
     task.set_display_name(step)
-    resources = step_resources(document, step)
+    effective = step_settings(zenml_run, step)
+    pod = effective.settings.pod_settings
+    resources = dict(pod.resources) if pod and pod.resources else {}
     _set_resources(task, resources.get("requests") or {}, resources.get("limits") or {})
-    if retries := step_retries(document, step):
-        task.set_retry(num_retries=retries)
+    if effective.retry is not None and effective.retry.max_retries:
+        task.set_retry(num_retries=effective.retry.max_retries)
     # Hub downloads (gated models/datasets) and the push read HF_TOKEN; the Secret is
     # only required when the run publishes.
     kubernetes.use_secret_as_env(
@@ -239,11 +228,9 @@ def _configure(
 # --- the pipeline -------------------------------------------------------------------
 
 
-def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
-    """The KFP pipeline for a run config document (a ZenML run config or a bare config)."""
-    run = RunConfig.model_validate(
-        document["parameters"]["config"] if "parameters" in document else document
-    )
+def build_pipeline(zenml_run: PipelineRunConfiguration, image: str = DEFAULT_IMAGE) -> Any:
+    """The KFP pipeline for a ZenML run config (the same YAML the ZenML path runs)."""
+    run = run_config(zenml_run)
     ops = {
         fn.__name__: dsl.component(func=fn, base_image=image, install_kfp_package=False)
         for fn in (load_datasets, train, evaluate, model_card, push_to_hub)
@@ -254,14 +241,14 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
         description="Fine-tune a sentence-transformers model; evaluate; card; gated Hub push.",
     )
     def finetune(config: str = run.model_dump_json()) -> None:
-        data = _configure(ops["load_datasets"](config=config), document, "load_datasets", run)
+        data = _configure(ops["load_datasets"](config=config), zenml_run, "load_datasets", run)
         trained = _configure(
             ops["train"](
                 config=config,
                 train_data=data.outputs["train_data"],
                 eval_data=data.outputs["eval_data"],
             ),
-            document,
+            zenml_run,
             "train",
             run,
         )
@@ -273,7 +260,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
                 eval_data=data.outputs["eval_data"],
                 model=trained.outputs["model"],
             ),
-            document,
+            zenml_run,
             "evaluate",
             run,
         )
@@ -286,7 +273,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
                 run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             ),
-            document,
+            zenml_run,
             "model_card",
             run,
         )
@@ -298,7 +285,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
                 card=card.outputs["card"],
                 run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             ),
-            document,
+            zenml_run,
             "push_to_hub",
             run,
         )
@@ -310,10 +297,10 @@ def compile_pipeline(
     config_path: str | Path, output: str | Path, image: str = DEFAULT_IMAGE
 ) -> Path:
     """Compile the pipeline for `config_path` to `output` (YAML); offline."""
-    document = yaml.safe_load(Path(config_path).read_text())
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(document, image), package_path=str(output))
+    pipeline = build_pipeline(load_run(config_path), image)
+    compiler.Compiler().compile(pipeline, package_path=str(output))
     return output
 
 

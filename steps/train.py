@@ -6,6 +6,7 @@ settings built from `config.hardware` (see `pipelines/k8s_settings.py`).
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,12 +28,14 @@ def train(
     eval_datasets: DatasetDict,
 ) -> tuple[Annotated[SentenceTransformer, "model"], Annotated[dict[str, Any], "training"]]:
     """Train, export the model to `output.dir/model` when set, and log the run's facts."""
-    checkpoints = (
-        Path(config.output.dir) / "checkpoints"
-        if config.output.dir
-        else Path(tempfile.mkdtemp(prefix="checkpoints-"))
-    )
-    result = run_training(config, train_datasets, eval_datasets, output_dir=checkpoints)
+    with contextlib.ExitStack() as stack:
+        # Without output.dir, checkpoints only serve this run: keep them in a temp dir.
+        checkpoints = (
+            Path(config.output.dir) / "checkpoints"
+            if config.output.dir
+            else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="checkpoints-")))
+        )
+        result = run_training(config, train_datasets, eval_datasets, output_dir=checkpoints)
     if config.output.save_model and config.output.model_dir is not None:
         result.model.save(str(config.output.model_dir))
     summary = result.summary()

@@ -30,8 +30,8 @@ def _columns(rows: Dataset, evaluator: EvaluatorConfig, needed: list[str]) -> li
     return [rows[column] for column in needed]
 
 
-def _texts_and_label(rows: Dataset, evaluator: EvaluatorConfig, n_texts: int) -> list[str]:
-    """The first `n_texts` text columns, then the label column if the evaluator needs one."""
+def _text_columns(rows: Dataset, evaluator: EvaluatorConfig, n_texts: int) -> list[str]:
+    """The first `n_texts` text (non-label) columns, in dataset order."""
     texts = [c for c in rows.column_names if c not in (*LABEL_COLUMNS, "dataset_name")]
     if len(texts) < n_texts:
         raise DataValidationError(
@@ -89,13 +89,11 @@ def build_evaluator(evaluator: EvaluatorConfig, rows: Dataset) -> BaseEvaluator:
             q, corpus, relevant, name=name, write_csv=False, **params
         )
     if evaluator.type == "triplet":
-        anchors, positives, negatives = _columns(
-            rows, evaluator, _texts_and_label(rows, evaluator, 3)
-        )
+        anchors, positives, negatives = _columns(rows, evaluator, _text_columns(rows, evaluator, 3))
         return st_eval.TripletEvaluator(
             anchors, positives, negatives, name=name, write_csv=False, **params
         )
-    first, second = _columns(rows, evaluator, _texts_and_label(rows, evaluator, 2))
+    first, second = _columns(rows, evaluator, _text_columns(rows, evaluator, 2))
     (labels,) = _columns(rows, evaluator, [_label_column(rows, evaluator)])
     if evaluator.type == "embedding_similarity":
         return st_eval.EmbeddingSimilarityEvaluator(

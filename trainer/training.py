@@ -84,16 +84,26 @@ def load_model(config: ModelConfig, device: str | None = None) -> SentenceTransf
     return model
 
 
+def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
+    """Defaults, then the run seed, then the config's `training` block (what the card shows).
+
+    `resume_from_checkpoint` is dropped: it is an argument of `trainer.train()`, not of
+    the training arguments.
+    """
+    arguments = {**DEFAULT_TRAINING_ARGUMENTS, "seed": config.seed, **config.training}
+    arguments.pop("resume_from_checkpoint", None)
+    return arguments
+
+
 def training_arguments(
     config: RunConfig, output_dir: str | Path
 ) -> SentenceTransformerTrainingArguments:
-    """Defaults, then the config's `training` block, then what the run sets itself."""
+    """The effective arguments plus what the run sets itself (prompts, output_dir)."""
     from sentence_transformers.sentence_transformer.training_args import (
         SentenceTransformerTrainingArguments,
     )
 
-    arguments = {**DEFAULT_TRAINING_ARGUMENTS, "seed": config.seed, **config.training}
-    arguments.pop("resume_from_checkpoint", None)
+    arguments = effective_training_arguments(config)
     prompts = {name: ds.prompt for name, ds in config.datasets.items() if ds.prompt is not None}
     if prompts:
         arguments["prompts"] = prompts if config.is_multi_dataset else next(iter(prompts.values()))
