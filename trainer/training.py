@@ -22,6 +22,7 @@ from trainer.losses import build_loss
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (
         SentenceTransformerTrainingArguments,
     )
@@ -155,6 +156,43 @@ def _as_trainer_inputs(
     return datasets[name], losses[name]
 
 
+def build_trainer(
+    config: RunConfig,
+    train_datasets: DatasetDict,
+    eval_datasets: DatasetDict | None = None,
+    *,
+    output_dir: str | Path,
+    model: SentenceTransformer | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+) -> SentenceTransformerTrainer:
+    """The `SentenceTransformerTrainer` of a run: model, arguments, datasets and losses.
+
+    Everything that trains (the run, hyperparameter search, benchmarks) builds its trainer
+    here, so they all train the same way.
+    """
+    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+
+    missing = sorted(set(config.datasets) - set(train_datasets))
+    if missing:
+        raise ValueError(f"train datasets lack configured dataset(s): {', '.join(missing)}")
+    model = model if model is not None else load_model(config.model)
+    train_input, loss = _as_trainer_inputs(config, train_datasets, model)
+    eval_input: Dataset | DatasetDict | None = None
+    if eval_datasets and config.training.get("eval_strategy", "no") != "no":
+        # The trainer reports an eval loss per dataset, computed by that dataset's loss.
+        eval_input = (
+            eval_datasets if config.is_multi_dataset else next(iter(eval_datasets.values()))
+        )
+    return SentenceTransformerTrainer(
+        model=model,
+        args=training_arguments(config, output_dir),
+        train_dataset=train_input,
+        eval_dataset=eval_input,
+        loss=loss,
+        callbacks=callbacks,
+    )
+
+
 def train(
     config: RunConfig,
     train_datasets: DatasetDict,
@@ -170,25 +208,12 @@ def train(
     `training.resume_from_checkpoint` to a checkpoint path, or to `true` for the newest
     checkpoint in `output_dir`, to continue an interrupted run.
     """
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
-
-    missing = sorted(set(config.datasets) - set(train_datasets))
-    if missing:
-        raise ValueError(f"train datasets lack configured dataset(s): {', '.join(missing)}")
-    model = model if model is not None else load_model(config.model)
-    train_input, loss = _as_trainer_inputs(config, train_datasets, model)
-    eval_input: Dataset | DatasetDict | None = None
-    if eval_datasets and config.training.get("eval_strategy", "no") != "no":
-        # The trainer reports an eval loss per dataset, computed by that dataset's loss.
-        eval_input = (
-            eval_datasets if config.is_multi_dataset else next(iter(eval_datasets.values()))
-        )
-    trainer = SentenceTransformerTrainer(
+    trainer = build_trainer(
+        config,
+        train_datasets,
+        eval_datasets,
+        output_dir=output_dir,
         model=model,
-        args=training_arguments(config, output_dir),
-        train_dataset=train_input,
-        eval_dataset=eval_input,
-        loss=loss,
         callbacks=callbacks,
     )
     started = time.perf_counter()
@@ -196,7 +221,7 @@ def train(
         output = trainer.train(resume_from_checkpoint=config.training.get("resume_from_checkpoint"))
     elapsed = time.perf_counter() - started
     return TrainingResult(
-        model=model,
+        model=trainer.model,
         history=list(trainer.state.log_history),
         train_seconds=elapsed,
         global_step=output.global_step,
