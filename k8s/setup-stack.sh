@@ -73,7 +73,8 @@ else
     -c "${STACK_NAME}-registry" -i "${STACK_NAME}-builder"
 fi
 
-# The Hub token: steps read it as HF_TOKEN (run configs list it under `secrets:`). It is
+# The Hub token: steps that reach the Hub get it as HF_TOKEN (the pipeline attaches the
+# secret named by parameters.config.hub.secret_name). It is
 # passed through a private temp file so it never appears in the process list.
 if [[ -n "${HF_TOKEN:-}" ]]; then
   token_file="$(mktemp)"

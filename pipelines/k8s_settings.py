@@ -45,11 +45,15 @@ def kubernetes_settings(hardware: HardwareSpec | None) -> dict[str, Any]:
 
     Returns an empty dict for `None` (no hardware configured), so the caller can always
     write `step.with_options(settings=kubernetes_settings(config.hardware))`. Only
-    `pod_settings` is set: pipeline-level orchestrator settings from the run config
-    (service accounts, TTLs, CronJob policy) merge with it instead of being replaced.
+    `pod_settings` and the pod's grace period are set: pipeline-level orchestrator
+    settings from the run config (service accounts, TTLs, CronJob policy) merge with them
+    instead of being replaced.
     """
     if hardware is None:
         return {}
     return {
-        KUBERNETES_SETTINGS_KEY: KubernetesOrchestratorSettings(pod_settings=pod_settings(hardware))
+        KUBERNETES_SETTINGS_KEY: KubernetesOrchestratorSettings(
+            pod_settings=pod_settings(hardware),
+            pod_stop_grace_period=hardware.termination_grace_period_seconds,
+        )
     }

@@ -8,78 +8,102 @@ or submit with `kfp.Client().create_run_from_pipeline_package(...)`.
 
 Why not ZenML's Kubeflow orchestrator: it needs a live KFP endpoint to compile, lags
 behind current kfp, and drops per-step pod settings, so the GPU step would land on any
-node. This is a native KFP pipeline instead: each step is a lightweight component
-calling `trainer` inside the image built from `k8s/Dockerfile` (kfp is installed there,
-so nothing is pip-installed at run time), and the `train` task gets its accelerator,
-node selector, tolerations, resources and `/dev/shm` from `trainer.kubernetes`, the same
-translation of `config.hardware` the ZenML path uses.
+node. This is a native KFP pipeline instead: each step is a lightweight component that
+adapts KFP artifacts to one stage of `trainer.run` (the same stages the ZenML steps
+call), inside the image built from `k8s/Dockerfile` (kfp is installed there, so nothing
+is pip-installed at run time). The `train` task gets its accelerator, node selector,
+tolerations, resources and `/dev/shm` from `trainer.kubernetes`, the same translation
+of `config.hardware` the ZenML path uses; the other tasks' resources and every task's
+retries come from the run YAML's ZenML part, read by `pipelines.kfp_settings`.
 
 The run config is one YAML for both paths: `parameters.config` becomes the pipeline's
 `config` parameter, a JSON string (KFP parameters cannot hold nulls; override it per
-run with the JSON of another RunConfig), step retries come from `retry` /
-`steps.<name>.retry`, CPU requests/limits from `steps.<name>.settings.
-orchestrator.kubernetes.pod_settings.resources`. Hardware is fixed at compile time.
+run with the JSON of another RunConfig). Hardware is fixed at compile time. Checkpoints
+go to `checkpoints.uri`, or under the run's pipeline root when fsspec can write there
+(`s3://`, `gs://`, ...; not KFP's default `minio://`).
 """
 
 # No `from __future__ import annotations`: kfp reads the components' annotations as
 # real types (Input[Dataset], Output[Model], ...), not strings.
 
 import argparse
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
-from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 
-from pipelines.k8s_manifests import load_run, run_config, step_settings
+from pipelines.kfp_settings import (
+    TaskSettings,
+    read_run_document,
+    task_settings,
+    zenml_model_facts,
+)
 from trainer.config import RunConfig
 from trainer.hardware import HardwareSpec
 from trainer.kubernetes import pod_hardware
+from trainer.run import reconcile_model_facts, uses_hub
+
+logger = logging.getLogger(__name__)
 
 PIPELINE_NAME = "st-finetune"
 DEFAULT_IMAGE = "st-finetune:0.1.0"
+HARDWARE_STEP = "train"
 HF_TOKEN_KEY = "HF_TOKEN"
 """Key of the Kubernetes Secret (named `hub.secret_name`) and the env var it becomes."""
 
 
-# --- components: thin adapters between KFP artifacts and the trainer core -------------
+# --- components: thin adapters between KFP artifacts and `trainer.run` ------------------
 # KFP ships each function's source into the pod, so every import lives inside it.
 
 
 def load_datasets(config: str, train_data: Output[Dataset], eval_data: Output[Dataset]) -> dict:
-    """Train and held-out DatasetDicts (saved with `save_to_disk`) plus their sizes."""
+    """Train and held-out DatasetDicts (saved with `save_to_disk`) plus their summary."""
     from trainer.config import RunConfig
-    from trainer.data import dataset_stats
-    from trainer.data import load_datasets as load_run_datasets
+    from trainer.run import load_stage
 
-    train, held_out = load_run_datasets(RunConfig.model_validate_json(config))
+    train, held_out, summary = load_stage(RunConfig.model_validate_json(config))
     train.save_to_disk(train_data.path)
     held_out.save_to_disk(eval_data.path)
-    return dataset_stats(train, held_out)
+    return summary.model_dump(mode="json")
 
 
 def train(
-    config: str, train_data: Input[Dataset], eval_data: Input[Dataset], model: Output[Model]
+    config: str,
+    train_data: Input[Dataset],
+    eval_data: Input[Dataset],
+    pipeline_root: str,
+    run_name: str,
+    run_id: str,
+    model: Output[Model],
 ) -> dict:
-    """Fine-tune; the model is saved as a sentence-transformers folder."""
-    import tempfile
-
+    """Fine-tune with durable checkpoints (resumed by a retry); the model is saved as a
+    sentence-transformers folder."""
     from datasets import load_from_disk
 
+    from trainer.checkpoints import fsspec_can_open
     from trainer.config import RunConfig
-    from trainer.training import train as run_training
+    from trainer.results import RunRef
+    from trainer.run import checkpoint_uri, train_stage
 
     run = RunConfig.model_validate_json(config)
-    result = run_training(
-        run,
-        load_from_disk(train_data.path),
-        load_from_disk(eval_data.path),
-        output_dir=tempfile.mkdtemp(prefix="checkpoints-"),
+    train_datasets = load_from_disk(train_data.path)
+    uri = (
+        checkpoint_uri(run, train_datasets, root=pipeline_root, pipeline="st-finetune")
+        if run.checkpoints.uri or fsspec_can_open(pipeline_root)
+        else None
     )
-    result.model.save(model.path)
-    return result.summary()
+    trained = train_stage(
+        run,
+        train_datasets,
+        load_from_disk(eval_data.path),
+        checkpoint_uri=uri,
+        run=RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune"),
+    )
+    trained.model.save(model.path)
+    return trained.summary.model_dump(mode="json")
 
 
 def evaluate(
@@ -90,17 +114,16 @@ def evaluate(
     from sentence_transformers import SentenceTransformer
 
     from trainer.config import RunConfig
-    from trainer.evaluation import build_evaluators, compare
-    from trainer.training import load_model
+    from trainer.run import evaluate_stage
 
-    run = RunConfig.model_validate_json(config)
-    evaluators = build_evaluators(run, load_from_disk(eval_data.path))
-    if not evaluators:
-        raise ValueError("nothing to evaluate: configure evaluators or an eval split")
-    evaluation = compare(load_model(run.model), SentenceTransformer(model.path), evaluators)
-    for key, value in evaluation["finetuned"].items():
+    evaluation = evaluate_stage(
+        RunConfig.model_validate_json(config),
+        SentenceTransformer(model.path),
+        load_from_disk(eval_data.path),
+    )
+    for key, value in evaluation.finetuned.items():
         metrics.log_metric(key, value)
-    return evaluation
+    return evaluation.model_dump(mode="json")
 
 
 def model_card(
@@ -115,15 +138,14 @@ def model_card(
     """The Hub README.md (front matter + body), also rendered in the KFP UI."""
     from trainer.config import RunConfig
     from trainer.model_card import render_model_card
+    from trainer.results import DataSummary, Evaluation, RunRef, TrainingSummary
 
     text = render_model_card(
         RunConfig.model_validate_json(config),
-        evaluation=evaluation,
-        training=training,
-        dataset_stats=dataset_stats,
-        model_info=training.get("model_info", {}),
-        run={"pipeline_name": "st-finetune (Kubeflow)", "run_name": run_name, "run_id": run_id},
-        emissions=training.get("emissions"),
+        evaluation=Evaluation.model_validate(evaluation),
+        training=TrainingSummary.model_validate(training),
+        data=DataSummary.model_validate(dataset_stats),
+        run=RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune"),
     )
     with open(card.path, "w", encoding="utf-8") as handle:
         handle.write(text)
@@ -138,19 +160,21 @@ def push_to_hub(
 
     from trainer.config import RunConfig
     from trainer.hub import gated_push
+    from trainer.results import Evaluation, RunRef
 
     def write_folder(folder):
         shutil.copytree(model.path, folder)
         shutil.copyfile(card.path, folder / "README.md")
 
-    return gated_push(
+    outcome = gated_push(
         RunConfig.model_validate_json(config),
-        evaluation,
+        Evaluation.model_validate(evaluation),
         write_folder=write_folder,
         token=lambda: os.environ.get("HF_TOKEN", ""),
-        run_label=f"Kubeflow run {run_name}",
+        run_label=RunRef(orchestrator="kubeflow", name=run_name).label(),
         log=lambda line: print(line, flush=True),
     )
+    return outcome.model_dump(mode="json")
 
 
 # --- task configuration from the run config ------------------------------------------
@@ -175,7 +199,7 @@ def apply_hardware(task: dsl.PipelineTask, hardware: HardwareSpec) -> dsl.Pipeli
         # KFP's accelerator type on Kubernetes is the extended resource name.
         task.set_accelerator_type(hardware.gpu_resource)
         task.set_accelerator_limit(int(limits.pop(hardware.gpu_resource)))
-    _set_resources(task, dict(parts.resources.requests or {}), limits)
+    _set_resources(task, TaskSettings(requests=dict(parts.resources.requests or {}), limits=limits))
     for volume, mount in zip(parts.volumes, parts.volume_mounts, strict=True):
         kubernetes.empty_dir_mount(
             task,
@@ -187,50 +211,66 @@ def apply_hardware(task: dsl.PipelineTask, hardware: HardwareSpec) -> dsl.Pipeli
     return task
 
 
-def _set_resources(
-    task: dsl.PipelineTask, requests: dict[str, str], limits: dict[str, str]
-) -> None:
+def _set_resources(task: dsl.PipelineTask, settings: TaskSettings) -> None:
     setters: dict[tuple[str, str], Callable[[str], Any]] = {
         ("requests", "cpu"): task.set_cpu_request,
         ("requests", "memory"): task.set_memory_request,
         ("limits", "cpu"): task.set_cpu_limit,
         ("limits", "memory"): task.set_memory_limit,
     }
-    for kind, values in (("requests", requests), ("limits", limits)):
+    for kind, values in (("requests", settings.requests), ("limits", settings.limits)):
         for name, value in values.items():
             if (kind, name) in setters:
                 setters[kind, name](str(value))
 
 
 def _configure(
-    task: dsl.PipelineTask, zenml_run: PipelineRunConfiguration, step: str, run: RunConfig
+    task: dsl.PipelineTask, document: dict[str, Any], step: str, run: RunConfig
 ) -> dsl.PipelineTask:
-    """Resources and retries as ZenML would give `step` (pipeline + step settings merged
-    by `pipelines.k8s_manifests.step_settings`), and the Hub-token Secret."""
+    """Display name, retries, resources (the hardware step's from `config.hardware`, the
+    others' from the run YAML) and, for tasks that may talk to the Hub, the token Secret."""
     task.set_display_name(step)
-    effective = step_settings(zenml_run, step)
-    pod = effective.settings.pod_settings
-    resources = dict(pod.resources) if pod and pod.resources else {}
-    _set_resources(task, resources.get("requests") or {}, resources.get("limits") or {})
-    if effective.retry is not None and effective.retry.max_retries:
-        task.set_retry(num_retries=effective.retry.max_retries)
-    # Hub downloads (gated models/datasets) and the push read HF_TOKEN; the Secret is
-    # only required when the run publishes.
-    kubernetes.use_secret_as_env(
-        task,
-        secret_name=run.hub.secret_name,
-        secret_key_to_env={HF_TOKEN_KEY: HF_TOKEN_KEY},
-        optional=not run.hub.enabled,
-    )
+    on_hardware = step == HARDWARE_STEP and run.hardware is not None
+    settings = task_settings(document, step, hardware_step=on_hardware)
+    if on_hardware:
+        apply_hardware(task, run.hardware)
+    else:
+        _set_resources(task, settings)
+    if settings.retries:
+        task.set_retry(num_retries=settings.retries)
+    if uses_hub(run):
+        kubernetes.use_secret_as_env(
+            task,
+            secret_name=run.hub.secret_name,
+            secret_key_to_env={HF_TOKEN_KEY: HF_TOKEN_KEY},
+            # Only publishing needs it for sure; public Hub models download without.
+            optional=not run.hub.enabled,
+        )
     return task
 
 
 # --- the pipeline -------------------------------------------------------------------
 
 
-def build_pipeline(zenml_run: PipelineRunConfiguration, image: str = DEFAULT_IMAGE) -> Any:
-    """The KFP pipeline for a ZenML run config (the same YAML the ZenML path runs)."""
-    run = run_config(zenml_run)
+def run_config(document: dict[str, Any]) -> RunConfig:
+    """`parameters.config` of the run YAML, with the model name and license taken from
+    its ZenML `model:` entry (they must agree where both are given)."""
+    try:
+        config = RunConfig.model_validate(document["parameters"]["config"])
+    except (KeyError, TypeError):
+        raise ValueError("the run config must hold parameters.config") from None
+    name, license_ = zenml_model_facts(document)
+    return reconcile_model_facts(config, model_name=name, license=license_)
+
+
+def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
+    """The KFP pipeline for a run YAML (the same YAML the ZenML path runs)."""
+    run = run_config(document)
+    if run.checkpoints.uri is None:
+        logger.warning(
+            "checkpoints.uri is not set: the train task keeps checkpoints under the run's "
+            "pipeline root when it is an fsspec URL (s3://, gs://), else only in its pod"
+        )
     ops = {
         fn.__name__: dsl.component(func=fn, base_image=image, install_kfp_package=False)
         for fn in (load_datasets, train, evaluate, model_card, push_to_hub)
@@ -241,26 +281,27 @@ def build_pipeline(zenml_run: PipelineRunConfiguration, image: str = DEFAULT_IMA
         description="Fine-tune a sentence-transformers model; evaluate; card; gated Hub push.",
     )
     def finetune(config: str = run.model_dump_json()) -> None:
-        data = _configure(ops["load_datasets"](config=config), zenml_run, "load_datasets", run)
+        data = _configure(ops["load_datasets"](config=config), document, "load_datasets", run)
         trained = _configure(
             ops["train"](
                 config=config,
                 train_data=data.outputs["train_data"],
                 eval_data=data.outputs["eval_data"],
+                pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
+                run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             ),
-            zenml_run,
+            document,
             "train",
             run,
         )
-        if run.hardware is not None:
-            apply_hardware(trained, run.hardware)
         evaluated = _configure(
             ops["evaluate"](
                 config=config,
                 eval_data=data.outputs["eval_data"],
                 model=trained.outputs["model"],
             ),
-            zenml_run,
+            document,
             "evaluate",
             run,
         )
@@ -273,7 +314,7 @@ def build_pipeline(zenml_run: PipelineRunConfiguration, image: str = DEFAULT_IMA
                 run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             ),
-            zenml_run,
+            document,
             "model_card",
             run,
         )
@@ -285,7 +326,7 @@ def build_pipeline(zenml_run: PipelineRunConfiguration, image: str = DEFAULT_IMA
                 card=card.outputs["card"],
                 run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             ),
-            zenml_run,
+            document,
             "push_to_hub",
             run,
         )
@@ -299,7 +340,7 @@ def compile_pipeline(
     """Compile the pipeline for `config_path` to `output` (YAML); offline."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    pipeline = build_pipeline(load_run(config_path), image)
+    pipeline = build_pipeline(read_run_document(config_path), image)
     compiler.Compiler().compile(pipeline, package_path=str(output))
     return output
 
@@ -310,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="image built from k8s/Dockerfile")
     parser.add_argument("--output", default="build/finetune_kfp.yaml")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     print(compile_pipeline(args.config, args.output, args.image))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from datasets import DatasetDict
 from zenml import step
@@ -10,8 +10,8 @@ from zenml import step
 from steps._metadata import log_step_metadata
 from steps.materializers import HFDatasetMaterializer
 from trainer.config import RunConfig
-from trainer.data import dataset_stats
-from trainer.data import load_datasets as load_run_datasets
+from trainer.results import DataSummary
+from trainer.run import load_stage
 
 
 @step(
@@ -25,10 +25,9 @@ def load_datasets(
 ) -> tuple[
     Annotated[DatasetDict, "train_datasets"],
     Annotated[DatasetDict, "eval_datasets"],
-    Annotated[dict[str, Any], "dataset_stats"],
+    Annotated[DataSummary, "dataset_stats"],
 ]:
     """Train and held-out `DatasetDict`s keyed by dataset name, plus their sizes."""
-    train, held_out = load_run_datasets(config)
-    stats = dataset_stats(train, held_out)
-    log_step_metadata({"datasets": stats})
-    return train, held_out, stats
+    train, held_out, summary = load_stage(config)
+    log_step_metadata(summary.model_dump(mode="json"))
+    return train, held_out, summary

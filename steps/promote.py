@@ -8,7 +8,7 @@ the gate and beats the current production version on the gate metric.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
@@ -17,7 +17,8 @@ from zenml.exceptions import StepContextError
 from zenml.logger import get_logger
 
 from trainer.config import RunConfig
-from trainer.gate import decide
+from trainer.gate import decide, promotion_verdict
+from trainer.results import Evaluation, Promotion, PushOutcome
 
 logger = get_logger(__name__)
 
@@ -34,41 +35,44 @@ def _production_score(model_name: str, metric: str) -> float | None:
 
 @step
 def promote(
-    config: RunConfig, evaluation: dict[str, Any], hub_push: dict[str, Any]
-) -> Annotated[dict[str, Any], "promotion"]:
-    """{"promoted": bool, "reason": ..., "stage": ...}; logs one line either way."""
+    config: RunConfig, evaluation: Evaluation, hub_push: PushOutcome
+) -> Annotated[Promotion, "promotion"]:
+    """Whether the version became `production`, and why; logs one line either way."""
     try:
         model = get_step_context().model
     except StepContextError:
         model = None
     if model is None:
         logger.info("No `model:` in the run config: nothing to register or promote.")
-        return {"promoted": False, "reason": "no model configured"}
+        return Promotion(promoted=False, reason="no model configured")
 
     decision = decide(config.gate, evaluation)
-    outcome: dict[str, Any] = {"promoted": False, "model": model.name, "version": model.version}
     current = _production_score(model.name, decision.metric)
-    if not decision.passed:
-        outcome["reason"] = f"gate failed: {'; '.join(decision.reasons)}"
-    elif current is not None and decision.value <= current:
-        outcome["reason"] = (
-            f"{decision.metric} {decision.value:.4f} does not beat production {current:.4f}"
-        )
-    else:
+    promoted, reason = promotion_verdict(decision, current)
+    if promoted:
         model.set_stage(ModelStages.PRODUCTION, force=True)
-        outcome.update(promoted=True, stage="production", previous_production_score=current)
-        outcome["reason"] = (
-            f"{decision.metric} {decision.value:.4f} beats production {current:.4f}"
-            if current is not None
-            else "first version to pass the gate"
-        )
+    outcome = Promotion(
+        promoted=promoted,
+        reason=reason,
+        model=model.name,
+        version=str(model.version),
+        stage=ModelStages.PRODUCTION.value if promoted else None,
+        previous_production_score=current,
+    )
     logger.info(
         "Model %s version %s %s: %s",
         model.name,
         model.version,
-        "promoted to production" if outcome["promoted"] else "not promoted",
-        outcome["reason"],
+        "promoted to production" if promoted else "not promoted",
+        reason,
     )
-    log_metadata(metadata={"promotion": outcome})
-    log_metadata(metadata={"promotion": outcome, "hub_push": hub_push}, infer_model=True)
+    facts = outcome.model_dump(mode="json", exclude_none=True)
+    log_metadata(metadata={"promotion": facts})
+    log_metadata(
+        metadata={
+            "promotion": facts,
+            "hub_push": hub_push.model_dump(mode="json", exclude_none=True),
+        },
+        infer_model=True,
+    )
     return outcome

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from sentence_transformers import SentenceTransformer
-from zenml import get_step_context, log_metadata, step
+from zenml import log_metadata, step
 from zenml.logger import get_logger
 from zenml.types import MarkdownString
 
+from steps._context import run_ref
 from trainer.config import RunConfig
 from trainer.hub import gated_push
+from trainer.results import Evaluation, PushOutcome
 
 logger = get_logger(__name__)
 TOKEN_KEY = "HF_TOKEN"
@@ -44,10 +46,10 @@ def _hub_token(secret_name: str) -> str:
 def push_to_hub(
     config: RunConfig,
     model: SentenceTransformer,
-    evaluation: dict[str, Any],
+    evaluation: Evaluation,
     model_card: MarkdownString,
-) -> Annotated[dict[str, Any], "hub_push"]:
-    """{"pushed": bool, "reason" | "repo_id", "commit_url", ...} plus the gate decision."""
+) -> Annotated[PushOutcome, "hub_push"]:
+    """The gate decision, and where the model landed when it was pushed."""
 
     def write_folder(folder: Path) -> None:
         model.save(str(folder), create_model_card=False)
@@ -58,8 +60,8 @@ def push_to_hub(
         evaluation,
         write_folder=write_folder,
         token=lambda: _hub_token(config.hub.secret_name),
-        run_label=f"ZenML run {get_step_context().pipeline_run.name}",
+        run_label=run_ref().label(),
         log=logger.info,
     )
-    log_metadata(metadata={"hub_push": outcome})
+    log_metadata(metadata={"hub_push": outcome.model_dump(mode="json", exclude_none=True)})
     return outcome

@@ -1,24 +1,25 @@
-"""Step: fine-tune the base model with SentenceTransformerTrainer.
+"""Step: fine-tune the base model with durable checkpoints and automatic resume.
 
-On Kubernetes this is the step that lands on a GPU node: the pipeline gives it the pod
-settings built from `config.hardware` (see `pipelines/k8s_settings.py`).
+On Kubernetes this is the step that lands on a GPU node (the pipeline gives it the pod
+settings built from `config.hardware`). Its checkpoints live in the artifact store, in
+a folder named after the pipeline, the model and a digest of the training config, so a
+retried pod or a re-run of the same config continues where the last attempt stopped.
 """
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from datasets import DatasetDict
 from sentence_transformers import SentenceTransformer
-from zenml import step
+from zenml import get_step_context, step
 
+from steps._context import artifact_store_location, run_ref
 from steps._metadata import log_step_metadata
 from steps.materializers import SentenceTransformerMaterializer
 from trainer.config import RunConfig
-from trainer.training import train as run_training
+from trainer.results import TrainingSummary
+from trainer.run import checkpoint_uri, train_stage
 
 
 @step(output_materializers={"model": SentenceTransformerMaterializer})
@@ -26,20 +27,19 @@ def train(
     config: RunConfig,
     train_datasets: DatasetDict,
     eval_datasets: DatasetDict,
-) -> tuple[Annotated[SentenceTransformer, "model"], Annotated[dict[str, Any], "training"]]:
-    """Train, export the model to `output.dir/model` when set, and log the run's facts."""
-    with contextlib.ExitStack() as stack:
-        # Without output.dir, checkpoints only serve this run: keep them in a temp dir.
-        checkpoints = (
-            Path(config.output.dir) / "checkpoints"
-            if config.output.dir
-            else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="checkpoints-")))
-        )
-        result = run_training(config, train_datasets, eval_datasets, output_dir=checkpoints)
-    if config.output.save_model and config.output.model_dir is not None:
-        result.model.save(str(config.output.model_dir))
-    summary = result.summary()
-    log_step_metadata(
-        {key: value for key, value in summary.items() if key != "history" and value is not None}
+) -> tuple[Annotated[SentenceTransformer, "model"], Annotated[TrainingSummary, "training"]]:
+    """The fine-tuned model and how it was trained (steps, loss, resume, checkpoints)."""
+    root, filesystem = artifact_store_location()
+    uri = checkpoint_uri(
+        config, train_datasets, root=root, pipeline=get_step_context().pipeline.name
     )
-    return result.model, summary
+    trained = train_stage(
+        config,
+        train_datasets,
+        eval_datasets,
+        checkpoint_uri=uri,
+        filesystem=filesystem,
+        run=run_ref(),
+    )
+    log_step_metadata(trained.summary.metadata())
+    return trained.model, trained.summary

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-_ZENML_HOME = Path(tempfile.mkdtemp(prefix="zenml-tests-"))
+# Child processes a test starts import this module too: they inherit the same store.
+_ZENML_HOME = Path(
+    os.environ.get("ST_FINETUNE_TEST_ZENML_HOME") or tempfile.mkdtemp(prefix="zenml-tests-")
+)
+os.environ["ST_FINETUNE_TEST_ZENML_HOME"] = str(_ZENML_HOME)
 os.environ["ZENML_CONFIG_PATH"] = str(_ZENML_HOME / "config")
 os.environ["ZENML_LOCAL_STORES_PATH"] = str(_ZENML_HOME / "stores")
 os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")

@@ -72,9 +72,29 @@ def test_bad_batch_sampler_lists_allowed_values() -> None:
     assert "round_robin" in message
 
 
-def test_run_managed_training_arguments_are_rejected() -> None:
-    message = _error(_config(training={"output_dir": "/tmp/x"}))
-    assert "output_dir is set from the run config" in message
+@pytest.mark.parametrize(
+    ("argument", "value", "owner"),
+    [
+        ("output_dir", "/tmp/x", "checkpoints.uri and output.dir"),
+        ("prompts", "query: ", "datasets.<name>.prompt"),
+        ("save_steps", 100, "checkpoints.every_n_steps"),
+        ("save_strategy", "epoch", "checkpoints.every_n_steps"),
+        ("save_total_limit", 3, "checkpoints.keep"),
+        ("resume_from_checkpoint", True, "checkpoints.resume"),
+    ],
+)
+def test_run_managed_training_arguments_are_rejected(
+    argument: str, value: object, owner: str
+) -> None:
+    message = _error(_config(training={argument: value}))
+    assert f"{argument} is set from {owner}; remove it from training" in message
+
+
+def test_checkpoint_settings_are_validated() -> None:
+    assert "checkpoints.every_n_steps" in _error(_config(checkpoints={"every_n_steps": 0}))
+    assert "checkpoints.keep" in _error(_config(checkpoints={"keep": 0}))
+    message = _error(_config(checkpoints={"resume": " "}))
+    assert "use 'auto', 'never' or the path/URI of a checkpoint folder" in message
 
 
 def test_unknown_key_is_an_error_not_ignored() -> None:

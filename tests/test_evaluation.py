@@ -76,15 +76,15 @@ def test_all_evaluator_types_score_both_models(tiny_model_path: Path, tmp_path: 
     model = load_model(config.model)
     result = compare(model, model, evaluators)
 
-    assert result["primary_metric"] == "ir_cosine_ndcg@10"
+    assert result.primary_metric == "ir_cosine_ndcg@10"
     for key in ("ir_cosine_ndcg@10", "ir_cosine_mrr@10", "ir_cosine_recall@10"):
-        assert key in result["base"]
-    assert "sts_spearman_cosine" in result["base"]
-    assert "dup_cosine_ap" in result["base"]
-    assert "tri_cosine_accuracy" in result["base"]
+        assert key in result.base
+    assert "sts_spearman_cosine" in result.base
+    assert "dup_cosine_ap" in result.base
+    assert "tri_cosine_accuracy" in result.base
     # Same model, same data: identical scores and zero improvement.
-    assert result["base"] == result["finetuned"]
-    assert set(result["improvement"].values()) == {0.0}
+    assert result.base == result.finetuned
+    assert set(result.improvement.values()) == {0.0}
 
     html = render_comparison_html(result, title="tiny")
     assert "<table" in html and "ir_cosine_ndcg@10" in html and "<script" not in html

@@ -1,4 +1,4 @@
-"""The quality gate decides on evaluation summaries shaped like `compare()` output."""
+"""The quality gate decides on the `Evaluation` that `compare()` produces."""
 
 from __future__ import annotations
 
@@ -7,33 +7,34 @@ import math
 import pytest
 
 from trainer.config import GateConfig
-from trainer.gate import GateDecision, decide
+from trainer.gate import decide, promotion_verdict
+from trainer.results import Evaluation, GateDecision
 
 NDCG = "docs-information_retrieval_cosine_ndcg@10"
 MRR = "docs-information_retrieval_cosine_mrr@10"
 
 
-def evaluation(base: float, tuned: float, **other: tuple[float, float]) -> dict:
+def evaluation(base: float, tuned: float, **other: tuple[float, float]) -> Evaluation:
     metrics = {NDCG: (base, tuned), **other}
-    return {
-        "primary_metric": NDCG,
-        "base": {k: b for k, (b, _) in metrics.items()},
-        "finetuned": {k: t for k, (_, t) in metrics.items()},
-        "improvement": {k: t - b for k, (b, t) in metrics.items()},
-    }
+    return Evaluation(
+        primary_metric=NDCG,
+        base={k: b for k, (b, _) in metrics.items()},
+        finetuned={k: t for k, (_, t) in metrics.items()},
+        improvement={k: t - b for k, (b, t) in metrics.items()},
+    )
 
 
 def test_default_gate_passes_when_not_worse() -> None:
     decision = decide(GateConfig(), evaluation(0.40, 0.52))
 
-    assert decision == GateDecision(
-        passed=True,
-        metric=NDCG,
-        value=0.52,
-        base_value=0.40,
-        improvement=pytest.approx(0.12),
-        reasons=[],
-    )
+    assert decision.model_dump() == {
+        "passed": True,
+        "metric": NDCG,
+        "value": 0.52,
+        "base_value": 0.40,
+        "improvement": pytest.approx(0.12),
+        "reasons": [],
+    }
     assert decision.log_line() == (
         f"gate PASSED: {NDCG} = 0.52 (base 0.4, +0.1200); model may be pushed and promoted"
     )
@@ -99,7 +100,7 @@ def test_unknown_metric_lists_the_available_ones() -> None:
 
 
 def test_no_metric_at_all() -> None:
-    empty = {"primary_metric": None, "base": {}, "finetuned": {}, "improvement": {}}
+    empty = Evaluation()
     with pytest.raises(ValueError, match=r"set gate\.metric or configure at least one evaluator"):
         decide(GateConfig(), empty)
 
@@ -111,15 +112,17 @@ def test_nan_never_passes() -> None:
 
 
 def test_without_a_base_value_only_min_improvement_fails() -> None:
-    tuned_only = {"primary_metric": NDCG, "base": {}, "finetuned": {NDCG: 0.7}}
+    tuned_only = Evaluation(primary_metric=NDCG, finetuned={NDCG: 0.7})
 
     assert decide(GateConfig(min_value=0.5, min_improvement=None), tuned_only).passed
     failed = decide(GateConfig(), tuned_only)
     assert failed.reasons == [f"{NDCG} has no base-model value to compute an improvement from"]
 
 
-def test_to_dict_is_json_friendly() -> None:
-    assert decide(GateConfig(), evaluation(0.4, 0.5)).to_dict() == {
+def test_decision_round_trips_as_json() -> None:
+    decision = decide(GateConfig(), evaluation(0.4, 0.5))
+    assert GateDecision.model_validate_json(decision.model_dump_json()) == decision
+    assert decision.model_dump(mode="json") == {
         "passed": True,
         "metric": NDCG,
         "value": 0.5,
@@ -127,3 +130,26 @@ def test_to_dict_is_json_friendly() -> None:
         "improvement": pytest.approx(0.1),
         "reasons": [],
     }
+
+
+@pytest.mark.parametrize(
+    ("tuned", "production", "verdict"),
+    [
+        (0.50, None, (True, "first version to pass the gate")),
+        (0.50, 0.45, (True, f"{NDCG} 0.5000 beats production 0.4500")),
+        (0.50, 0.50, (False, f"{NDCG} 0.5000 does not beat production 0.5000")),
+        (
+            0.30,
+            None,
+            (
+                False,
+                f"gate failed: {NDCG} improved by -0.1000 (base 0.4 -> 0.3) < min_improvement 0.0",
+            ),
+        ),
+    ],
+)
+def test_promotion_needs_the_gate_and_a_better_score_than_production(
+    tuned: float, production: float | None, verdict: tuple[bool, str]
+) -> None:
+    decision = decide(GateConfig(), evaluation(0.4, tuned))
+    assert promotion_verdict(decision, production) == verdict

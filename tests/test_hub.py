@@ -23,6 +23,7 @@ from trainer.hub import (
     with_retries,
 )
 from trainer.model_card import render_model_card
+from trainer.results import DataSummary, Evaluation, ModelInfo, TrainingSummary
 
 TOKEN = "hf_TestTokenThatMustNeverLeak0123456789"
 REPO = "acme/stdlib-embedder"
@@ -60,15 +61,19 @@ def model_folder(tmp_path: Path, tiny_model_path: Path) -> Path:
     metric = "docs-information_retrieval_cosine_ndcg@10"
     card = render_model_card(
         config,
-        evaluation={
-            "primary_metric": metric,
-            "base": {metric: 0.4},
-            "finetuned": {metric: 0.5},
-            "improvement": {metric: 0.1},
-        },
-        training={"train_seconds": 1.0, "global_step": 2, "train_loss": 0.3},
-        dataset_stats={},
-        model_info={"embedding_dimension": 32},
+        evaluation=Evaluation(
+            primary_metric=metric,
+            base={metric: 0.4},
+            finetuned={metric: 0.5},
+            improvement={metric: 0.1},
+        ),
+        training=TrainingSummary(
+            train_seconds=1.0,
+            global_step=2,
+            train_loss=0.3,
+            model_info=ModelInfo(embedding_dimension=32),
+        ),
+        data=DataSummary(),
     )
     (folder / "README.md").write_text(card)
     return folder

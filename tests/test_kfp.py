@@ -94,12 +94,54 @@ def test_hub_token_secret_becomes_an_env_var(compiled: dict[str, Any], step: str
 def test_retries_and_config_parameter_come_from_the_run_config(compiled: dict[str, Any]) -> None:
     document = yaml.safe_load(CONFIG.read_text())
     tasks = compiled["pipeline"]["root"]["dag"]["tasks"]
-    assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 1
+    # A retried training resumes from its checkpoints, so the train task gets several.
+    assert (
+        tasks["train"]["retryPolicy"]["maxRetryCount"]
+        == (document["steps"]["train"]["retry"]["max_retries"])
+    )
+    assert document["steps"]["train"]["retry"]["max_retries"] >= 3
     assert (
         tasks["load-datasets"]["retryPolicy"]["maxRetryCount"] == document["retry"]["max_retries"]
     )
     default = compiled["pipeline"]["root"]["inputDefinitions"]["parameters"]["config"]
-    assert json.loads(default["defaultValue"]) == load_run_config(CONFIG).model_dump(mode="json")
+    expected = load_run_config(CONFIG).model_dump(mode="json")
+    # Said once, in the ZenML model entry, and carried into the run config.
+    expected["output"]["model_name"] = document["model"]["name"]
+    expected["card"]["license"] = document["model"]["license"]
+    assert json.loads(default["defaultValue"]) == expected
+
+
+def test_train_task_gets_the_pipeline_root_for_its_checkpoints(compiled: dict[str, Any]) -> None:
+    inputs = compiled["pipeline"]["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
+    assert inputs["pipeline_root"]["runtimeValue"]["constant"] == "{{$.pipeline_root}}"
+
+
+def test_train_resources_come_from_hardware_only(tmp_path: Path) -> None:
+    document = yaml.safe_load(CONFIG.read_text())
+    document["steps"]["train"]["settings"] = {
+        "orchestrator.kubernetes": {"pod_settings": {"resources": {"requests": {"cpu": "2"}}}}
+    }
+    config = tmp_path / "twice.yaml"
+    config.write_text(yaml.safe_dump(document))
+    with pytest.raises(
+        ValueError,
+        match=r"both set the training resources: keep them in parameters\.config\.hardware",
+    ):
+        kfp_pipeline.compile_pipeline(config, tmp_path / "out.yaml", image=IMAGE)
+
+
+def test_the_kfp_build_does_not_import_zenml() -> None:
+    """The KFP path reads the run YAML itself: nothing of ZenML's internals."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, pipelines.kfp_pipeline; print(any(m.startswith('zenml') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 def test_cpu_only_hardware_sets_no_accelerator(tmp_path: Path) -> None:
@@ -137,14 +179,20 @@ def test_component_functions_run_the_trainer_core(
     logged: dict[str, float] = {}
     metrics = SimpleNamespace(log_metric=logged.__setitem__)
 
+    root = str(tmp_path / "pipeline-root")
     stats = kfp_pipeline.load_datasets(config, train_data, eval_data)
-    training = kfp_pipeline.train(config, train_data, eval_data, model)
+    training = kfp_pipeline.train(config, train_data, eval_data, root, "run-1", "id-1", model)
     evaluation = kfp_pipeline.evaluate(config, eval_data, model, metrics)
     kfp_pipeline.model_card(config, evaluation, training, stats, "run-1", "id-1", card)
     outcome = kfp_pipeline.push_to_hub(config, model, evaluation, card, "run-1")
 
     assert json.loads(json.dumps([stats, training, evaluation, outcome]))  # KFP parameters
     assert training["model_info"]["embedding_dimension"] == 32
+    # No checkpoints.uri: the series goes under the pipeline root (a local path here).
+    assert training["checkpoints"]["uri"].startswith(f"{root}/checkpoints/st-finetune/")
     assert logged == evaluation["finetuned"]
-    assert Path(card.path).read_text().startswith("---\n")
-    assert outcome == {"pushed": False, "gate": outcome["gate"], "reason": "hub.enabled is false"}
+    text = Path(card.path).read_text()
+    assert text.startswith("---\n")
+    assert "Produced by a [Kubeflow](https://www.kubeflow.org) pipeline run." in text
+    assert outcome["pushed"] is False
+    assert outcome["reason"] == "hub.enabled is false"

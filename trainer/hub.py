@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from trainer.config import HubConfig, RunConfig
 from trainer.gate import decide
+from trainer.results import Evaluation, PushOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -215,31 +216,27 @@ def push_model_folder(
 
 def gated_push(
     config: RunConfig,
-    evaluation: dict[str, Any],
+    evaluation: Evaluation,
     *,
     write_folder: Callable[[Path], None],
     token: Callable[[], str],
     run_label: str,
     log: Callable[[str], None] = logger.info,
-) -> dict[str, Any]:
+) -> PushOutcome:
     """Decide the gate, then push only a passing model to an enabled Hub target.
 
     Shared by the ZenML step and the Kubeflow component, which differ only in how they
     write the model folder and where the token comes from. Both are callables, so a
     failing gate or a disabled target reads no secret and makes no request at all.
     `log` receives the one-line gate decision and the pushed URL (the orchestrator's
-    logger, so the line shows in the step's logs). Returns
-    `{"pushed": bool, "gate": {...}, "reason" | "repo_id", "commit_url", ...}`.
+    logger, so the line shows in the step's logs).
     """
     decision = decide(config.gate, evaluation)
     log(decision.log_line())
-    outcome: dict[str, Any] = {"pushed": False, "gate": decision.to_dict()}
     if not decision.passed:
-        outcome["reason"] = "; ".join(decision.reasons)
-        return outcome
+        return PushOutcome(pushed=False, gate=decision, reason="; ".join(decision.reasons))
     if not config.hub.enabled:
-        outcome["reason"] = "hub.enabled is false"
-        return outcome
+        return PushOutcome(pushed=False, gate=decision, reason="hub.enabled is false")
     message = config.hub.commit_message or "Fine-tuned embedding model"
     with tempfile.TemporaryDirectory(prefix="hub-push-") as tmp:
         folder = Path(tmp) / "model"
@@ -248,12 +245,12 @@ def gated_push(
             folder, config.hub, token=token(), commit_message=f"{message} ({run_label})"
         )
     log(f"pushed to the Hub: {result.pr_url or result.commit_url}")
-    outcome.update(
+    return PushOutcome(
         pushed=True,
+        gate=decision,
         repo_id=result.repo_id,
         revision=result.revision,
         commit_url=result.commit_url,
         pr_url=result.pr_url,
         no_changes=result.no_changes,
     )
-    return outcome

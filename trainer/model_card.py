@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from trainer.config import PACKAGE_PREFIX, EvaluatorConfig, RunConfig
+from trainer.config import EvaluatorConfig, RunConfig, hub_repo_id
+from trainer.results import DataSummary, Emissions, Evaluation, ModelInfo, RunRef, TrainingSummary
 from trainer.training import effective_training_arguments
 
 PACKAGE_HUB_IDS: dict[str, str] = {
@@ -42,16 +41,9 @@ _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{20,}")
 
 
 def base_model_hub_id(name_or_path: str) -> str | None:
-    """The Hub id of the base model, or None for a local directory (nothing to link to)."""
-    if name_or_path in PACKAGE_HUB_IDS:
-        return PACKAGE_HUB_IDS[name_or_path]
-    if name_or_path.startswith((PACKAGE_PREFIX, "/", ".", "~")) or Path(name_or_path).exists():
-        return None
-    try:
-        validate_repo_id(name_or_path)
-    except HFValidationError:
-        return None
-    return name_or_path
+    """The Hub id of the base model (for a weights package: the model it packages), or
+    None for a local directory (nothing to link to)."""
+    return PACKAGE_HUB_IDS.get(name_or_path) or hub_repo_id(name_or_path)
 
 
 def hub_dataset_ids(config: RunConfig) -> list[str]:
@@ -88,10 +80,10 @@ def group_metrics(
     return groups
 
 
-def eval_results(config: RunConfig, evaluation: dict[str, Any]) -> list[EvalResult]:
+def eval_results(config: RunConfig, evaluation: Evaluation) -> list[EvalResult]:
     """The fine-tuned model's metrics as model-index entries (finite numbers only)."""
     results: list[EvalResult] = []
-    for (name, kind), metrics in group_metrics(config, evaluation.get("finetuned") or {}).items():
+    for (name, kind), metrics in group_metrics(config, evaluation.finetuned).items():
         task_type, task_name = _TASKS.get(kind, _TASKS[None])
         for metric, value in metrics.items():
             if isinstance(value, int | float) and math.isfinite(value):
@@ -109,30 +101,25 @@ def eval_results(config: RunConfig, evaluation: dict[str, Any]) -> list[EvalResu
     return results
 
 
-def _co2_front_matter(emissions: dict[str, Any]) -> dict[str, Any] | None:
+def _co2_front_matter(emissions: Emissions) -> dict[str, Any]:
     """codecarbon numbers in the Hub's `co2_eq_emissions` shape (grams, like ST's cards)."""
-    kg = _emissions_kg(emissions)
-    if kg is None:
-        return None
-    co2: dict[str, Any] = {"emissions": kg * 1000, "source": "codecarbon"}
-    co2["training_type"] = "fine-tuning"
-    if emissions.get("gpu_model") or emissions.get("hardware_used"):
-        co2["hardware_used"] = emissions.get("gpu_model") or emissions.get("hardware_used")
+    co2: dict[str, Any] = {
+        "emissions": emissions.emissions_kg * 1000,
+        "source": "codecarbon",
+        "training_type": "fine-tuning",
+    }
+    if emissions.gpu_model:
+        co2["hardware_used"] = emissions.gpu_model
     return co2
 
 
-def _emissions_kg(emissions: dict[str, Any]) -> float | None:
-    value = emissions.get("emissions_kg", emissions.get("emissions"))
-    return None if value is None else float(value)
-
-
 def card_data(
-    config: RunConfig, evaluation: dict[str, Any], emissions: dict[str, Any] | None = None
+    config: RunConfig, evaluation: Evaluation, emissions: Emissions | None = None
 ) -> ModelCardData:
     """The YAML front matter: what the Hub indexes, filters and shows beside the card."""
     extra: dict[str, Any] = {}
-    if emissions and (co2 := _co2_front_matter(emissions)):
-        extra["co2_eq_emissions"] = co2
+    if emissions is not None:
+        extra["co2_eq_emissions"] = _co2_front_matter(emissions)
     results = eval_results(config, evaluation)
     return ModelCardData(
         base_model=base_model_hub_id(config.model.name_or_path),
@@ -149,7 +136,7 @@ def card_data(
 
 
 def _model_name(config: RunConfig) -> str:
-    return config.hub.repo_id or config.output.model_name
+    return config.hub.repo_id or config.output.name
 
 
 def _cell(value: Any, unit: str = "") -> str:
@@ -181,7 +168,7 @@ def _parameters(count: Any) -> str:
     return str(count)
 
 
-def _summary(config: RunConfig, model_info: dict[str, Any]) -> str:
+def _summary(config: RunConfig, model_info: ModelInfo) -> str:
     hub_id = base_model_hub_id(config.model.name_or_path)
     base = (
         f"[{hub_id}](https://huggingface.co/{hub_id})"
@@ -189,13 +176,13 @@ def _summary(config: RunConfig, model_info: dict[str, Any]) -> str:
         else f"`{config.model.name_or_path}`"
     )
     names = ", ".join(f"`{name}`" for name in config.datasets)
-    dim = model_info.get("embedding_dimension")
+    dim = model_info.embedding_dimension
     space = f"a {dim}-dimensional dense vector space" if dim else "a dense vector space"
     details = [
         ["Base model", base],
         ["Embedding dimension", _cell(dim)],
-        ["Maximum sequence length", _cell(model_info.get("max_seq_length"), " tokens")],
-        ["Parameters", _parameters(model_info.get("parameters"))],
+        ["Maximum sequence length", _cell(model_info.max_seq_length, " tokens")],
+        ["Parameters", _parameters(model_info.parameters)],
         ["Training datasets", names],
         ["Language", _cell(", ".join(config.card.language))],
         ["License", _cell(config.card.license)],
@@ -214,7 +201,7 @@ def _summary(config: RunConfig, model_info: dict[str, Any]) -> str:
 
 def _usage(config: RunConfig) -> str:
     model_dir = config.output.model_dir
-    reference = config.hub.repo_id or (str(model_dir) if model_dir else config.output.model_name)
+    reference = config.hub.repo_id or (str(model_dir) if model_dir else config.output.name)
     prompts = {n: d.prompt for n, d in config.datasets.items() if isinstance(d.prompt, str)}
     encode = "model.encode(sentences)"
     if len(set(prompts.values())) == 1:
@@ -234,9 +221,9 @@ def _usage(config: RunConfig) -> str:
     return f"## Usage\n\n```bash\npip install -U sentence-transformers\n```\n\n{code}"
 
 
-def _evaluation(evaluation: dict[str, Any]) -> str:
-    base, tuned = evaluation.get("base") or {}, evaluation.get("finetuned") or {}
-    primary = evaluation.get("primary_metric")
+def _evaluation(evaluation: Evaluation) -> str:
+    base, tuned = evaluation.base, evaluation.finetuned
+    primary = evaluation.primary_metric
     if not tuned:
         return "## Evaluation\n\nNo evaluator ran in this run."
     rows = []
@@ -254,29 +241,23 @@ def _evaluation(evaluation: dict[str, Any]) -> str:
     return f"## Evaluation\n\n{intro}\n\n{table}"
 
 
-def _training(
-    config: RunConfig,
-    training: dict[str, Any],
-    stats: dict[str, Any],
-    emissions: dict[str, Any] | None,
-) -> str:
+def _training(config: RunConfig, training: TrainingSummary, data: DataSummary) -> str:
     data_rows, loss_rows = [], []
     for name, dataset in config.datasets.items():
-        stat = stats.get(name, {})
+        stats = data.datasets.get(name)
         source = dataset.source
         where = (
             f"[{source.path}](https://huggingface.co/datasets/{source.path})"
             if source.resolved_format == "hub"
             else f"`{source.path}`"
         )
-        train_rows = stat.get("train_rows", (training.get("train_rows") or {}).get(name))
         data_rows.append(
             [
                 f"`{name}`",
                 where,
-                _cell(train_rows),
-                _cell(stat.get("eval_rows")),
-                _cell(", ".join(stat.get("columns", []))),
+                _cell(stats.train_rows if stats else training.train_rows.get(name)),
+                _cell(stats.eval_rows if stats else None),
+                _cell(", ".join(stats.columns) if stats else None),
             ]
         )
         loss = dataset.loss
@@ -291,12 +272,17 @@ def _training(
             ]
         )
     hyper = [[f"`{k}`", _cell(v)] for k, v in sorted(effective_training_arguments(config).items())]
-    seconds, loss = training.get("train_seconds"), training.get("train_loss")
     facts = [
-        f"- Training time: {_num(seconds, 1)} s",
-        f"- Optimizer steps: {_cell(training.get('global_step'))}",
-        f"- Final training loss: {_num(loss)}",
+        f"- Training time: {_num(training.train_seconds, 1)} s",
+        f"- Optimizer steps: {_cell(training.global_step)}",
+        f"- Final training loss: {_num(training.train_loss)}",
     ]
+    if training.resume.resumed:
+        origin = f", saved by {training.resume.from_run}" if training.resume.from_run else ""
+        facts.append(
+            f"- Resumed from the checkpoint at step {training.resume.from_step}{origin} "
+            "(the run before it was interrupted)"
+        )
     parts = [
         "## Training",
         "### Datasets",
@@ -308,64 +294,70 @@ def _training(
         "### Training results",
         "\n".join(facts),
     ]
-    if emissions and (kg := _emissions_kg(emissions)) is not None:
-        lines = [f"- Carbon emitted: {kg:.6f} kg CO2eq (measured with codecarbon)"]
-        if emissions.get("energy_consumed") is not None:
-            lines.append(f"- Energy consumed: {float(emissions['energy_consumed']):.6f} kWh")
-        for key, label in (
-            ("gpu_model", "GPU"),
-            ("cpu_model", "CPU"),
-            ("country_name", "Location"),
+    emissions = training.emissions
+    if emissions is not None:
+        lines = [
+            f"- Carbon emitted: {emissions.emissions_kg:.6f} kg CO2eq (measured with codecarbon)"
+        ]
+        if emissions.energy_consumed is not None:
+            lines.append(f"- Energy consumed: {emissions.energy_consumed:.6f} kWh")
+        for value, label in (
+            (emissions.gpu_model, "GPU"),
+            (emissions.cpu_model, "CPU"),
+            (emissions.country_name, "Location"),
         ):
-            if emissions.get(key):
-                lines.append(f"- {label}: {emissions[key]}")
+            if value:
+                lines.append(f"- {label}: {value}")
         parts += ["### Environmental impact", "\n".join(lines)]
     return "\n\n".join(parts)
 
 
-def _lineage(run: dict[str, Any] | None) -> str:
-    if not run:
+def _lineage(run: RunRef | None) -> str:
+    if run is None:
         return ""
-    lines = []
-    for key, label in (
-        ("pipeline_name", "Pipeline"),
-        ("run_name", "Run"),
-        ("run_id", "Run id"),
-        ("model_version", "Model version"),
-    ):
-        if run.get(key):
-            lines.append(f"- {label}: `{run[key]}`")
-    if run.get("dashboard_url"):
-        lines.append(f"- Dashboard: <{run['dashboard_url']}>")
+    lines = [
+        f"- {label}: `{value}`"
+        for label, value in (
+            ("Pipeline", run.pipeline),
+            ("Run", run.name),
+            ("Run id", run.id),
+            ("Model version", run.model_version),
+        )
+        if value
+    ]
+    if run.dashboard_url:
+        lines.append(f"- Dashboard: <{run.dashboard_url}>")
     body = "\n".join(lines)
-    return f"## Lineage\n\nProduced by a [ZenML](https://zenml.io) pipeline run.\n\n{body}"
+    tool = {
+        "zenml": "[ZenML](https://zenml.io)",
+        "kubeflow": "[Kubeflow](https://www.kubeflow.org)",
+    }
+    by = tool.get(run.orchestrator, run.orchestrator)
+    return f"## Lineage\n\nProduced by a {by} pipeline run.\n\n{body}"
 
 
 def render_model_card(
     config: RunConfig,
     *,
-    evaluation: dict[str, Any],
-    training: dict[str, Any],
-    dataset_stats: dict[str, Any],
-    model_info: dict[str, Any],
-    run: dict[str, Any] | None = None,
-    emissions: dict[str, Any] | None = None,
+    evaluation: Evaluation,
+    training: TrainingSummary,
+    data: DataSummary,
+    run: RunRef | None = None,
 ) -> str:
     """README.md text: YAML front matter (with model-index) plus the markdown body.
 
-    `run` may hold pipeline_name, run_name, run_id, model_version, dashboard_url;
-    `emissions` codecarbon's numbers: `emissions` (or `emissions_kg`) in kg CO2eq,
-    `energy_consumed` in kWh, optional gpu_model, cpu_model, country_name.
-    Anything shaped like a Hugging Face token is redacted as a last line of defence.
+    Everything comes from the typed results of earlier stages, so the card renders
+    anywhere, without the model. Anything shaped like a Hugging Face token is redacted
+    as a last line of defence.
     """
     sections = [
-        _summary(config, model_info),
+        _summary(config, training.model_info),
         _usage(config),
         _evaluation(evaluation),
-        _training(config, training, dataset_stats, emissions),
+        _training(config, training, data),
         _lineage(run),
     ]
     body = "\n\n".join(section for section in sections if section) + "\n"
-    data = card_data(config, evaluation, emissions)
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+    card_front = card_data(config, evaluation, training.emissions)
+    card = ModelCard(f"---\n{card_front.to_yaml()}\n---\n\n{body}")
     return _TOKEN_PATTERN.sub("hf_***", str(card))

@@ -7,7 +7,8 @@ external assets, so the chart is inline SVG and the styles are inline.
 from __future__ import annotations
 
 import html
-from typing import Any
+
+from trainer.results import Evaluation
 
 _BAR_WIDTH = 260
 
@@ -20,13 +21,13 @@ def _bar(value: float, colour: str) -> str:
     )
 
 
-def render_comparison_html(evaluation: dict[str, Any], *, title: str = "Evaluation") -> str:
+def render_comparison_html(evaluation: Evaluation, *, title: str = "Evaluation") -> str:
     """A table of every metric (base, fine-tuned, delta) with bars for scores in [0, 1]."""
-    primary = evaluation.get("primary_metric")
+    primary = evaluation.primary_metric
     rows = []
-    for metric, tuned in evaluation["finetuned"].items():
-        base = evaluation["base"].get(metric)
-        delta = evaluation["improvement"].get(metric)
+    for metric, tuned in evaluation.finetuned.items():
+        base = evaluation.base.get(metric)
+        delta = evaluation.improvement.get(metric)
         weight = "font-weight:bold;" if metric == primary else ""
         delta_colour = "#1a7f37" if (delta or 0) > 0 else "#cf222e" if (delta or 0) < 0 else "#555"
         rows.append(

@@ -19,6 +19,7 @@ from datasets import Dataset, DatasetDict
 from trainer.config import PACKAGE_PREFIX, ModelConfig, RunConfig
 from trainer.emissions import track_emissions
 from trainer.losses import build_loss
+from trainer.results import Emissions, ModelInfo, TrainingSummary
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -34,7 +35,6 @@ DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
     "learning_rate": 2e-5,
     "warmup_steps": 0.1,
     "batch_sampler": "no_duplicates",
-    "save_strategy": "no",
     "logging_steps": 10,
     "report_to": "none",
     "disable_tqdm": True,
@@ -86,20 +86,16 @@ def load_model(config: ModelConfig, device: str | None = None) -> SentenceTransf
 
 
 def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
-    """Defaults, then the run seed, then the config's `training` block (what the card shows).
-
-    `resume_from_checkpoint` is dropped: it is an argument of `trainer.train()`, not of
-    the training arguments.
-    """
-    arguments = {**DEFAULT_TRAINING_ARGUMENTS, "seed": config.seed, **config.training}
-    arguments.pop("resume_from_checkpoint", None)
-    return arguments
+    """Defaults, then the run seed, then the config's `training` block (what the card shows)."""
+    return {**DEFAULT_TRAINING_ARGUMENTS, "seed": config.seed, **config.training}
 
 
 def training_arguments(
     config: RunConfig, output_dir: str | Path
 ) -> SentenceTransformerTrainingArguments:
-    """The effective arguments plus what the run sets itself (prompts, output_dir)."""
+    """The effective arguments plus what the run sets itself: prompts, and checkpoints
+    every `checkpoints.every_n_steps` into `output_dir` (the local staging folder; the
+    durable copies are `trainer.checkpoints`' job, so one local checkpoint is enough)."""
     from sentence_transformers.sentence_transformer.training_args import (
         SentenceTransformerTrainingArguments,
     )
@@ -108,6 +104,12 @@ def training_arguments(
     prompts = {name: ds.prompt for name, ds in config.datasets.items() if ds.prompt is not None}
     if prompts:
         arguments["prompts"] = prompts if config.is_multi_dataset else next(iter(prompts.values()))
+    every = config.checkpoints.every_n_steps
+    arguments.update(
+        save_strategy="steps" if every else "no",
+        save_steps=every or 500,
+        save_total_limit=1,
+    )
     return SentenceTransformerTrainingArguments(output_dir=str(output_dir), **arguments)
 
 
@@ -119,31 +121,35 @@ class TrainingResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     global_step: int = 0
+    planned_steps: int | None = None
     train_rows: dict[str, int] = field(default_factory=dict)
     emissions: dict[str, Any] = field(default_factory=dict)
     base_model: str | None = None
 
-    def model_info(self) -> dict[str, Any]:
+    def model_info(self) -> ModelInfo:
         """Facts about the trained model that the card shows without loading it again."""
-        return {
-            "base_model": self.base_model,
-            "embedding_dimension": self.model.get_embedding_dimension(),
-            "max_seq_length": self.model.max_seq_length,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-        }
+        return ModelInfo(
+            base_model=self.base_model,
+            embedding_dimension=self.model.get_embedding_dimension(),
+            max_seq_length=self.model.max_seq_length,
+            parameters=sum(p.numel() for p in self.model.parameters()),
+        )
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-friendly training facts for metadata and the model card."""
+    def summary(self, **extra: Any) -> TrainingSummary:
+        """The typed training facts for metadata, later stages and the card; `extra`
+        fills the run-level fields (resume, checkpoints)."""
         final = next((row for row in reversed(self.history) if "train_loss" in row), {})
-        return {
-            "train_seconds": round(self.train_seconds, 2),
-            "global_step": self.global_step,
-            "train_rows": self.train_rows,
-            "train_loss": final.get("train_loss"),
-            "history": self.history,
-            "emissions": self.emissions or None,
-            "model_info": self.model_info(),
-        }
+        return TrainingSummary(
+            train_seconds=round(self.train_seconds, 2),
+            global_step=self.global_step,
+            planned_steps=self.planned_steps,
+            train_rows=self.train_rows,
+            train_loss=final.get("train_loss"),
+            history=self.history,
+            emissions=Emissions(**self.emissions) if self.emissions else None,
+            model_info=self.model_info(),
+            **extra,
+        )
 
 
 def _as_trainer_inputs(
@@ -201,12 +207,14 @@ def train(
     output_dir: str | Path,
     model: SentenceTransformer | None = None,
     callbacks: list[TrainerCallback] | None = None,
+    resume_from: str | Path | None = None,
 ) -> TrainingResult:
     """Fine-tune the base model on the run's datasets.
 
-    Checkpoints go to `output_dir` per `training.save_strategy`; set
-    `training.resume_from_checkpoint` to a checkpoint path, or to `true` for the newest
-    checkpoint in `output_dir`, to continue an interrupted run.
+    Local checkpoints go to `output_dir` every `checkpoints.every_n_steps`; `resume_from`
+    is a local checkpoint folder to continue from (model, optimizer, scheduler, RNG
+    states, global step and sampler position). Durable checkpoints and the decision
+    whether to resume live in `trainer.run`.
     """
     trainer = build_trainer(
         config,
@@ -218,13 +226,16 @@ def train(
     )
     started = time.perf_counter()
     with track_emissions() as emissions:
-        output = trainer.train(resume_from_checkpoint=config.training.get("resume_from_checkpoint"))
+        output = trainer.train(
+            resume_from_checkpoint=str(resume_from) if resume_from is not None else None
+        )
     elapsed = time.perf_counter() - started
     return TrainingResult(
         model=trainer.model,
         history=list(trainer.state.log_history),
         train_seconds=elapsed,
         global_step=output.global_step,
+        planned_steps=trainer.state.max_steps,
         train_rows={name: len(ds) for name, ds in train_datasets.items()},
         emissions=emissions,
         base_model=config.model.name_or_path,

@@ -1,0 +1,75 @@
+"""What the Kubeflow build reads from a ZenML run YAML: each task's resources and retries.
+
+The run YAML is one file for both orchestrators. Its ZenML part (`retry`,
+`steps.<name>.retry`, `settings.orchestrator.kubernetes.pod_settings.resources` and the
+same under `steps.<name>.settings`) is plain data; this module reads it the way ZenML
+merges it (a step's own values over the pipeline's, resources key by key) without
+importing ZenML. The GPU step's placement and resources come from
+`parameters.config.hardware` only; setting them in the ZenML part as well is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ORCHESTRATOR_KEY = "orchestrator.kubernetes"
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """CPU/memory requests and limits, and the retry count, of one pipeline task."""
+
+    requests: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
+
+
+def read_run_document(path: str | Path) -> dict[str, Any]:
+    """The run YAML as a mapping (a clear error for anything else)."""
+    document = yaml.safe_load(Path(path).read_text())
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: expected a YAML mapping, got {type(document).__name__}")
+    return document
+
+
+def _resources(settings: Any) -> dict[str, Any]:
+    pod = ((settings or {}).get(ORCHESTRATOR_KEY) or {}).get("pod_settings") or {}
+    return pod.get("resources") or {}
+
+
+def task_settings(document: dict[str, Any], step: str, *, hardware_step: bool) -> TaskSettings:
+    """Resources and retries of `step`: its own values over the pipeline's.
+
+    `hardware_step` marks the task whose resources come from `config.hardware`: it takes
+    only its retries from here.
+    """
+    step_document = (document.get("steps") or {}).get(step) or {}
+    own = _resources(step_document.get("settings"))
+    if hardware_step and own:
+        raise ValueError(
+            f"steps.{step}.settings.{ORCHESTRATOR_KEY}.pod_settings.resources and "
+            "parameters.config.hardware both set the training resources: keep them in "
+            "parameters.config.hardware (cpu, memory, memory_limit, gpu_count)"
+        )
+    pipeline_level = _resources(document.get("settings"))
+    retry = step_document.get("retry") or document.get("retry") or {}
+    if hardware_step:
+        return TaskSettings(retries=int(retry.get("max_retries") or 0))
+    return TaskSettings(
+        requests={
+            **(pipeline_level.get("requests") or {}),
+            **(own.get("requests") or {}),
+        },
+        limits={**(pipeline_level.get("limits") or {}), **(own.get("limits") or {})},
+        retries=int(retry.get("max_retries") or 0),
+    )
+
+
+def zenml_model_facts(document: dict[str, Any]) -> tuple[str | None, str | None]:
+    """`model.name` and `model.license` of the run YAML's ZenML model entry, if any."""
+    model = document.get("model") or {}
+    return model.get("name"), model.get("license")
