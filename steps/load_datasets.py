@@ -8,7 +8,7 @@ from datasets import DatasetDict
 from zenml import step
 
 from steps._metadata import log_step_metadata
-from steps.materializers import HFDatasetMaterializer
+from steps.materializers import DatasetDictMaterializer
 from trainer.config import RunConfig
 from trainer.data import dataset_stats
 from trainer.data import load_datasets as load_run_datasets
@@ -16,8 +16,8 @@ from trainer.data import load_datasets as load_run_datasets
 
 @step(
     output_materializers={
-        "train_datasets": HFDatasetMaterializer,
-        "eval_datasets": HFDatasetMaterializer,
+        "train_datasets": DatasetDictMaterializer,
+        "eval_datasets": DatasetDictMaterializer,
     }
 )
 def load_datasets(
