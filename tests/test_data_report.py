@@ -150,3 +150,38 @@ def test_column_problems_name_the_columns_field(tmp_path: Path) -> None:
     (problem,) = check.problems
     assert problem.field == "datasets.qa.columns"
     assert "column(s) 'x' not found; the data has: q, d" in problem.message
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_duplicate_count_matches_a_plain_count(seed: int) -> None:
+    """The rank-key count equals counting distinct rows in Python; rows dropped as
+    blank take no part; chunked Arrow input (several record batches) counts the same."""
+    import random
+
+    from datasets import Dataset, concatenate_datasets
+
+    from trainer import data_report
+
+    rng = random.Random(seed)
+    rows = [
+        {
+            "anchor": rng.choice(["a", "b", "c", " "]),
+            "positive": rng.choice(["x", "y"]),
+            "score": rng.choice([0.0, 1.0]),
+        }
+        for _ in range(60)
+    ]
+    kept = [(r["anchor"], r["positive"], r["score"]) for r in rows if r["anchor"].strip()]
+    expected = len(kept) - len(set(kept))
+    chunked = concatenate_datasets([Dataset.from_list(rows[:25]), Dataset.from_list(rows[25:])])
+    _, report, _ = data_report.check_content(
+        chunked,
+        ["anchor", "positive"],
+        ["score"],
+        what="dataset 'qa'",
+        path="rows",
+        split="train",
+        field="datasets.qa.source",
+    )
+    assert report.dropped_empty == 60 - len(kept)
+    assert report.duplicate_rows == expected

@@ -14,7 +14,8 @@ texts themselves, where a dataset can be well-formed and still useless:
   data trains to a loss near 0.0 and would pass a gate while learning nothing.
 
 Everything is computed with `pyarrow.compute` over the Arrow table (no Python loop over
-rows), so 1M pairs cost well under a second and no pandas copy.
+rows, no pandas, no copy of the texts but one bounded chunk at a time), so the checks add
+little to the memory the Arrow data itself takes.
 """
 
 from __future__ import annotations
@@ -95,8 +96,39 @@ class DataReport(_Report):
 
 
 def _blank(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """True where a text is empty or only whitespace (nulls are rejected before this)."""
-    return pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0)
+    """True where a text is empty or only (Unicode) whitespace; a boolean per row, no copy
+    of the texts (nulls are rejected before this)."""
+    return pc.or_(pc.equal(column, ""), pc.utf8_is_space(column))
+
+
+def _single_value(column: pa.ChunkedArray, keep: pa.ChunkedArray, first: int) -> bool:
+    """Whether every kept row holds the value of the first kept row (no hash table)."""
+    same = pc.equal(column, column[first])
+    return bool(pc.all(pc.or_(same, pc.invert(keep))).as_py())
+
+
+def _duplicate_rows(table: pa.Table, keep: pa.ChunkedArray) -> int:
+    """Kept rows equal (in every column) to an earlier kept row.
+
+    Each column becomes its dense rank (equal values, equal rank) and the ranks of a
+    row fold into one integer key; duplicates are rows minus distinct keys. Ranking
+    sorts indices over the texts where they are (memory-mapped): the extra memory is a
+    few integers per row, where a hash group-by or a `take` of the texts would copy
+    them (for 1M pairs, several hundred megabytes).
+    """
+
+    def dense(values: Any) -> Any:
+        return pc.rank(values, sort_keys="ascending", tiebreaker="dense")
+
+    rows = pa.scalar(table.num_rows + 1, pa.uint64())
+    key = None
+    for name in table.column_names:
+        rank = dense(table.column(name))
+        # Both are at most the row count, so the fold fits in 64 bits; re-ranking keeps it so.
+        key = rank if key is None else dense(pc.add(pc.multiply(key, rows), rank))
+    kept = pc.filter(key, keep)
+    distinct = pc.max(dense(kept)).as_py() or 0  # dense ranks count distinct keys, no hash table
+    return len(kept) - int(distinct)
 
 
 def _any(masks: list[pa.ChunkedArray]) -> pa.ChunkedArray:
@@ -140,19 +172,19 @@ def check_content(
             f"{_describe(texts)}; check the column mapping",
             field=field,
         )
+    keep = pc.invert(blank)
     if dropped:
-        keep = pc.invert(blank)
         dataset = dataset.select(pc.indices_nonzero(keep).cast(pa.int64()).to_numpy())
-        table = table.filter(keep)
         warnings.append(
             f"{what}: dropped {dropped} of {rows} rows of {path} whose "
             f"{_describe(texts)} is empty or whitespace-only"
         )
-    kept = table.num_rows
+    kept = rows - dropped
     identical = 0
     if len(texts) > 1 and kept > 1:
         pair = texts[:2]  # anchor and its positive (or the two texts of a scored pair)
-        identical = _count(pc.equal(table.column(pair[0]), table.column(pair[1])))
+        equal = pc.equal(table.column(pair[0]), table.column(pair[1]))
+        identical = _count(pc.and_(equal, keep))
         if identical == kept:
             raise DataValidationError(
                 f"{what}: in every row of {path}, {pair[0]} == {pair[1]}; such pairs train "
@@ -160,9 +192,10 @@ def check_content(
                 field=field,
             )
     if kept > 1:
+        first = pc.index(keep, True).as_py()
         for column in [*texts, *labels]:
-            if pc.count_distinct(table.column(column)).as_py() == 1:
-                value = table.column(column)[0].as_py()
+            if _single_value(table.column(column), keep, first):
+                value = table.column(column)[first].as_py()
                 kind = "text" if column in texts else "label"
                 raise DataValidationError(
                     f"{what}: column {column!r} of {path} holds one {kind} ({value!r:.60}) "
@@ -175,7 +208,7 @@ def check_content(
             f"{what}: {identical} of {kept} rows of {path} have {texts[0]} == {texts[1]}; "
             "they add no training signal"
         )
-    duplicates = kept - table.group_by(table.column_names).aggregate([]).num_rows if kept else 0
+    duplicates = _duplicate_rows(table, keep) if kept > 1 else 0
     if duplicates:
         warnings.append(
             f"{what}: {duplicates} of {kept} rows of {path} repeat an earlier row exactly; "
