@@ -114,6 +114,22 @@ def _malformed_json_document(tmp_path: Path) -> None:
     )
 
 
+def _json_lines_in_a_json_file(tmp_path: Path) -> None:
+    good = json.dumps({"anchor": "a", "positive": "b"}).encode()
+    _load(tmp_path, _write(tmp_path / "rows.json", good + b"\n" + b'{"anchor": }\n'))
+
+
+def _column_changes_type(tmp_path: Path) -> None:
+    rows = b'{"anchor": "a", "positive": "b"}\n{"anchor": 3, "positive": "c"}\n'
+    _load(tmp_path, _write(tmp_path / "mixed.jsonl", rows))
+
+
+def _empty_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "empty.parquet"
+    Dataset.from_dict({"anchor": [], "positive": []}).to_parquet(str(path))
+    _load(tmp_path, path)
+
+
 def _latin1_jsonl(tmp_path: Path) -> None:
     _load(tmp_path, _write(tmp_path / "latin.jsonl", LATIN1))
 
@@ -261,6 +277,18 @@ CASES: list[Any] = [
         r"bad\.json as json: not valid JSON at line 3, column 3",
         id="malformed-json-document",
     ),
+    pytest.param(
+        _json_lines_in_a_json_file,
+        r"rows\.json as json: not valid JSON at line 2, column 12: Expecting value",
+        id="json-lines-in-json-file",
+    ),
+    pytest.param(
+        _column_changes_type,
+        r"dataset 'qa' \(train\): column 'anchor' must hold strings for "
+        r"MultipleNegativesRankingLoss, got values of mixed types \(some rows are not strings\)",
+        id="column-changes-type",
+    ),
+    pytest.param(_empty_parquet, r"dataset 'qa': .*empty\.parquet has no rows", id="empty-parquet"),
     pytest.param(
         _latin1_jsonl,
         r"latin\.jsonl is not UTF-8 text: byte 0xe9 at line 2 \(byte offset 48\)",

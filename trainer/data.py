@@ -91,9 +91,11 @@ def validate_for_loss(dataset: Dataset, config: DatasetConfig, *, what: str) -> 
         )
     for column in texts:
         if _dtype(dataset, column) not in _TEXT_DTYPES:
+            got = _dtype(dataset, column)
+            if got == "Json":  # what `datasets` makes of a JSON column whose rows differ in type
+                got = "values of mixed types (some rows are not strings)"
             raise DataValidationError(
-                f"{what}: column {column!r} must hold strings for {loss}, "
-                f"got {_dtype(dataset, column)}"
+                f"{what}: column {column!r} must hold strings for {loss}, got {got}"
             )
         if dataset.data.column(column).null_count:
             raise DataValidationError(f"{what}: column {column!r} has empty (null) values")
@@ -131,6 +133,8 @@ def _prepare_source(
             f"{what}: column 'dataset_name' is reserved for multi-dataset routing; rename it",
             field=columns_field,
         )
+    if len(dataset) == 0:
+        raise DataValidationError(f"{what}: {path} has no rows", field=field)
     try:
         validate_for_loss(dataset, config, what=what)
     except DataValidationError as error:

@@ -123,6 +123,16 @@ def _json_document_error(path: Path, compression: str | None) -> str | None:
     return None
 
 
+def _json_error_location(path: Path, compression: str | None) -> str | None:
+    """Where a json / jsonl file stops parsing: a document that opens with `[` is one
+    JSON array, anything else is read as JSON Lines (as `datasets` reads it)."""
+    with _open_bytes(path, compression) as stream:
+        head = stream.read(4096).lstrip()
+    if head.startswith(b"["):
+        return _json_document_error(path, compression)
+    return _first_bad_json_line(path, compression)
+
+
 def _root_message(error: BaseException) -> str:
     """The innermost error's first line: what actually went wrong underneath `datasets`."""
     while (error.__cause__ or error.__context__) is not None:
@@ -147,6 +157,16 @@ def _local_file(source: DataSource, *, what: str, field: str) -> tuple[Path, str
     return path, compression
 
 
+def _parquet_rows(path: Path) -> int | None:
+    """Row count from the parquet footer; None if it is unreadable (reading will say why)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_metadata(path).num_rows
+    except Exception:
+        return None
+
+
 def _read_local(source: DataSource, *, what: str, field: str) -> Dataset:
     fmt = source.resolved_format
     path, compression = _local_file(source, what=what, field=field)
@@ -158,24 +178,19 @@ def _read_local(source: DataSource, *, what: str, field: str) -> Dataset:
             raise DataValidationError(
                 f"{what}: {source.path} has a header line but no rows", field=field
             )
+    if fmt == "parquet" and compression is None and _parquet_rows(path) == 0:
+        raise DataValidationError(f"{what}: {source.path} has no rows", field=field)
     kwargs: dict[str, Any] = {}
     if fmt == "csv" and data_file_suffix(path)[0] == ".tsv":
         kwargs["delimiter"] = "\t"
     try:
         return load_dataset(fmt, data_files=str(path), split="train", **kwargs)
     except Exception as error:
-        where = None
-        if fmt == "json":
-            where = _first_bad_json_line(path, compression) if _is_json_lines(path) else None
-            where = where or _json_document_error(path, compression)
+        where = _json_error_location(path, compression) if fmt == "json" else None
         detail = f"not valid JSON at {where}" if where else _root_message(error)
         raise DataValidationError(
             f"{what}: cannot read {source.path} as {fmt}: {detail}", field=field
         ) from error
-
-
-def _is_json_lines(path: Path) -> bool:
-    return data_file_suffix(path)[0] == ".jsonl"
 
 
 def _read_hub(source: DataSource, *, what: str, field: str) -> Dataset:
