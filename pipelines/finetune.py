@@ -37,7 +37,7 @@ def finetune_pipeline(config: RunConfig) -> None:
     """Fine-tune `config.model` on `config.datasets` and compare it with the base model."""
     config = _with_zenml_model(config)
     hub: dict[str, Any] = {"secrets": [config.hub.secret_name]} if uses_hub(config) else {}
-    train_datasets, eval_datasets, stats = load_datasets.with_options(**hub)(config=config)
+    train_datasets, eval_datasets, data_report = load_datasets.with_options(**hub)(config=config)
     # On a Kubernetes orchestrator the training pod lands on a GPU node; the local
     # orchestrator skips these settings with an info message, so one config serves both.
     train_on_hardware = train.with_options(settings=kubernetes_settings(config.hardware), **hub)
@@ -47,6 +47,8 @@ def finetune_pipeline(config: RunConfig) -> None:
     evaluation, _ = evaluate.with_options(**hub)(
         config=config, model=model, eval_datasets=eval_datasets
     )
-    card = model_card(config=config, evaluation=evaluation, training=training, dataset_stats=stats)
+    card = model_card(
+        config=config, evaluation=evaluation, training=training, data_report=data_report
+    )
     hub_push = push_to_hub(config=config, model=model, evaluation=evaluation, model_card=card)
     promote(config=config, evaluation=evaluation, hub_push=hub_push)

@@ -60,14 +60,14 @@ HF_TOKEN_KEY = "HF_TOKEN"
 
 
 def load_datasets(config: str, train_data: Output[Dataset], eval_data: Output[Dataset]) -> dict:
-    """Train and held-out DatasetDicts (saved with `save_to_disk`) plus their summary."""
+    """Train and held-out DatasetDicts (saved with `save_to_disk`) plus the data report."""
     from trainer.config import RunConfig
     from trainer.run import load_stage
 
-    train, held_out, summary = load_stage(RunConfig.model_validate_json(config))
+    train, held_out, report = load_stage(RunConfig.model_validate_json(config))
     train.save_to_disk(train_data.path)
     held_out.save_to_disk(eval_data.path)
-    return summary.model_dump(mode="json")
+    return report.model_dump(mode="json")
 
 
 def train(
@@ -130,7 +130,7 @@ def model_card(
     config: str,
     evaluation: dict,
     training: dict,
-    dataset_stats: dict,
+    data_report: dict,
     run_name: str,
     run_id: str,
     card: Output[Markdown],
@@ -138,13 +138,13 @@ def model_card(
     """The Hub README.md (front matter + body), also rendered in the KFP UI."""
     from trainer.config import RunConfig
     from trainer.model_card import render_model_card
-    from trainer.results import DataSummary, Evaluation, RunRef, TrainingSummary
+    from trainer.results import DataReport, Evaluation, RunRef, TrainingSummary
 
     text = render_model_card(
         RunConfig.model_validate_json(config),
         evaluation=Evaluation.model_validate(evaluation),
         training=TrainingSummary.model_validate(training),
-        data=DataSummary.model_validate(dataset_stats),
+        data=DataReport.model_validate(data_report),
         run=RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune"),
     )
     with open(card.path, "w", encoding="utf-8") as handle:
@@ -310,7 +310,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
                 config=config,
                 evaluation=evaluated.outputs["Output"],
                 training=trained.outputs["Output"],
-                dataset_stats=data.outputs["Output"],
+                data_report=data.outputs["Output"],
                 run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             ),

@@ -8,16 +8,16 @@ from datasets import DatasetDict
 from zenml import step
 
 from steps._metadata import log_step_metadata
-from steps.materializers import HFDatasetMaterializer
+from steps.materializers import DatasetDictMaterializer
 from trainer.config import RunConfig
-from trainer.results import DataSummary
+from trainer.results import DataReport
 from trainer.run import load_stage
 
 
 @step(
     output_materializers={
-        "train_datasets": HFDatasetMaterializer,
-        "eval_datasets": HFDatasetMaterializer,
+        "train_datasets": DatasetDictMaterializer,
+        "eval_datasets": DatasetDictMaterializer,
     }
 )
 def load_datasets(
@@ -25,9 +25,10 @@ def load_datasets(
 ) -> tuple[
     Annotated[DatasetDict, "train_datasets"],
     Annotated[DatasetDict, "eval_datasets"],
-    Annotated[DataSummary, "dataset_stats"],
+    Annotated[DataReport, "data_report"],
 ]:
-    """Train and held-out `DatasetDict`s keyed by dataset name, plus their sizes."""
-    train, held_out, summary = load_stage(config)
-    log_step_metadata(summary.model_dump(mode="json"))
-    return train, held_out, summary
+    """Train and held-out `DatasetDict`s keyed by dataset name, and what loading found
+    (sizes, columns, dropped blank texts, duplicates, warnings)."""
+    train, held_out, report = load_stage(config)
+    log_step_metadata(report.model_dump(mode="json"))
+    return train, held_out, report

@@ -14,7 +14,7 @@ from zenml.types import MarkdownString
 from steps._context import run_ref
 from trainer.config import RunConfig
 from trainer.model_card import render_model_card
-from trainer.results import DataSummary, Evaluation, TrainingSummary
+from trainer.results import DataReport, Evaluation, TrainingSummary
 
 
 @step
@@ -22,10 +22,10 @@ def model_card(
     config: RunConfig,
     evaluation: Evaluation,
     training: TrainingSummary,
-    dataset_stats: DataSummary,
+    data_report: DataReport,
 ) -> Annotated[MarkdownString, "model_card"]:
     """README.md text (YAML front matter + body), shown in the dashboard as Markdown."""
     card = render_model_card(
-        config, evaluation=evaluation, training=training, data=dataset_stats, run=run_ref()
+        config, evaluation=evaluation, training=training, data=data_report, run=run_ref()
     )
     return MarkdownString(card)

@@ -23,7 +23,7 @@ from trainer.hub import (
     with_retries,
 )
 from trainer.model_card import render_model_card
-from trainer.results import DataSummary, Evaluation, ModelInfo, TrainingSummary
+from trainer.results import DataReport, Evaluation, ModelInfo, TrainingSummary
 
 TOKEN = "hf_TestTokenThatMustNeverLeak0123456789"
 REPO = "acme/stdlib-embedder"
@@ -73,7 +73,7 @@ def model_folder(tmp_path: Path, tiny_model_path: Path) -> Path:
             train_loss=0.3,
             model_info=ModelInfo(embedding_dimension=32),
         ),
-        data=DataSummary(),
+        data=DataReport(datasets={}),
     )
     (folder / "README.md").write_text(card)
     return folder

@@ -10,8 +10,8 @@ from huggingface_hub import ModelCard
 from trainer.config import RunConfig
 from trainer.model_card import base_model_hub_id, group_metrics, render_model_card
 from trainer.results import (
-    DatasetStats,
-    DataSummary,
+    DataReport,
+    DatasetReport,
     Emissions,
     Evaluation,
     ModelInfo,
@@ -98,11 +98,22 @@ TRAINING = TrainingSummary(
     emissions=EMISSIONS,
     model_info=MODEL_INFO,
 )
-STATS = DataSummary(
+STATS = DataReport(
     datasets={
-        "docs": DatasetStats(train_rows=900, eval_rows=100, columns=["anchor", "positive"]),
-        "nli": DatasetStats(
-            train_rows=1000, eval_rows=0, columns=["sentence1", "sentence2", "score"]
+        "docs": DatasetReport(
+            name="docs",
+            train_rows=900,
+            eval_rows=100,
+            columns=["anchor", "positive"],
+            sources=[],
+            warnings=["dataset 'docs' (train): dropped 3 of 1003 rows whose 'anchor' is empty"],
+        ),
+        "nli": DatasetReport(
+            name="nli",
+            train_rows=1000,
+            eval_rows=0,
+            columns=["sentence1", "sentence2", "score"],
+            sources=[],
         ),
     }
 )
@@ -184,6 +195,7 @@ def test_body_sections() -> None:
         '| yes | `"query: "` |' in text
     )
     assert "| `nli` | `CoSENTLoss` | — | — | no | — |" in text
+    assert "- dataset 'docs' (train): dropped 3 of 1003 rows whose 'anchor' is empty" in text
     # Effective arguments: defaults, then the config, then the seed.
     assert "| `num_train_epochs` | 3 |" in text
     assert "| `learning_rate` | 5e-05 |" in text

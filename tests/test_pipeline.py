@@ -57,10 +57,10 @@ def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_p
     exported = SentenceTransformer(str(tmp_path / "out" / "model"))
     assert exported.encode(["hello"]).shape == (1, 32)
 
-    stats = run.steps["load_datasets"].outputs["dataset_stats"][0].load()
-    assert stats.model_dump() == {
-        "datasets": {"docs": {"train_rows": 45, "eval_rows": 15, "columns": ["anchor", "positive"]}}
-    }
+    report = run.steps["load_datasets"].outputs["data_report"][0].load()
+    docs = report.datasets["docs"]
+    assert (docs.train_rows, docs.eval_rows, docs.columns) == (45, 15, ["anchor", "positive"])
+    assert report.warnings == []
 
     training = run.steps["train"].outputs["training"][0].load()
     assert training.global_step == training.planned_steps == 6

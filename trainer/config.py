@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainer.hardware import HardwareSpec
+from trainer.problems import raise_problems
 
 FILE_FORMATS: dict[str, str] = {
     ".csv": "csv",
@@ -26,6 +27,20 @@ FILE_FORMATS: dict[str, str] = {
     ".parquet": "parquet",
 }
 """Local file suffix -> `datasets` builder name."""
+
+COMPRESSION_SUFFIXES: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
+"""Compressed local files `datasets` reads as they are (through fsspec): the format comes
+from the suffix before this one (`pairs.jsonl.gz` is json)."""
+
+
+def data_file_suffix(path: str | Path) -> tuple[str, str | None]:
+    """(format suffix, compression) of a local data file: `x.csv.gz` -> ('.csv', 'gzip')."""
+    path = Path(path)
+    compression = COMPRESSION_SUFFIXES.get(path.suffix.lower())
+    if compression is not None:
+        return Path(path.stem).suffix.lower(), compression
+    return path.suffix.lower(), None
+
 
 PACKAGE_PREFIX = "package:"
 """Base models can be named as an installed Python package that carries the weights."""
@@ -88,7 +103,7 @@ class DataSource(_Strict):
         """The `datasets` builder to use; inferred from the file suffix when not given."""
         if self.format:
             return self.format
-        return FILE_FORMATS.get(Path(self.path).suffix.lower(), "hub")
+        return FILE_FORMATS.get(data_file_suffix(self.path)[0], "hub")
 
 
 class LossConfig(_Strict):
@@ -399,6 +414,36 @@ class RunConfig(_Strict):
                 raise ValueError(f"{key} {value[key]!r} is not one of: {allowed}")
         return value
 
+    @field_validator("training", mode="before")
+    @classmethod
+    def _yaml_numbers(cls, value: Any) -> Any:
+        """`learning_rate: 1e-5` is text to PyYAML (YAML 1.1) and a number to the user."""
+        from trainer.arguments import coerce_yaml_numbers
+
+        return coerce_yaml_numbers(value) if isinstance(value, dict) else value
+
+    @field_validator("training")
+    @classmethod
+    def _training_values_make_sense(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Types and ranges the training-arguments dataclass accepts but training fails on."""
+        from trainer.arguments import training_value_problems
+
+        raise_problems(training_value_problems(value))
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _loss_params_fit(cls, value: dict[str, DatasetConfig]) -> dict[str, DatasetConfig]:
+        """Loss params are checked against the loss class signature, without a model."""
+        from trainer.losses import loss_param_problems
+
+        raise_problems(
+            problem
+            for name, dataset in value.items()
+            for problem in loss_param_problems(dataset.loss, field=f"datasets.{name}.loss")
+        )
+        return value
+
     @model_validator(mode="after")
     def _evaluators_reference_datasets(self) -> RunConfig:
         for evaluator in self.evaluators:
@@ -424,7 +469,15 @@ class RunConfig(_Strict):
 
 def load_run_config(path: str | Path) -> RunConfig:
     """Read a RunConfig from YAML: a bare config, or a ZenML run config's `parameters.config`."""
-    document = yaml.safe_load(Path(path).read_text())
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ValueError(f"{path}: not valid YAML{where}: {problem}") from error
     if not isinstance(document, dict):
         raise ValueError(f"{path}: expected a YAML mapping, got {type(document).__name__}")
     if "parameters" in document:

@@ -7,8 +7,13 @@ message naming the dataset and column before a model is loaded.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from trainer.problems import Problem
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -121,7 +126,7 @@ def build_loss(model: SentenceTransformer, config: LossConfig) -> nn.Module:
     if isinstance(params.get("distance_metric"), str):
         params["distance_metric"] = _distance_metric(config.name, params["distance_metric"])
     if name == "SoftmaxLoss":
-        params.setdefault("sentence_embedding_dimension", model.get_embedding_dimension())
+        params.setdefault("embedding_dimension", model.get_embedding_dimension())
     try:
         loss = getattr(losses, name)(model, **params)
     except TypeError as error:
@@ -129,3 +134,95 @@ def build_loss(model: SentenceTransformer, config: LossConfig) -> nn.Module:
     if config.matryoshka_dims:
         loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=list(config.matryoshka_dims))
     return loss
+
+
+_SET_BY_THE_RUN = frozenset({"model", "embedding_dimension"})
+"""Loss constructor arguments the run passes itself (SoftmaxLoss gets the model's dimension)."""
+
+_RESOLVED_FROM_TEXT = frozenset({"similarity_fct", "distance_metric"})
+"""Params given in YAML as a name and resolved to a function / enum member by `build_loss`."""
+
+
+@functools.cache
+def _loss_signature(class_name: str) -> tuple[dict[str, inspect.Parameter], dict[str, Any]]:
+    from sentence_transformers.sentence_transformer import losses
+
+    init = getattr(losses, class_name).__init__
+    parameters = dict(list(inspect.signature(init).parameters.items())[1:])  # without self
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception:  # annotations naming objects only importable for type checkers
+        hints = {}
+    return parameters, hints
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """Why `value` (from YAML) does not fit `hint`, or None; lists may fill tuples."""
+    from pydantic import TypeAdapter, ValidationError
+    from pydantic.errors import PydanticSchemaGenerationError
+
+    try:
+        adapter = TypeAdapter(hint)
+    except PydanticSchemaGenerationError:
+        return None  # a tensor function or module: YAML cannot give one, the call will say
+    candidates = [value, tuple(value)] if isinstance(value, list) else [value]
+    for candidate in candidates:
+        try:
+            adapter.validate_python(candidate, strict=True)
+            return None
+        except ValidationError as error:
+            reason = error.errors()[0]["msg"]
+    name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    return f"expected {name}, got {type(value).__name__} {value!r} ({reason})"
+
+
+def loss_param_problems(config: LossConfig, *, field: str = "loss") -> list[Problem]:
+    """Check `params` against the loss class signature, without a model.
+
+    Names the loss does not take, required arguments that are missing and values whose
+    type does not match the constructor's annotation each become a problem naming
+    `<field>.params.<param>`. Names resolved from text (`similarity_fct: cos_sim`,
+    `distance_metric: COSINE`) are checked against what they resolve to.
+    """
+    name = CACHED_VARIANTS[config.name] if config.cached else config.name
+    parameters, hints = _loss_signature(name)
+    problems = []
+    for param, value in config.params.items():
+        where = f"{field}.params.{param}"
+        if param in _SET_BY_THE_RUN or param not in parameters:
+            takes = sorted(set(parameters) - _SET_BY_THE_RUN)
+            problems.append(
+                Problem(
+                    field=where,
+                    message=f"{name} does not take {param!r}"
+                    + (" (the run sets it)" if param in _SET_BY_THE_RUN else "")
+                    + f"; it takes: {', '.join(takes) or 'no params'}",
+                )
+            )
+            continue
+        try:
+            if param == "similarity_fct" and isinstance(value, str):
+                _resolve_params({param: value})
+                continue
+            if param == "distance_metric" and isinstance(value, str):
+                _distance_metric(config.name, value)
+                continue
+        except ValueError as error:
+            problems.append(Problem(field=where, message=str(error)))
+            continue
+        if param in _RESOLVED_FROM_TEXT:
+            problems.append(Problem(field=where, message=f"give a name as text, got {value!r}"))
+            continue
+        reason = _type_problem(value, hints[param]) if param in hints else None
+        if reason:
+            problems.append(Problem(field=where, message=reason))
+    for param, parameter in parameters.items():
+        required = parameter.default is inspect.Parameter.empty and parameter.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        )
+        if required and param not in _SET_BY_THE_RUN and param not in config.params:
+            problems.append(
+                Problem(field=f"{field}.params.{param}", message=f"{name} requires {param!r}")
+            )
+    return problems

@@ -18,7 +18,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from trainer.config import EvaluatorConfig, RunConfig, hub_repo_id
-from trainer.results import DataSummary, Emissions, Evaluation, ModelInfo, RunRef, TrainingSummary
+from trainer.results import DataReport, Emissions, Evaluation, ModelInfo, RunRef, TrainingSummary
 from trainer.training import effective_training_arguments
 
 PACKAGE_HUB_IDS: dict[str, str] = {
@@ -241,7 +241,7 @@ def _evaluation(evaluation: Evaluation) -> str:
     return f"## Evaluation\n\n{intro}\n\n{table}"
 
 
-def _training(config: RunConfig, training: TrainingSummary, data: DataSummary) -> str:
+def _training(config: RunConfig, training: TrainingSummary, data: DataReport) -> str:
     data_rows, loss_rows = [], []
     for name, dataset in config.datasets.items():
         stats = data.datasets.get(name)
@@ -287,6 +287,11 @@ def _training(config: RunConfig, training: TrainingSummary, data: DataSummary) -
         "## Training",
         "### Datasets",
         _table(["Dataset", "Source", "Train rows", "Eval rows", "Columns"], data_rows),
+        *(
+            ["Data checks while loading:\n\n" + "\n".join(f"- {w}" for w in data.warnings)]
+            if data.warnings
+            else []
+        ),
         "### Losses",
         _table(["Dataset", "Loss", "Parameters", "Matryoshka dims", "Cached", "Prompt"], loss_rows),
         "### Hyperparameters",
@@ -341,7 +346,7 @@ def render_model_card(
     *,
     evaluation: Evaluation,
     training: TrainingSummary,
-    data: DataSummary,
+    data: DataReport,
     run: RunRef | None = None,
 ) -> str:
     """README.md text: YAML front matter (with model-index) plus the markdown body.

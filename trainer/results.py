@@ -4,7 +4,8 @@ Every stage output that another stage, the dashboard or the model card reads is 
 these pydantic models, never a loose dict: ZenML stores them as JSON artifacts with its
 built-in pydantic materializer, and the Kubeflow components pass `model_dump(mode="json")`
 and validate it back on the other side. A field renamed here is renamed for both
-orchestrators at once.
+orchestrators at once. The load stage's `DataReport` lives next to the checks that fill
+it (`trainer.data_report`) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -13,25 +14,29 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainer.data_report import DataReport, DatasetReport, SourceReport
+
+__all__ = [
+    "CheckpointSummary",
+    "DataReport",
+    "DatasetReport",
+    "Emissions",
+    "Evaluation",
+    "GateDecision",
+    "ModelInfo",
+    "Promotion",
+    "PushOutcome",
+    "ResumeInfo",
+    "RunRef",
+    "SourceReport",
+    "TrainingSummary",
+]
+
 
 class _Result(BaseModel):
     """Base of all stage results: unknown keys are errors, so both sides stay in step."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class DatasetStats(_Result):
-    """Size and columns of one named dataset after mapping and validation."""
-
-    train_rows: int
-    eval_rows: int = 0
-    columns: list[str] = Field(default_factory=list)
-
-
-class DataSummary(_Result):
-    """What the load stage produced, per dataset name."""
-
-    datasets: dict[str, DatasetStats] = Field(default_factory=dict)
 
 
 _ORCHESTRATOR_NAMES = {"zenml": "ZenML", "kubeflow": "Kubeflow"}

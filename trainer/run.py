@@ -33,11 +33,11 @@ from trainer.config import (
     RunConfig,
     hub_repo_id,
 )
-from trainer.data import dataset_stats, load_datasets
+from trainer.data import load_datasets_with_report
 from trainer.evaluation import build_evaluators, compare
 from trainer.results import (
     CheckpointSummary,
-    DataSummary,
+    DataReport,
     Evaluation,
     ResumeInfo,
     RunRef,
@@ -80,10 +80,10 @@ that differs only in these continues the same checkpoint series."""
 # --- load ------------------------------------------------------------------------------
 
 
-def load_stage(config: RunConfig) -> tuple[DatasetDict, DatasetDict, DataSummary]:
-    """Train and held-out `DatasetDict`s keyed by dataset name, and their summary."""
-    train_datasets, held_out = load_datasets(config)
-    return train_datasets, held_out, DataSummary(datasets=dataset_stats(train_datasets, held_out))
+def load_stage(config: RunConfig) -> tuple[DatasetDict, DatasetDict, DataReport]:
+    """Train and held-out `DatasetDict`s keyed by dataset name, and what loading found
+    (rows, columns, dropped blank texts, duplicates, warnings)."""
+    return load_datasets_with_report(config)
 
 
 # --- train -----------------------------------------------------------------------------

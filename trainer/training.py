@@ -19,6 +19,7 @@ from datasets import Dataset, DatasetDict
 from trainer.config import PACKAGE_PREFIX, ModelConfig, RunConfig
 from trainer.emissions import track_emissions
 from trainer.losses import build_loss
+from trainer.problems import Problem, raise_problems
 from trainer.results import Emissions, ModelInfo, TrainingSummary
 
 if TYPE_CHECKING:
@@ -64,9 +65,69 @@ def resolve_model_path(name_or_path: str) -> str:
     return str(candidate)
 
 
+_MODEL_FILES = ("modules.json", "config.json")
+"""A sentence-transformers folder has modules.json; a plain transformers one config.json."""
+
+
+def model_source_problems(config: ModelConfig) -> list[Problem]:
+    """Why `model.name_or_path` cannot be loaded, found without loading it.
+
+    A local directory must exist and hold a model; a name that cannot be a Hub id
+    (`./models/x`, `/abs/path`, `a/b/c`) is taken for a local path that does not exist;
+    with `HF_HUB_OFFLINE` set, a Hub id must already be in the local Hugging Face cache.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    field = "model.name_or_path"
+    name = config.name_or_path
+    try:
+        path = Path(resolve_model_path(name)).expanduser()
+    except ValueError as error:
+        return [Problem(field=field, message=str(error).removeprefix(f"{field} "))]
+    if path.is_dir():
+        if not any((path / marker).is_file() for marker in _MODEL_FILES):
+            return [
+                Problem(
+                    field=field,
+                    message=f"directory {name!r} holds no model (no modules.json or "
+                    "config.json); point it at a folder saved by SentenceTransformer.save",
+                )
+            ]
+        return []
+    if path.exists():
+        return [Problem(field=field, message=f"{name!r} is a file; name a model directory")]
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return [
+            Problem(
+                field=field,
+                message=f"local model directory {name!r} does not exist (and it is not a "
+                "Hub id); check the path, relative paths start from the working directory",
+            )
+        ]
+    if constants.HF_HUB_OFFLINE:
+        cached = any(
+            isinstance(try_to_load_from_cache(name, marker, revision=config.revision), str)
+            for marker in _MODEL_FILES
+        )
+        if not cached:
+            return [
+                Problem(
+                    field=field,
+                    message=f"Hub model {name!r} is not in the local Hugging Face cache and "
+                    "HF_HUB_OFFLINE is set; download it first or name a local directory",
+                )
+            ]
+    return []
+
+
 def load_model(config: ModelConfig, device: str | None = None) -> SentenceTransformer:
     """Load the base model; card metadata stays offline (`local_files_only`)."""
     from sentence_transformers import SentenceTransformer
+
+    raise_problems(model_source_problems(config))
     from sentence_transformers.sentence_transformer.model_card import (
         SentenceTransformerModelCardData,
     )
@@ -86,20 +147,23 @@ def load_model(config: ModelConfig, device: str | None = None) -> SentenceTransf
 
 
 def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
-    """Defaults, then the run seed, then the config's `training` block (what the card shows)."""
-    return {**DEFAULT_TRAINING_ARGUMENTS, "seed": config.seed, **config.training}
+    """Defaults, then the run seed, then the config's `training` block (what the card shows).
+
+    A `warmup_ratio` from the config replaces the default `warmup_steps` (which takes
+    fractions in transformers 5): with both set, sentence-transformers would silently
+    ignore the ratio.
+    """
+    arguments = {**DEFAULT_TRAINING_ARGUMENTS, "seed": config.seed, **config.training}
+    if "warmup_ratio" in config.training and "warmup_steps" not in config.training:
+        arguments["warmup_steps"] = arguments.pop("warmup_ratio")
+    return arguments
 
 
-def training_arguments(
-    config: RunConfig, output_dir: str | Path
-) -> SentenceTransformerTrainingArguments:
+def training_argument_values(config: RunConfig) -> dict[str, Any]:
     """The effective arguments plus what the run sets itself: prompts, and checkpoints
-    every `checkpoints.every_n_steps` into `output_dir` (the local staging folder; the
-    durable copies are `trainer.checkpoints`' job, so one local checkpoint is enough)."""
-    from sentence_transformers.sentence_transformer.training_args import (
-        SentenceTransformerTrainingArguments,
-    )
-
+    every `checkpoints.every_n_steps` (into the local staging folder; the durable copies
+    are `trainer.checkpoints`' job, so one local checkpoint is enough). Everything but
+    `output_dir`, so a check can construct exactly what training will."""
     arguments = effective_training_arguments(config)
     prompts = {name: ds.prompt for name, ds in config.datasets.items() if ds.prompt is not None}
     if prompts:
@@ -110,7 +174,20 @@ def training_arguments(
         save_steps=every or 500,
         save_total_limit=1,
     )
-    return SentenceTransformerTrainingArguments(output_dir=str(output_dir), **arguments)
+    return arguments
+
+
+def training_arguments(
+    config: RunConfig, output_dir: str | Path
+) -> SentenceTransformerTrainingArguments:
+    """The `SentenceTransformerTrainingArguments` of a run, writing into `output_dir`."""
+    from sentence_transformers.sentence_transformer.training_args import (
+        SentenceTransformerTrainingArguments,
+    )
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir), **training_argument_values(config)
+    )
 
 
 @dataclass

@@ -1,0 +1,110 @@
+"""The Arrow-native `DatasetDict` materializer: round trip, metadata, preview, and the
+load step storing its outputs with it in a real pipeline on the local stack."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+from datasets import Dataset, DatasetDict
+from zenml import pipeline, step
+
+from steps.load_datasets import load_datasets
+from steps.materializers import DATASETS_DIR, PREVIEW_FILE, DatasetDictMaterializer
+from tests.conftest import docs_pipeline_config
+from trainer.config import RunConfig
+
+
+@step
+def count_rows(train_datasets: DatasetDict) -> Annotated[int, "rows"]:
+    """A consumer step: loads the artifact back through the materializer."""
+    return sum(dataset.num_rows for dataset in train_datasets.values())
+
+
+@pipeline(enable_cache=False)
+def load_only(config: RunConfig) -> None:
+    train_datasets, _, _ = load_datasets(config=config)
+    count_rows(train_datasets=train_datasets)
+
+
+@pytest.fixture
+def materializer(zenml_client) -> DatasetDictMaterializer:
+    root = zenml_client.active_stack.artifact_store.path
+    return DatasetDictMaterializer(os.path.join(root, "materializer-tests", uuid.uuid4().hex))
+
+
+@pytest.fixture
+def no_pandas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if anything converts a dataset to pandas (what made the old step use 2.6 GB)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("converted a dataset to pandas")
+
+    monkeypatch.setattr(Dataset, "to_pandas", refuse)
+
+
+def _datasets() -> DatasetDict:
+    pairs = Dataset.from_list(
+        [{"anchor": f"<q{i}>", "positive": f"answer {i} " * 40} for i in range(50)]
+    )
+    scored = Dataset.from_list([{"s1": "a", "s2": "b", "score": 0.5}] * 3)
+    # An index mapping (as a split or max_samples leaves it) must be saved as its rows.
+    return DatasetDict({"docs": pairs.shuffle(seed=0).select(range(20)), "sts": scored})
+
+
+def test_round_trip_metadata_and_preview(materializer: DatasetDictMaterializer, no_pandas) -> None:
+    from zenml.enums import VisualizationType
+    from zenml.io import fileio
+
+    datasets = _datasets()
+    materializer.save(datasets)
+    metadata = materializer.extract_metadata(datasets)
+    visualizations = materializer.save_visualizations(datasets)
+
+    loaded = materializer.load(DatasetDict)
+    assert set(loaded) == {"docs", "sts"}
+    assert loaded["docs"].to_list() == datasets["docs"].to_list()
+    assert loaded["sts"]["score"] == [0.5, 0.5, 0.5]
+
+    assert metadata["splits"] == ["docs", "sts"]
+    assert metadata["num_rows"] == {"docs": 20, "sts": 3}
+    assert metadata["columns"] == {"docs": ["anchor", "positive"], "sts": ["s1", "s2", "score"]}
+    stored = metadata["stored_bytes"]
+    assert stored["docs"] > 20 * 40 * 8  # the selected rows' texts, not an index file
+    assert 0 < stored["sts"] < stored["docs"]
+
+    (path,) = visualizations
+    assert path == os.path.join(materializer.uri, PREVIEW_FILE)
+    assert visualizations[path] == VisualizationType.HTML
+    with fileio.open(path, "r") as file:
+        preview = file.read()
+    assert "<h3>docs: 20 rows</h3>" in preview
+    assert preview.count("<tr>") == 5 + 1 + 3 + 1  # 5 preview rows + header, 3 rows + header
+    assert "&lt;q" in preview and "<q" not in preview.replace("<h3>", "")
+
+
+def test_empty_dataset_dict_round_trips(materializer: DatasetDictMaterializer) -> None:
+    materializer.save(DatasetDict({}))
+    assert materializer.extract_metadata(DatasetDict({}))["num_rows"] == {}
+    assert dict(materializer.load(DatasetDict)) == {}
+    assert os.path.isdir(os.path.join(materializer.uri, DATASETS_DIR))
+
+
+def test_load_step_stores_its_datasets_with_the_arrow_materializer(
+    zenml_client, tiny_model_path: Path, pairs_file: Path
+) -> None:
+    from zenml.enums import ExecutionStatus
+
+    config = RunConfig.model_validate(docs_pipeline_config(tiny_model_path, pairs_file))
+    run = zenml_client.get_pipeline_run(load_only(config=config).id)
+    assert run.status == ExecutionStatus.COMPLETED
+    artifact = run.steps["load_datasets"].outputs["train_datasets"][0]
+    assert artifact.materializer.import_path == "steps.materializers.DatasetDictMaterializer"
+    assert artifact.run_metadata["num_rows"] == {"docs": 45}
+    assert artifact.run_metadata["columns"] == {"docs": ["anchor", "positive"]}
+    assert run.steps["count_rows"].outputs["rows"][0].load() == 45
+    held_out = run.steps["load_datasets"].outputs["eval_datasets"][0].load()
+    assert held_out["docs"].num_rows == 15
