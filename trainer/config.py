@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainer.hardware import HardwareSpec
+from trainer.search import SearchConfig
 
 FILE_FORMATS: dict[str, str] = {
     ".csv": "csv",
@@ -290,6 +291,7 @@ class RunConfig(_Strict):
     card: CardConfig = Field(default_factory=CardConfig)
     hardware: HardwareSpec | None = None
     seed: int = 42
+    search: SearchConfig | None = None
 
     @field_validator("datasets")
     @classmethod
@@ -348,6 +350,31 @@ class RunConfig(_Strict):
                     f"evaluator {evaluator.display_name!r} needs held-out rows: set "
                     f"datasets.{evaluator.dataset}.eval_size or eval_source"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _search_fits_run(self) -> RunConfig:
+        if self.search is None:
+            return self
+        if self.evaluators:
+            evaluator_names = [evaluator.display_name for evaluator in self.evaluators]
+        else:  # the default: information retrieval on each dataset's held-out split
+            evaluator_names = [
+                EvaluatorConfig(dataset=name).display_name
+                for name, dataset in self.datasets.items()
+                if dataset.eval_source is not None or dataset.eval_size is not None
+            ]
+        if not evaluator_names:
+            raise ValueError(
+                "search needs held-out rows to score trials: configure evaluators, or give a "
+                "dataset eval_size or eval_source"
+            )
+        self.search.check_against(
+            {name: dataset.loss.name for name, dataset in self.datasets.items()},
+            evaluator_names,
+            _training_argument_names(),
+            _MANAGED_ARGUMENTS,
+        )
         return self
 
     @property

@@ -8,8 +8,10 @@ picks which dataset each batch comes from) and each batch goes to its dataset's 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,10 +24,12 @@ from trainer.losses import build_loss
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.evaluation import BaseEvaluator
     from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (
         SentenceTransformerTrainingArguments,
     )
+    from torch import nn
     from transformers import TrainerCallback
 
 DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
@@ -146,10 +150,24 @@ class TrainingResult:
         }
 
 
+def run_loss(config: RunConfig, model: SentenceTransformer) -> nn.Module | dict[str, nn.Module]:
+    """The run's loss around `model`: one loss, or a dict keyed by dataset name when the run
+    trains several datasets (what `SentenceTransformerTrainer(loss=...)` takes)."""
+    losses = {name: build_loss(model, dataset.loss) for name, dataset in config.datasets.items()}
+    return losses if config.is_multi_dataset else next(iter(losses.values()))
+
+
 def _as_trainer_inputs(
-    config: RunConfig, datasets: DatasetDict, model: SentenceTransformer
+    config: RunConfig, datasets: DatasetDict, model: SentenceTransformer | None
 ) -> tuple[Dataset | DatasetDict, Any]:
-    losses = {name: build_loss(model, config.datasets[name].loss) for name in datasets}
+    """Datasets and losses; without a model (model_init), each loss is a factory the
+    trainer calls with the model that model_init returns."""
+    losses = {
+        name: build_loss(model, config.datasets[name].loss)
+        if model is not None
+        else functools.partial(build_loss, config=config.datasets[name].loss)
+        for name in datasets
+    }
     if config.is_multi_dataset:
         return datasets, losses
     (name,) = datasets
@@ -164,18 +182,25 @@ def build_trainer(
     output_dir: str | Path,
     model: SentenceTransformer | None = None,
     callbacks: list[TrainerCallback] | None = None,
+    model_init: Callable[..., SentenceTransformer] | None = None,
+    evaluator: BaseEvaluator | list[BaseEvaluator] | None = None,
 ) -> SentenceTransformerTrainer:
     """The `SentenceTransformerTrainer` of a run: model, arguments, datasets and losses.
 
     Everything that trains (the run, hyperparameter search, benchmarks) builds its trainer
-    here, so they all train the same way.
+    here, so they all train the same way. `model_init` (hyperparameter search) replaces
+    `model`: the trainer calls it for a fresh model per trial. `evaluator` makes
+    `trainer.evaluate()` report the evaluators' metrics (`eval_<evaluator>_<metric>`).
     """
     from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
 
     missing = sorted(set(config.datasets) - set(train_datasets))
     if missing:
         raise ValueError(f"train datasets lack configured dataset(s): {', '.join(missing)}")
-    model = model if model is not None else load_model(config.model)
+    if model is not None and model_init is not None:
+        raise ValueError("build_trainer takes a model or a model_init, not both")
+    if model_init is None:
+        model = model if model is not None else load_model(config.model)
     train_input, loss = _as_trainer_inputs(config, train_datasets, model)
     eval_input: Dataset | DatasetDict | None = None
     if eval_datasets and config.training.get("eval_strategy", "no") != "no":
@@ -190,6 +215,8 @@ def build_trainer(
         eval_dataset=eval_input,
         loss=loss,
         callbacks=callbacks,
+        model_init=model_init,
+        evaluator=evaluator,
     )
 
 
