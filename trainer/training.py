@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
 
-from trainer.config import PACKAGE_PREFIX, ModelConfig, RunConfig
+from trainer.config import PACKAGE_PREFIX, ModelConfig, RunConfig, parse_zenml_model_ref
 from trainer.emissions import track_emissions
 from trainer.losses import build_loss
 
@@ -49,6 +49,11 @@ negatives honest for ranking losses."""
 
 def resolve_model_path(name_or_path: str) -> str:
     """`package:<module>` -> the weights directory that package ships; anything else as is."""
+    if parse_zenml_model_ref(name_or_path) is not None:
+        raise ValueError(
+            f"model.name_or_path {name_or_path!r} is a ZenML model version: the pipeline "
+            "resolves it to a local folder before training (steps/_models.py)"
+        )
     if not name_or_path.startswith(PACKAGE_PREFIX):
         return name_or_path
     module_name = name_or_path[len(PACKAGE_PREFIX) :]
