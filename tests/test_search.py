@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from transformers import TrainerCallback
+from zenml import pipeline
 
 import trainer.training as training
+from steps.hyperparameter_search import hyperparameter_search
+from steps.load_datasets import load_datasets as load_datasets_step
 from tests.conftest import tiny_run_config
 from trainer.config import RunConfig
 from trainer.data import load_datasets
@@ -212,3 +215,43 @@ def test_default_evaluator_names_are_valid_metric_prefixes(
     )
     document.pop("evaluators")
     assert RunConfig.model_validate(document).search is not None
+
+
+@pipeline(enable_cache=False)
+def search_pipeline(config: RunConfig) -> None:
+    train_datasets, eval_datasets, _ = load_datasets_step(config=config)
+    hyperparameter_search(config=config, train_datasets=train_datasets, eval_datasets=eval_datasets)
+
+
+def test_search_step_records_every_trial_and_returns_the_tuned_config(
+    zenml_client: Any, tiny_model_path: Path, pairs_file: Path
+) -> None:
+    config = RunConfig.model_validate(
+        _config(
+            tiny_model_path,
+            pairs_file,
+            {
+                "space": {"learning_rate": {"low": 1e-5, "high": 5e-3, "log": True}},
+                "n_trials": 2,
+                "metric": "docs-ir_cosine_ndcg@10",
+                "max_samples": 16,
+            },
+        )
+    )
+    run = zenml_client.get_pipeline_run(search_pipeline(config=config).id)
+    search_step = run.steps["hyperparameter_search"]
+    result = search_step.outputs["search_result"][0].load()
+    assert isinstance(result, SearchResult)
+    recorded = search_step.run_metadata["search"]
+    assert recorded["best_trial"] == result.best_trial
+    assert set(recorded["trials"]) == {"trial_0", "trial_1"}
+    assert recorded["trials"]["trial_1"]["params"] == result.trials[1].params
+    assert recorded["trials"]["trial_1"]["score"] == result.trials[1].score
+
+    report = str(search_step.outputs["search_report"][0].load())
+    assert report.count("<tr") == 3  # header + one row per trial
+    assert "docs-ir_cosine_ndcg@10" in report and "<script" not in report
+
+    tuned = search_step.outputs["tuned_config"][0].load()
+    assert tuned == apply_best(config, result)
+    assert tuned.training["learning_rate"] == result.best_params["learning_rate"]
