@@ -145,3 +145,13 @@ def production_model(
     except KeyError:
         return None
     return resolve_zenml_model(f"{ZENML_PREFIX}{model_name}@production", target_dir=target_dir)
+
+
+def lineage_model_folder(lineage: ModelLineage, *, target_dir: str | Path | None = None) -> Path:
+    """The exact weights a lineage names, as a local folder: what the evaluate step loads
+    as "the base" of a run that started from a ZenML version (resolving the reference
+    again could give another version if production moved in between)."""
+    artifact = Client().get_artifact_version(lineage.artifact_id)
+    target = Path(target_dir) if target_dir else Path(tempfile.mkdtemp(prefix="base-model-"))
+    _materialize(artifact, target)
+    return target

@@ -13,7 +13,12 @@ from pydantic import ValidationError
 from sentence_transformers import SentenceTransformer
 from zenml import Model, pipeline, step
 
-from steps._models import production_model, resolve_base_model, resolve_zenml_model
+from steps._models import (
+    lineage_model_folder,
+    production_model,
+    resolve_base_model,
+    resolve_zenml_model,
+)
 from steps.load_datasets import load_datasets
 from steps.materializers import SentenceTransformerMaterializer
 from tests.conftest import docs_pipeline_config
@@ -99,6 +104,16 @@ def test_a_run_from_production_loads_that_versions_weights(
     np.testing.assert_allclose(started_from, artifact.load().encode(TEXTS), atol=1e-6)
     original = SentenceTransformer(str(tiny_model_path)).encode(TEXTS)
     assert not np.allclose(started_from, original, atol=1e-4), "training changed nothing"
+
+
+def test_the_lineage_names_the_exact_weights(production_version: Any, tmp_path: Path) -> None:
+    _, lineage = resolve_zenml_model(f"zenml:{MODEL_NAME}@production", target_dir=tmp_path / "a")
+    again = lineage_model_folder(lineage, target_dir=tmp_path / "b")
+    np.testing.assert_allclose(
+        SentenceTransformer(str(again)).encode(TEXTS),
+        SentenceTransformer(str(tmp_path / "a")).encode(TEXTS),
+        atol=1e-6,
+    )
 
 
 def test_versions_by_number_and_latest_are_different_models(
