@@ -1,4 +1,4 @@
-"""The fine-tuning pipeline: load -> train -> evaluate -> card -> gated push -> promotion.
+"""The fine-tuning pipeline: load -> [search] -> train -> evaluate -> card -> gated push -> promotion.
 
 Run it with `zenml pipeline run pipelines.finetune.finetune_pipeline -c <config.yaml>`.
 The YAML's `parameters.config` is the whole `RunConfig`; ZenML validates it against the
@@ -6,6 +6,8 @@ pydantic model when the run is compiled, before any step starts. Facts the YAML'
 part could repeat are derived from it here, once: the model name and license come from
 `model:` (an explicit `output.model_name` / `card.license` must agree), and the steps
 that may talk to the Hugging Face Hub get the secret `hub.secret_name` as HF_TOKEN.
+With an experiment tracker in the active stack, training, evaluation and the card are
+logged to it (one tracker run per pipeline run); without one nothing changes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 from zenml import get_pipeline_context, pipeline
 
 from pipelines.k8s_settings import kubernetes_settings
+from steps._tracking import tracked
 from steps.evaluate import evaluate
+from steps.hyperparameter_search import hyperparameter_search
 from steps.load_datasets import load_datasets
 from steps.model_card import model_card
 from steps.promote import promote
@@ -38,17 +42,27 @@ def finetune_pipeline(config: RunConfig) -> None:
     config = _with_zenml_model(config)
     hub: dict[str, Any] = {"secrets": [config.hub.secret_name]} if uses_hub(config) else {}
     train_datasets, eval_datasets, data_report = load_datasets.with_options(**hub)(config=config)
-    # On a Kubernetes orchestrator the training pod lands on a GPU node; the local
+    # On a Kubernetes orchestrator the stages that train land on a GPU node; the local
     # orchestrator skips these settings with an info message, so one config serves both.
-    train_on_hardware = train.with_options(settings=kubernetes_settings(config.hardware), **hub)
-    model, training = train_on_hardware(
-        config=config, train_datasets=train_datasets, eval_datasets=eval_datasets
+    on_hardware = kubernetes_settings(config.hardware)
+    search, train_config = None, config
+    if config.search is not None:
+        # The final training uses the best trial's parameters (the search block cleared).
+        search, _, train_config = hyperparameter_search.with_options(settings=on_hardware, **hub)(
+            config=config, train_datasets=train_datasets, eval_datasets=eval_datasets
+        )
+    model, training = tracked(train).with_options(settings=on_hardware, **hub)(
+        config=train_config, train_datasets=train_datasets, eval_datasets=eval_datasets
     )
-    evaluation, _ = evaluate.with_options(**hub)(
-        config=config, model=model, eval_datasets=eval_datasets
+    evaluation, _ = tracked(evaluate).with_options(**hub)(
+        config=config, model=model, eval_datasets=eval_datasets, training=training
     )
-    card = model_card(
-        config=config, evaluation=evaluation, training=training, data_report=data_report
+    card = tracked(model_card)(
+        config=train_config,
+        evaluation=evaluation,
+        training=training,
+        data_report=data_report,
+        search=search,
     )
     hub_push = push_to_hub(config=config, model=model, evaluation=evaluation, model_card=card)
     promote(config=config, evaluation=evaluation, hub_push=hub_push)

@@ -57,12 +57,20 @@ from zenml.utils import pydantic_utils
 from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, kubernetes_settings
 from trainer.config import RunConfig
 from trainer.kubernetes import to_manifest
+from trainer.run import HARDWARE_STAGES
 
 PIPELINE_NAME = "finetune_pipeline"
-STEP_NAMES = ("load_datasets", "train", "evaluate", "model_card", "push_to_hub", "promote")
-"""Steps of `pipelines.finetune.finetune_pipeline`, in run order."""
-HARDWARE_STEP = "train"
-"""The step the pipeline gives `kubernetes_settings(config.hardware)`."""
+STEP_NAMES = (
+    "load_datasets",
+    "hyperparameter_search",
+    "train",
+    "evaluate",
+    "model_card",
+    "push_to_hub",
+    "promote",
+)
+"""Steps of `pipelines.finetune.finetune_pipeline`, in run order (`hyperparameter_search`
+only runs for configs with a `search` block)."""
 PREVIEW_IMAGE = "registry.example.com/st-finetune:preview"
 _PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -138,8 +146,11 @@ def pipeline_settings(run: PipelineRunConfiguration) -> KubernetesOrchestratorSe
 
 def step_settings(run: PipelineRunConfiguration, step: str) -> StepSettings:
     """Effective settings of `step`, merged in ZenML's compile order."""
-    code_settings = kubernetes_settings(run_config(run).hardware) if step == HARDWARE_STEP else {}
-    update = StepConfigurationUpdate(settings=code_settings)
+    code_settings = kubernetes_settings(run_config(run).hardware) if step in HARDWARE_STAGES else {}
+    # As ZenML's compiler keeps them: only the fields the code set (`model_fields_set`).
+    update = StepConfigurationUpdate(
+        settings={key: value.model_dump(exclude_unset=True) for key, value in code_settings.items()}
+    )
     if step in (run.steps or {}):
         update = pydantic_utils.update_model(update, update=run.steps[step], recursive=True)
     configuration = StepConfiguration(
@@ -277,7 +288,9 @@ def render(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> list[di
     """Every object of one run as plain manifests: the orchestrator Job (or CronJob),
     then one Job per step."""
     top = cron_job(run, image) if run.schedule else orchestrator_job(run, image)
-    return [to_manifest(top), *(to_manifest(step_job(run, step, image)) for step in STEP_NAMES)]
+    searching = run_config(run).search is not None
+    steps = [step for step in STEP_NAMES if searching or step != "hyperparameter_search"]
+    return [to_manifest(top), *(to_manifest(step_job(run, step, image)) for step in steps)]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,8 @@ retries come from the run YAML's ZenML part, read by `pipelines.kfp_settings`.
 
 The run config is one YAML for both paths: `parameters.config` becomes the pipeline's
 `config` parameter, a JSON string (KFP parameters cannot hold nulls; override it per
-run with the JSON of another RunConfig). Hardware is fixed at compile time. Checkpoints
+run with the JSON of another RunConfig). Hardware, and whether a hyperparameter-search
+task runs before training (`search`), are fixed at compile time. Checkpoints
 go to `checkpoints.uri`, or under the run's pipeline root when fsspec can write there
 (`s3://`, `gs://`, ...; not KFP's default `minio://`).
 """
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kfp import compiler, dsl, kubernetes
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
 from pipelines.kfp_settings import (
     TaskSettings,
@@ -44,13 +45,12 @@ from pipelines.kfp_settings import (
 from trainer.config import RunConfig
 from trainer.hardware import HardwareSpec
 from trainer.kubernetes import pod_hardware
-from trainer.run import reconcile_model_facts, uses_hub
+from trainer.run import HARDWARE_STAGES, reconcile_model_facts, uses_hub
 
 logger = logging.getLogger(__name__)
 
 PIPELINE_NAME = "st-finetune"
 DEFAULT_IMAGE = "st-finetune:0.1.0"
-HARDWARE_STEP = "train"
 HF_TOKEN_KEY = "HF_TOKEN"
 """Key of the Kubernetes Secret (named `hub.secret_name`) and the env var it becomes."""
 
@@ -68,6 +68,24 @@ def load_datasets(config: str, train_data: Output[Dataset], eval_data: Output[Da
     train.save_to_disk(train_data.path)
     held_out.save_to_disk(eval_data.path)
     return report.model_dump(mode="json")
+
+
+def hyperparameter_search(
+    config: str, train_data: Input[Dataset], eval_data: Input[Dataset], report: Output[HTML]
+) -> str:
+    """Search `config.search` (Optuna through the trainer); returns the tuned config JSON
+    (best trial's parameters applied, `search` cleared) that the train task uses."""
+    from datasets import load_from_disk
+
+    from trainer.config import RunConfig
+    from trainer.search import apply_best, run_search
+    from trainer.search_report import render_search_html
+
+    run = RunConfig.model_validate_json(config)
+    result = run_search(run, load_from_disk(train_data.path), load_from_disk(eval_data.path))
+    with open(report.path, "w", encoding="utf-8") as handle:
+        handle.write(render_search_html(result))
+    return apply_best(run, result).model_dump_json()
 
 
 def train(
@@ -230,7 +248,7 @@ def _configure(
     """Display name, retries, resources (the hardware step's from `config.hardware`, the
     others' from the run YAML) and, for tasks that may talk to the Hub, the token Secret."""
     task.set_display_name(step)
-    on_hardware = step == HARDWARE_STEP and run.hardware is not None
+    on_hardware = step in HARDWARE_STAGES and run.hardware is not None
     settings = task_settings(document, step, hardware_step=on_hardware)
     if on_hardware:
         apply_hardware(task, run.hardware)
@@ -266,6 +284,12 @@ def run_config(document: dict[str, Any]) -> RunConfig:
 def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
     """The KFP pipeline for a run YAML (the same YAML the ZenML path runs)."""
     run = run_config(document)
+    if run.model.zenml_ref is not None:
+        raise ValueError(
+            f"model.name_or_path {run.model.name_or_path!r} is a ZenML model version, which "
+            "only the ZenML pipeline can resolve; the Kubeflow build takes a Hub id, a "
+            "package: or a path in the image"
+        )
     if run.checkpoints.uri is None:
         logger.warning(
             "checkpoints.uri is not set: the train task keeps checkpoints under the run's "
@@ -273,7 +297,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
         )
     ops = {
         fn.__name__: dsl.component(func=fn, base_image=image, install_kfp_package=False)
-        for fn in (load_datasets, train, evaluate, model_card, push_to_hub)
+        for fn in (load_datasets, hyperparameter_search, train, evaluate, model_card, push_to_hub)
     }
 
     @dsl.pipeline(
@@ -282,9 +306,22 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
     )
     def finetune(config: str = run.model_dump_json()) -> None:
         data = _configure(ops["load_datasets"](config=config), document, "load_datasets", run)
+        train_config = config
+        if run.search is not None:
+            searched = _configure(
+                ops["hyperparameter_search"](
+                    config=config,
+                    train_data=data.outputs["train_data"],
+                    eval_data=data.outputs["eval_data"],
+                ),
+                document,
+                "hyperparameter_search",
+                run,
+            )
+            train_config = searched.outputs["Output"]
         trained = _configure(
             ops["train"](
-                config=config,
+                config=train_config,
                 train_data=data.outputs["train_data"],
                 eval_data=data.outputs["eval_data"],
                 pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,

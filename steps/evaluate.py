@@ -1,4 +1,10 @@
-"""Step: evaluate the base and the fine-tuned model on the same held-out data."""
+"""Step: evaluate the fine-tuned model against its base and the model in production.
+
+All three score the same held-out rows with the same evaluators. The base is exactly
+the weights the training started from (for a `zenml:` base: that model version's
+artifact); production is the current production version of the run's ZenML model, when
+there is one, so promotion compares like with like.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,39 @@ from typing import Annotated
 
 from datasets import DatasetDict
 from sentence_transformers import SentenceTransformer
-from zenml import step
+from zenml import get_step_context, step
+from zenml.exceptions import StepContextError
 from zenml.types import HTMLString
 
 from steps._metadata import log_step_metadata
+from steps._models import lineage_model_folder, production_model
+from steps._tracking import mlflow_tracked
 from trainer.config import RunConfig
 from trainer.report import render_comparison_html
-from trainer.results import Evaluation
+from trainer.results import Evaluation, TrainingSummary
 from trainer.run import evaluate_stage
+from trainer.tracking import log_evaluation, log_html
+from trainer.training import load_model
+
+
+def _base_model(config: RunConfig, training: TrainingSummary) -> SentenceTransformer:
+    if training.lineage is None:
+        return load_model(config.model)
+    folder = lineage_model_folder(training.lineage)
+    return load_model(config.model.model_copy(update={"name_or_path": str(folder)}))
+
+
+def _production(config: RunConfig) -> tuple[SentenceTransformer, str] | None:
+    try:
+        model = get_step_context().model
+    except StepContextError:
+        return None
+    found = production_model(model.name) if model is not None else None
+    if found is None:
+        return None
+    folder, lineage = found
+    weights = load_model(config.model.model_copy(update={"name_or_path": str(folder)}))
+    return weights, lineage.describe()
 
 
 @step
@@ -21,9 +52,22 @@ def evaluate(
     config: RunConfig,
     model: SentenceTransformer,
     eval_datasets: DatasetDict,
+    training: TrainingSummary,
 ) -> tuple[Annotated[Evaluation, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
-    """Metrics of both models, their difference, a dashboard report and `evaluation.json`."""
-    evaluation = evaluate_stage(config, model, eval_datasets)
-    log_step_metadata(evaluation.model_dump(mode="json"))
-    report = render_comparison_html(evaluation, title=f"{config.output.name}: base vs fine-tuned")
+    """Metrics of all models, their difference, a dashboard report with the training
+    curves, and `evaluation.json`."""
+    evaluation = evaluate_stage(
+        config,
+        model,
+        eval_datasets,
+        base_model=_base_model(config, training),
+        production=_production(config),
+    )
+    log_step_metadata(evaluation.model_dump(mode="json", exclude_none=True))
+    report = render_comparison_html(
+        evaluation, title=f"{config.output.name}: base vs fine-tuned", history=training.history
+    )
+    if mlflow_tracked():
+        log_evaluation(evaluation)
+        log_html(report, "evaluation_report.html")
     return evaluation, HTMLString(report)

@@ -1,7 +1,8 @@
 """Step: write the Hugging Face model card from saved artifacts.
 
-It needs no model object and no training process: config, dataset stats, training
-summary and evaluation are enough, so it runs in its own (CPU) pod.
+It needs no model object and no training process: config, data report, training
+summary, evaluation (and the search result, when the run searched) are enough, so it
+runs in its own (CPU) pod.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from zenml import step
 from zenml.types import MarkdownString
 
 from steps._context import run_ref
+from steps._tracking import mlflow_tracked
 from trainer.config import RunConfig
 from trainer.model_card import render_model_card
 from trainer.results import DataReport, Evaluation, TrainingSummary
+from trainer.search import SearchResult
+from trainer.tracking import log_model_card
 
 
 @step
@@ -23,9 +27,17 @@ def model_card(
     evaluation: Evaluation,
     training: TrainingSummary,
     data_report: DataReport,
+    search: SearchResult | None = None,
 ) -> Annotated[MarkdownString, "model_card"]:
     """README.md text (YAML front matter + body), shown in the dashboard as Markdown."""
     card = render_model_card(
-        config, evaluation=evaluation, training=training, data=data_report, run=run_ref()
+        config,
+        evaluation=evaluation,
+        training=training,
+        data=data_report,
+        run=run_ref(),
+        search=search,
     )
+    if mlflow_tracked():
+        log_model_card(card)
     return MarkdownString(card)

@@ -23,8 +23,11 @@ from trainer.results import Evaluation, Promotion, PushOutcome
 logger = get_logger(__name__)
 
 
-def _production_score(model_name: str, metric: str) -> float | None:
-    """The gate metric of the current production version, if there is one."""
+def _production_score(model_name: str, metric: str, evaluation: Evaluation) -> float | None:
+    """The gate metric of the current production version, if there is one: as the evaluate
+    step measured it on this run's held-out rows, else as that version's own run did."""
+    if evaluation.production is not None and metric in evaluation.production:
+        return evaluation.production[metric]
     try:
         production = Client().get_model_version(model_name, ModelStages.PRODUCTION)
     except KeyError:
@@ -47,7 +50,7 @@ def promote(
         return Promotion(promoted=False, reason="no model configured")
 
     decision = decide(config.gate, evaluation)
-    current = _production_score(model.name, decision.metric)
+    current = _production_score(model.name, decision.metric, evaluation)
     promoted, reason = promotion_verdict(decision, current)
     if promoted:
         model.set_stage(ModelStages.PRODUCTION, force=True)

@@ -4,6 +4,8 @@ On Kubernetes this is the step that lands on a GPU node (the pipeline gives it t
 settings built from `config.hardware`). Its checkpoints live in the artifact store, in
 a folder named after the pipeline, the model and a digest of the training config, so a
 retried pod or a re-run of the same config continues where the last attempt stopped.
+A `zenml:<model>@<version>` base is resolved here, at run time, so a scheduled retrain
+starts from whatever is in production when it runs.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ from typing import Annotated
 from datasets import DatasetDict
 from sentence_transformers import SentenceTransformer
 from zenml import get_step_context, step
+from zenml.logger import get_logger
 
 from steps._context import artifact_store_location, run_ref
 from steps._metadata import log_step_metadata
+from steps._models import resolve_base_model
+from steps._tracking import mlflow_tracked, training_callbacks
 from steps.materializers import SentenceTransformerMaterializer
 from trainer.config import RunConfig
 from trainer.results import TrainingSummary
 from trainer.run import checkpoint_uri, train_stage
+from trainer.tracking import log_run_parameters
+
+logger = get_logger(__name__)
 
 
 @step(output_materializers={"model": SentenceTransformerMaterializer})
@@ -29,9 +37,16 @@ def train(
     eval_datasets: DatasetDict,
 ) -> tuple[Annotated[SentenceTransformer, "model"], Annotated[TrainingSummary, "training"]]:
     """The fine-tuned model and how it was trained (steps, loss, resume, checkpoints)."""
+    config, lineage = resolve_base_model(config)
+    if lineage is not None:
+        logger.info("base model: %s", lineage.describe())
     root, filesystem = artifact_store_location()
     uri = checkpoint_uri(
-        config, train_datasets, root=root, pipeline=get_step_context().pipeline.name
+        config,
+        train_datasets,
+        root=root,
+        pipeline=get_step_context().pipeline.name,
+        base_model_id=lineage.artifact_id if lineage else None,
     )
     trained = train_stage(
         config,
@@ -40,6 +55,11 @@ def train(
         checkpoint_uri=uri,
         filesystem=filesystem,
         run=run_ref(),
+        callbacks=training_callbacks(config),
     )
-    log_step_metadata(trained.summary.metadata())
-    return trained.model, trained.summary
+    summary = trained.summary.model_copy(update={"lineage": lineage})
+    if mlflow_tracked():
+        eval_rows = {name: len(dataset) for name, dataset in eval_datasets.items()}
+        log_run_parameters(config, summary.train_rows, eval_rows)
+    log_step_metadata(summary.metadata())
+    return trained.model, summary

@@ -102,6 +102,16 @@ def pairs_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "pairs.jsonl", rows)
 
 
+def write_run_yaml(path: Path, config: dict, **zenml: object) -> Path:
+    """A ZenML run config file: `zenml` keys (model, enable_cache, ...) plus
+    `parameters.config`. Keys keep their order: column mappings are ordered."""
+    import yaml
+
+    document = {**zenml, "parameters": {"config": config}}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
 def tiny_run_config(model_path: Path, datasets: dict, **extra: object) -> dict:
     """A RunConfig document for the tiny model: fast training arguments, no files written."""
     return {

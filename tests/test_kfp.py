@@ -122,7 +122,7 @@ def test_train_resources_come_from_hardware_only(tmp_path: Path) -> None:
         "orchestrator.kubernetes": {"pod_settings": {"resources": {"requests": {"cpu": "2"}}}}
     }
     config = tmp_path / "twice.yaml"
-    config.write_text(yaml.safe_dump(document))
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
     with pytest.raises(
         ValueError,
         match=r"both set the training resources: keep them in parameters\.config\.hardware",
@@ -150,7 +150,7 @@ def test_cpu_only_hardware_sets_no_accelerator(tmp_path: Path) -> None:
     hardware = HardwareSpec(gpu_count=0, node_selector={"pool": "highmem"}, tolerations=[])
     document["parameters"]["config"]["hardware"] = hardware.model_dump()
     config = tmp_path / "cpu.yaml"
-    config.write_text(yaml.safe_dump(document))
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
     output = kfp_pipeline.compile_pipeline(config, tmp_path / "cpu_kfp.yaml", image=IMAGE)
     pipeline_spec, platform_spec = yaml.safe_load_all(output.read_text())
     compiled = {"pipeline": pipeline_spec, "platform": platform_spec}

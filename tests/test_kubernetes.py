@@ -19,11 +19,12 @@ from pipelines import k8s_manifests
 from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, kubernetes_settings
 from trainer import kubernetes as k8s
 from trainer.hardware import HardwareSpec, Toleration
+from trainer.run import HARDWARE_STAGES
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BASE = CONFIGS / "finetune-k8s.yaml"
 SCHEDULED = CONFIGS / "finetune-k8s-scheduled.yaml"
-CPU_STEPS = [step for step in k8s_manifests.STEP_NAMES if step != k8s_manifests.HARDWARE_STEP]
+CPU_STEPS = [step for step in k8s_manifests.STEP_NAMES if step not in HARDWARE_STAGES]
 GPU = "nvidia.com/gpu"
 
 
@@ -149,6 +150,13 @@ def test_retries_become_the_jobs_backoff_limit() -> None:
         assert _job(BASE, step)["spec"]["backoffLimit"] == expected, step
 
 
+def test_a_search_runs_on_the_training_hardware() -> None:
+    hardware = k8s_manifests.run_config(k8s_manifests.load_run(BASE)).hardware
+    pod = _pod_spec(_job(BASE, "hyperparameter_search"))
+    assert pod["nodeSelector"] == {hardware.accelerator_label: hardware.accelerator}
+    assert pod["containers"][0]["resources"]["limits"][GPU] == str(hardware.gpu_count)
+
+
 def test_preemption_does_not_use_up_retries() -> None:
     rules = _job(BASE, "train")["spec"]["podFailurePolicy"]["rules"]
     assert rules[0] == {
@@ -176,8 +184,11 @@ def test_schedule_becomes_a_cronjob_that_never_overlaps() -> None:
 def test_unscheduled_config_is_one_orchestrator_job() -> None:
     run = k8s_manifests.load_run(BASE)
     assert run.schedule is None
-    kinds = [doc["kind"] for doc in k8s_manifests.render(run)]
-    assert kinds == ["Job"] * (1 + len(k8s_manifests.STEP_NAMES))
+    documents = k8s_manifests.render(run)
+    assert [doc["kind"] for doc in documents] == ["Job"] * len(k8s_manifests.STEP_NAMES)
+    # No search block: no search step Job.
+    names = [doc["metadata"]["annotations"].get("zenml.io/step_name") for doc in documents]
+    assert "hyperparameter_search" not in names
     with pytest.raises(ValueError, match="cron_expression"):
         k8s_manifests.cron_job(run)
 
@@ -197,6 +208,10 @@ def test_scheduled_config_only_adds_the_schedule() -> None:
     assert cron_keys <= set(k8s_settings)
     for key in cron_keys:
         k8s_settings.pop(key)
+    # Retraining starts from the version in production, of the model the base config trains.
+    model = scheduled["parameters"]["config"]["model"]
+    assert model.pop("name_or_path") == f"zenml:{base['model']['name']}@production"
+    base["parameters"]["config"]["model"].pop("name_or_path")
     assert scheduled == base
 
 
@@ -208,5 +223,6 @@ def test_preview_knows_the_pipelines_steps() -> None:
 
     steps = {obj.name for obj in vars(finetune).values() if isinstance(obj, BaseStep)}
     assert steps == set(k8s_manifests.STEP_NAMES)
+    assert steps >= HARDWARE_STAGES
     configured = set(yaml.safe_load(BASE.read_text())["steps"])
-    assert configured == steps
+    assert set(CPU_STEPS) <= configured <= steps

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, docs_pipeline_config
+from tests.conftest import REPO_ROOT, docs_pipeline_config, write_run_yaml
 
 
 @pytest.fixture
@@ -25,16 +25,8 @@ def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_p
 
     from pipelines.finetune import finetune_pipeline
 
-    config_file = tmp_path / "run.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "enable_cache": False,
-                "model": {"name": "tiny-embedder"},
-                "parameters": {"config": run_config},
-            },
-            sort_keys=False,
-        )
+    config_file = write_run_yaml(
+        tmp_path / "run.yaml", run_config, enable_cache=False, model={"name": "tiny-embedder"}
     )
     run = finetune_pipeline.with_options(config_path=str(config_file))()
     run = zenml_client.get_pipeline_run(run.id)
@@ -108,10 +100,7 @@ def test_model_name_said_twice_must_agree(zenml_client, run_config: dict, tmp_pa
     from pipelines.finetune import finetune_pipeline
 
     run_config["output"]["model_name"] = "another-name"
-    config_file = tmp_path / "run.yaml"
-    config_file.write_text(
-        yaml.safe_dump({"model": {"name": "tiny-embedder"}, "parameters": {"config": run_config}})
-    )
+    config_file = write_run_yaml(tmp_path / "run.yaml", run_config, model={"name": "tiny-embedder"})
     runs_before = len(zenml_client.list_pipeline_runs(size=50))
     with pytest.raises(ValueError, match=r"model.name \('tiny-embedder'\) and parameters.config"):
         finetune_pipeline.with_options(config_path=str(config_file))()
@@ -124,8 +113,7 @@ def test_invalid_config_fails_before_any_step(
     from pipelines.finetune import finetune_pipeline
 
     run_config["datasets"]["docs"]["loss"] = {"name": "NoSuchLoss"}
-    config_file = tmp_path / "run.yaml"
-    config_file.write_text(yaml.safe_dump({"parameters": {"config": run_config}}))
+    config_file = write_run_yaml(tmp_path / "run.yaml", run_config)
     runs_before = len(zenml_client.list_pipeline_runs(size=50))
     with pytest.raises(Exception, match=r"Invalid or missing pipeline function entrypoint") as info:
         finetune_pipeline.with_options(config_path=str(config_file))()

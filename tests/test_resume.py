@@ -22,9 +22,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import REPO_ROOT, docs_pipeline_config, tiny_run_config, write_jsonl
+from tests.conftest import (
+    REPO_ROOT,
+    docs_pipeline_config,
+    tiny_run_config,
+    write_jsonl,
+    write_run_yaml,
+)
 from trainer.checkpoints import CheckpointStore
 from trainer.config import RunConfig
 from trainer.run import load_stage, train_stage
@@ -276,15 +281,8 @@ def test_zenml_pipeline_killed_then_rerun_resumes(
 
     document = docs_pipeline_config(tiny_model_path, pairs_file)
     document["checkpoints"] = {"every_n_steps": 2}
-    config_file = tmp_path / "run.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "enable_cache": False,
-                "model": {"name": "resumable"},
-                "parameters": {"config": document},
-            }
-        )
+    config_file = write_run_yaml(
+        tmp_path / "run.yaml", document, enable_cache=False, model={"name": "resumable"}
     )
     series_root = Path(zenml_client.active_stack.artifact_store.path) / "checkpoints"
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from trainer.hardware import HardwareSpec
 from trainer.problems import raise_problems
+from trainer.search import SearchConfig
 
 FILE_FORMATS: dict[str, str] = {
     ".csv": "csv",
@@ -44,6 +45,32 @@ def data_file_suffix(path: str | Path) -> tuple[str, str | None]:
 
 PACKAGE_PREFIX = "package:"
 """Base models can be named as an installed Python package that carries the weights."""
+
+ZENML_PREFIX = "zenml:"
+"""Base models can be a version of a ZenML model (`zenml:<model>@production`): retraining
+starts from the model in production. Only the steps can resolve it (the trainer core has
+no ZenML); `parse_zenml_model_ref` checks the syntax up front."""
+
+ZENML_MODEL_STAGES = ("production", "staging", "latest", "archived")
+"""Stages a `zenml:` reference may name besides a version number or version name."""
+
+
+def parse_zenml_model_ref(name_or_path: str) -> tuple[str, str] | None:
+    """`zenml:<model name>@<stage | version number | version name>` -> (model, version).
+
+    Returns None for anything that is not a `zenml:` reference. The version part is
+    required: retraining "from a model" must say which version, and `production` is the
+    usual answer. Raises ValueError for a malformed reference.
+    """
+    if not name_or_path.startswith(ZENML_PREFIX):
+        return None
+    model, at, version = name_or_path[len(ZENML_PREFIX) :].partition("@")
+    if not at or not model.strip() or not version.strip() or "@" in version:
+        raise ValueError(
+            f"{name_or_path!r}: expected 'zenml:<model name>@<version>', where <version> is a "
+            f"stage ({', '.join(ZENML_MODEL_STAGES)}), a version number or a version name"
+        )
+    return model.strip(), version.strip()
 
 
 def hub_repo_id(name_or_path: str) -> str | None:
@@ -86,7 +113,21 @@ class ModelConfig(_Strict):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must name a local directory, a Hub id or 'package:<module>'")
+        parse_zenml_model_ref(value)
         return value
+
+    @model_validator(mode="after")
+    def _no_revision_for_zenml_versions(self) -> ModelConfig:
+        if self.revision is not None and self.zenml_ref is not None:
+            raise ValueError(
+                "revision is a Hub revision; a 'zenml:' base names its version after '@'"
+            )
+        return self
+
+    @property
+    def zenml_ref(self) -> tuple[str, str] | None:
+        """(model name, version) when the base is a ZenML model version, else None."""
+        return parse_zenml_model_ref(self.name_or_path)
 
 
 class DataSource(_Strict):
@@ -374,6 +415,7 @@ class RunConfig(_Strict):
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
     hardware: HardwareSpec | None = None
     seed: int = 42
+    search: SearchConfig | None = None
 
     @field_validator("datasets")
     @classmethod
@@ -460,6 +502,31 @@ class RunConfig(_Strict):
                     f"evaluator {evaluator.display_name!r} needs held-out rows: set "
                     f"datasets.{evaluator.dataset}.eval_size or eval_source"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _search_fits_run(self) -> RunConfig:
+        if self.search is None:
+            return self
+        if self.evaluators:
+            evaluator_names = [evaluator.display_name for evaluator in self.evaluators]
+        else:  # the default: information retrieval on each dataset's held-out split
+            evaluator_names = [
+                EvaluatorConfig(dataset=name).display_name
+                for name, dataset in self.datasets.items()
+                if dataset.eval_source is not None or dataset.eval_size is not None
+            ]
+        if not evaluator_names:
+            raise ValueError(
+                "search needs held-out rows to score trials: configure evaluators, or give a "
+                "dataset eval_size or eval_source"
+            )
+        self.search.check_against(
+            {name: dataset.loss.name for name, dataset in self.datasets.items()},
+            evaluator_names,
+            _training_argument_names(),
+            _MANAGED_ARGUMENTS,
+        )
         return self
 
     @property

@@ -18,7 +18,16 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from trainer.config import EvaluatorConfig, RunConfig, hub_repo_id
-from trainer.results import DataReport, Emissions, Evaluation, ModelInfo, RunRef, TrainingSummary
+from trainer.results import (
+    DataReport,
+    Emissions,
+    Evaluation,
+    ModelInfo,
+    ModelLineage,
+    RunRef,
+    TrainingSummary,
+)
+from trainer.search import SearchResult
 from trainer.training import effective_training_arguments
 
 PACKAGE_HUB_IDS: dict[str, str] = {
@@ -168,13 +177,14 @@ def _parameters(count: Any) -> str:
     return str(count)
 
 
-def _summary(config: RunConfig, model_info: ModelInfo) -> str:
+def _summary(config: RunConfig, model_info: ModelInfo, lineage: ModelLineage | None) -> str:
     hub_id = base_model_hub_id(config.model.name_or_path)
-    base = (
-        f"[{hub_id}](https://huggingface.co/{hub_id})"
-        if hub_id
-        else f"`{config.model.name_or_path}`"
-    )
+    if lineage is not None:
+        base = lineage.describe()
+    elif hub_id:
+        base = f"[{hub_id}](https://huggingface.co/{hub_id})"
+    else:
+        base = f"`{config.model.name_or_path}`"
     names = ", ".join(f"`{name}`" for name in config.datasets)
     dim = model_info.embedding_dimension
     space = f"a {dim}-dimensional dense vector space" if dim else "a dense vector space"
@@ -222,7 +232,7 @@ def _usage(config: RunConfig) -> str:
 
 
 def _evaluation(evaluation: Evaluation) -> str:
-    base, tuned = evaluation.base, evaluation.finetuned
+    base, tuned, production = evaluation.base, evaluation.finetuned, evaluation.production
     primary = evaluation.primary_metric
     if not tuned:
         return "## Evaluation\n\nNo evaluator ran in this run."
@@ -231,17 +241,30 @@ def _evaluation(evaluation: Evaluation) -> str:
         b, t = base.get(metric), tuned.get(metric)
         delta = t - b if isinstance(t, int | float) and isinstance(b, int | float) else None
         row = [f"`{metric}`", _num(b), _num(t), "—" if delta is None else f"{delta:+.4f}"]
+        if production is not None:
+            row.append(_num(production.get(metric)))
         if metric == primary:
             row = [f"**{cell}**" for cell in row]
         rows.append(row)
     intro = "Base model and fine-tuned model, evaluated on the same held-out rows." + (
         f" Primary metric: **`{primary}`**." if primary else ""
     )
-    table = _table(["Metric", "Base", "Fine-tuned", "Δ"], rows)
+    header = ["Metric", "Base", "Fine-tuned", "Δ"]
+    if production is not None:
+        header.append("Production")
+        intro += (
+            f" Production: the model in production before this run ({evaluation.production_model})."
+        )
+    table = _table(header, rows)
     return f"## Evaluation\n\n{intro}\n\n{table}"
 
 
-def _training(config: RunConfig, training: TrainingSummary, data: DataReport) -> str:
+def _training(
+    config: RunConfig,
+    training: TrainingSummary,
+    data: DataReport,
+    search: SearchResult | None,
+) -> str:
     data_rows, loss_rows = [], []
     for name, dataset in config.datasets.items():
         stats = data.datasets.get(name)
@@ -277,6 +300,13 @@ def _training(config: RunConfig, training: TrainingSummary, data: DataReport) ->
         f"- Optimizer steps: {_cell(training.global_step)}",
         f"- Final training loss: {_num(training.train_loss)}",
     ]
+    if search is not None:
+        params = ", ".join(f"`{key}` = {_cell(value)}" for key, value in search.best_params.items())
+        facts.append(
+            f"- Hyperparameters chosen by a search of {len(search.trials)} trials "
+            f"(best `{search.metric}` {search.best_score:.4f}, trial {search.best_trial}): "
+            f"{params}"
+        )
     if training.resume.resumed:
         origin = f", saved by {training.resume.from_run}" if training.resume.from_run else ""
         facts.append(
@@ -348,18 +378,19 @@ def render_model_card(
     training: TrainingSummary,
     data: DataReport,
     run: RunRef | None = None,
+    search: SearchResult | None = None,
 ) -> str:
     """README.md text: YAML front matter (with model-index) plus the markdown body.
 
-    Everything comes from the typed results of earlier stages, so the card renders
-    anywhere, without the model. Anything shaped like a Hugging Face token is redacted
+    Everything comes from the typed results of earlier stages (`search` when the run
+    searched its hyperparameters first), so the card renders anywhere, without the model. Anything shaped like a Hugging Face token is redacted
     as a last line of defence.
     """
     sections = [
-        _summary(config, training.model_info),
+        _summary(config, training.model_info, training.lineage),
         _usage(config),
         _evaluation(evaluation),
-        _training(config, training, data),
+        _training(config, training, data, search),
         _lineage(run),
     ]
     body = "\n\n".join(section for section in sections if section) + "\n"

@@ -7,7 +7,9 @@ external assets, so the chart is inline SVG and the styles are inline.
 from __future__ import annotations
 
 import html
+from typing import Any
 
+from trainer.curves import render_training_curves_html
 from trainer.results import Evaluation
 
 _BAR_WIDTH = 260
@@ -21,31 +23,52 @@ def _bar(value: float, colour: str) -> str:
     )
 
 
-def render_comparison_html(evaluation: Evaluation, *, title: str = "Evaluation") -> str:
-    """A table of every metric (base, fine-tuned, delta) with bars for scores in [0, 1]."""
+def _score(value: float | None, colour: str) -> str:
+    return "<td>-</td>" if value is None else f"<td>{value:.4f}<br>{_bar(value, colour)}</td>"
+
+
+def render_comparison_html(
+    evaluation: Evaluation,
+    *,
+    title: str = "Evaluation",
+    history: list[dict[str, Any]] | None = None,
+) -> str:
+    """A table of every metric (base, fine-tuned, change, and the production model when it
+    was scored) with bars for scores in [0, 1], then the training curves of `history`."""
     primary = evaluation.primary_metric
+    production = evaluation.production
     rows = []
     for metric, tuned in evaluation.finetuned.items():
-        base = evaluation.base.get(metric)
         delta = evaluation.improvement.get(metric)
         weight = "font-weight:bold;" if metric == primary else ""
         delta_colour = "#1a7f37" if (delta or 0) > 0 else "#cf222e" if (delta or 0) < 0 else "#555"
-        rows.append(
-            f'<tr style="{weight}"><td>{html.escape(metric)}</td>'
-            f"<td>{base:.4f}<br>{_bar(base, '#8c959f')}</td>"
-            f"<td>{tuned:.4f}<br>{_bar(tuned, '#0969da')}</td>"
-            f'<td style="color:{delta_colour}">{delta:+.4f}</td></tr>'
-            if base is not None and delta is not None
-            else f"<tr><td>{html.escape(metric)}</td><td>-</td><td>{tuned:.4f}</td><td>-</td></tr>"
+        change = (
+            "<td>-</td>" if delta is None else f'<td style="color:{delta_colour}">{delta:+.4f}</td>'
         )
-    head = "".join(
-        f'<th style="text-align:left;padding:4px 8px">{name}</th>'
-        for name in ("metric", "base model", "fine-tuned", "change")
-    )
+        cells = [
+            f"<td>{html.escape(metric)}</td>",
+            _score(evaluation.base.get(metric), "#8c959f"),
+            _score(tuned, "#0969da"),
+            change,
+        ]
+        if production is not None:
+            cells.append(_score(production.get(metric), "#bf8700"))
+        rows.append(f'<tr style="{weight}">{"".join(cells)}</tr>')
+    names = ["metric", "base model", "fine-tuned", "change"]
+    if production is not None:
+        names.append("production")
+    head = "".join(f'<th style="text-align:left;padding:4px 8px">{name}</th>' for name in names)
     caption = f"primary metric: {html.escape(primary)}" if primary else ""
+    if evaluation.production_model:
+        caption += f"; production: {html.escape(evaluation.production_model)}"
+    curves = (
+        render_training_curves_html(history, metrics=[primary] if primary else None)
+        if history
+        else ""
+    )
     return (
         '<div style="font-family:sans-serif;font-size:13px">'
         f"<h3>{html.escape(title)}</h3><p>{caption}</p>"
         f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        f"<tbody>{''.join(rows)}</tbody></table>{curves}</div>"
     )

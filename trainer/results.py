@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.data_report import DataReport, DatasetReport, SourceReport
+from trainer.lineage import ModelLineage
 
 __all__ = [
     "CheckpointSummary",
@@ -24,6 +25,7 @@ __all__ = [
     "Evaluation",
     "GateDecision",
     "ModelInfo",
+    "ModelLineage",
     "Promotion",
     "PushOutcome",
     "ResumeInfo",
@@ -116,6 +118,8 @@ class TrainingSummary(_Result):
     model_info: ModelInfo = Field(default_factory=ModelInfo)
     resume: ResumeInfo = Field(default_factory=ResumeInfo)
     checkpoints: CheckpointSummary | None = None
+    lineage: ModelLineage | None = None
+    """The ZenML model version the base model was, for `zenml:<model>@<version>` bases."""
 
     def metadata(self) -> dict[str, Any]:
         """The flat facts worth showing as step metadata (the history is an artifact)."""
@@ -132,16 +136,22 @@ class TrainingSummary(_Result):
             facts["emissions"] = self.emissions.model_dump(exclude_none=True)
         if self.checkpoints is not None:
             facts["checkpoints"] = self.checkpoints.model_dump(exclude_none=True)
+        if self.lineage is not None:
+            facts["base_model_version"] = self.lineage.model_dump(exclude_none=True)
         return {key: value for key, value in facts.items() if value is not None}
 
 
 class Evaluation(_Result):
-    """The base and the fine-tuned model scored by the same evaluators on the same rows."""
+    """The base and the fine-tuned model scored by the same evaluators on the same rows,
+    and the model currently in production when there is one (what promotion compares)."""
 
     primary_metric: str | None = None
     base: dict[str, float] = Field(default_factory=dict)
     finetuned: dict[str, float] = Field(default_factory=dict)
     improvement: dict[str, float] = Field(default_factory=dict)
+    production: dict[str, float] | None = None
+    production_model: str | None = None
+    """Which version `production` scored (`version 7 of ZenML model 'x' (production)`)."""
 
 
 class GateDecision(_Result):

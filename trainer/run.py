@@ -34,7 +34,7 @@ from trainer.config import (
     hub_repo_id,
 )
 from trainer.data import load_datasets_with_report
-from trainer.evaluation import build_evaluators, compare
+from trainer.evaluation import build_evaluators, compare, run_evaluators
 from trainer.results import (
     CheckpointSummary,
     DataReport,
@@ -51,6 +51,11 @@ if TYPE_CHECKING:
     from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
+
+HARDWARE_STAGES = frozenset({"hyperparameter_search", "train"})
+"""Stages that train with the model: on Kubernetes they run on `config.hardware` (GPU
+node, tolerations, resources), in ZenML and in Kubeflow alike. The other stages run on
+CPU nodes with the resources their orchestrator config gives them."""
 
 CHECKPOINTS_FOLDER = "checkpoints"
 """Folder under an orchestrator's storage root that holds the checkpoint series."""
@@ -108,14 +113,20 @@ def content_digest(dataset: Dataset) -> str:
     return digest.hexdigest()
 
 
-def series_digest(config: RunConfig, train_datasets: DatasetDict) -> str:
+def series_digest(
+    config: RunConfig, train_datasets: DatasetDict, *, base_model_id: str | None = None
+) -> str:
     """What a training learns from, as 16 hex digits: base model, dataset configs and
     contents, losses, training arguments (not the purely observational ones) and seed.
 
     Two runs with the same digest would train the same model, so one may continue the
     other's checkpoints; any change that alters the result changes the digest.
+    `base_model_id` names the base weights when `model.name_or_path` cannot (a ZenML
+    model version resolved into a temporary folder: its artifact id).
     """
     shaping: dict[str, Any] = config.model_dump(mode="json", include={"model", "datasets", "seed"})
+    if base_model_id is not None:
+        shaping["model"]["name_or_path"] = base_model_id
     shaping["training"] = {
         key: value
         for key, value in effective_training_arguments(config).items()
@@ -127,14 +138,19 @@ def series_digest(config: RunConfig, train_datasets: DatasetDict) -> str:
 
 
 def checkpoint_uri(
-    config: RunConfig, train_datasets: DatasetDict, *, root: str, pipeline: str
+    config: RunConfig,
+    train_datasets: DatasetDict,
+    *,
+    root: str,
+    pipeline: str,
+    base_model_id: str | None = None,
 ) -> str:
     """Where this run's checkpoint series lives: `checkpoints.uri` when set, else
     `<root>/checkpoints/<pipeline>/<model name>/<series digest>` under the orchestrator's
     storage root (a retried step or a re-run of the same config lands on the same folder)."""
     if config.checkpoints.uri:
         return config.checkpoints.uri
-    digest = series_digest(config, train_datasets)
+    digest = series_digest(config, train_datasets, base_model_id=base_model_id)
     return "/".join([root.rstrip("/"), CHECKPOINTS_FOLDER, pipeline, config.output.name, digest])
 
 
@@ -276,22 +292,38 @@ def evaluate_stage(
     eval_datasets: DatasetDict,
     *,
     base_model: SentenceTransformer | None = None,
+    production: tuple[SentenceTransformer, str] | None = None,
 ) -> Evaluation:
-    """Score the base and the fine-tuned model with the same evaluators on the same rows,
-    log the primary metric, and write `output.dir/evaluation.json` when set."""
+    """Score the base and the fine-tuned model with the same evaluators on the same rows
+    (and `production`, the model in production with its description, when given), log
+    the primary metric, and write `output.dir/evaluation.json` when set."""
     evaluators = build_evaluators(config, eval_datasets)
     if not evaluators:
         raise ValueError(
             "nothing to evaluate: configure evaluators, or give a dataset eval_size/eval_source"
         )
     evaluation = compare(base_model or load_model(config.model), model, evaluators)
+    if production is not None:
+        production_model, described = production
+        evaluation = evaluation.model_copy(
+            update={
+                "production": run_evaluators(production_model, evaluators),
+                "production_model": described,
+            }
+        )
     primary = evaluation.primary_metric
     if primary is not None:
+        against = (
+            f" (production {evaluation.production[primary]:.4f})"
+            if evaluation.production and primary in evaluation.production
+            else ""
+        )
         logger.info(
-            "%s: base %.4f -> fine-tuned %.4f",
+            "%s: base %.4f -> fine-tuned %.4f%s",
             primary,
             evaluation.base[primary],
             evaluation.finetuned[primary],
+            against,
         )
     path = config.output.evaluation_path
     if path is not None:

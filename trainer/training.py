@@ -8,15 +8,17 @@ picks which dataset each batch comes from) and each batch goes to its dataset's 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
 
-from trainer.config import PACKAGE_PREFIX, ModelConfig, RunConfig
+from trainer.config import PACKAGE_PREFIX, ModelConfig, RunConfig, parse_zenml_model_ref
 from trainer.emissions import track_emissions
 from trainer.losses import build_loss
 from trainer.problems import Problem, raise_problems
@@ -24,10 +26,12 @@ from trainer.results import Emissions, ModelInfo, TrainingSummary
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.evaluation import BaseEvaluator
     from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (
         SentenceTransformerTrainingArguments,
     )
+    from torch import nn
     from transformers import TrainerCallback
 
 DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
@@ -46,6 +50,11 @@ negatives honest for ranking losses."""
 
 def resolve_model_path(name_or_path: str) -> str:
     """`package:<module>` -> the weights directory that package ships; anything else as is."""
+    if parse_zenml_model_ref(name_or_path) is not None:
+        raise ValueError(
+            f"model.name_or_path {name_or_path!r} is a ZenML model version: the pipeline "
+            "resolves it to a local folder before training (steps/_models.py)"
+        )
     if not name_or_path.startswith(PACKAGE_PREFIX):
         return name_or_path
     module_name = name_or_path[len(PACKAGE_PREFIX) :]
@@ -229,10 +238,24 @@ class TrainingResult:
         )
 
 
+def run_loss(config: RunConfig, model: SentenceTransformer) -> nn.Module | dict[str, nn.Module]:
+    """The run's loss around `model`: one loss, or a dict keyed by dataset name when the run
+    trains several datasets (what `SentenceTransformerTrainer(loss=...)` takes)."""
+    losses = {name: build_loss(model, dataset.loss) for name, dataset in config.datasets.items()}
+    return losses if config.is_multi_dataset else next(iter(losses.values()))
+
+
 def _as_trainer_inputs(
-    config: RunConfig, datasets: DatasetDict, model: SentenceTransformer
+    config: RunConfig, datasets: DatasetDict, model: SentenceTransformer | None
 ) -> tuple[Dataset | DatasetDict, Any]:
-    losses = {name: build_loss(model, config.datasets[name].loss) for name in datasets}
+    """Datasets and losses; without a model (model_init), each loss is a factory the
+    trainer calls with the model that model_init returns."""
+    losses = {
+        name: build_loss(model, config.datasets[name].loss)
+        if model is not None
+        else functools.partial(build_loss, config=config.datasets[name].loss)
+        for name in datasets
+    }
     if config.is_multi_dataset:
         return datasets, losses
     (name,) = datasets
@@ -247,18 +270,28 @@ def build_trainer(
     output_dir: str | Path,
     model: SentenceTransformer | None = None,
     callbacks: list[TrainerCallback] | None = None,
+    model_init: Callable[..., SentenceTransformer] | None = None,
+    evaluator: BaseEvaluator | list[BaseEvaluator] | None = None,
 ) -> SentenceTransformerTrainer:
     """The `SentenceTransformerTrainer` of a run: model, arguments, datasets and losses.
 
     Everything that trains (the run, hyperparameter search, benchmarks) builds its trainer
-    here, so they all train the same way.
+    here, so they all train the same way. `model_init` (hyperparameter search) replaces
+    `model`: the trainer calls it for a fresh model per trial. `evaluator` makes
+    `trainer.evaluate()` report the evaluators' metrics (`eval_<evaluator>_<metric>`).
     """
     from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+    from transformers import PrinterCallback, ProgressCallback
+
+    from trainer.progress import TrainingProgressCallback
 
     missing = sorted(set(config.datasets) - set(train_datasets))
     if missing:
         raise ValueError(f"train datasets lack configured dataset(s): {', '.join(missing)}")
-    model = model if model is not None else load_model(config.model)
+    if model is not None and model_init is not None:
+        raise ValueError("build_trainer takes a model or a model_init, not both")
+    if model_init is None:
+        model = model if model is not None else load_model(config.model)
     train_input, loss = _as_trainer_inputs(config, train_datasets, model)
     eval_input: Dataset | DatasetDict | None = None
     if eval_datasets and config.training.get("eval_strategy", "no") != "no":
@@ -266,14 +299,23 @@ def build_trainer(
         eval_input = (
             eval_datasets if config.is_multi_dataset else next(iter(eval_datasets.values()))
         )
-    return SentenceTransformerTrainer(
+    trainer = SentenceTransformerTrainer(
         model=model,
         args=training_arguments(config, output_dir),
         train_dataset=train_input,
         eval_dataset=eval_input,
         loss=loss,
         callbacks=callbacks,
+        model_init=model_init,
+        evaluator=evaluator,
     )
+    # One readable progress line at a steady interval instead of a printed dict per log
+    # (or a carriage-return bar): what step logs and `kubectl logs` show well.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if not any(isinstance(cb, TrainingProgressCallback) for cb in callbacks or []):
+        trainer.add_callback(TrainingProgressCallback())
+    return trainer
 
 
 def train(
@@ -291,8 +333,12 @@ def train(
     Local checkpoints go to `output_dir` every `checkpoints.every_n_steps`; `resume_from`
     is a local checkpoint folder to continue from (model, optimizer, scheduler, RNG
     states, global step and sampler position). Durable checkpoints and the decision
-    whether to resume live in `trainer.run`.
+    whether to resume live in `trainer.run`. With `training.eval_strategy` set, the run's
+    evaluators also score the model during training (the metric-over-steps curve).
     """
+    from trainer.evaluation import build_evaluators
+
+    evaluating = eval_datasets and config.training.get("eval_strategy", "no") != "no"
     trainer = build_trainer(
         config,
         train_datasets,
@@ -300,6 +346,7 @@ def train(
         output_dir=output_dir,
         model=model,
         callbacks=callbacks,
+        evaluator=build_evaluators(config, eval_datasets) or None if evaluating else None,
     )
     started = time.perf_counter()
     with track_emissions() as emissions:

@@ -1,0 +1,191 @@
+"""Experiment tracking: what a run logs, and a pipeline on a stack with a local MLflow
+tracker (isolated ZenML store, SQLite MLflow store in a temp dir, fully offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from transformers.integrations import MLflowCallback
+
+from steps._tracking import tracked
+from tests.conftest import docs_pipeline_config, write_run_yaml
+from trainer.config import RunConfig
+from trainer.tracking import (
+    evaluation_metrics,
+    log_model_card,
+    metric_name,
+    reporting_callbacks,
+    run_parameters,
+)
+
+PIPELINE_NAME = "finetune_pipeline"
+"""The MLflow experiment ZenML's tracker uses: the pipeline's name."""
+
+
+@pytest.fixture
+def run_config(tiny_model_path: Path, pairs_file: Path, tmp_path: Path) -> RunConfig:
+    document = docs_pipeline_config(tiny_model_path, pairs_file)
+    document["output"] = {"dir": str(tmp_path / "out")}
+    document["training"] = {**document["training"], "logging_steps": 1, "num_train_epochs": 2}
+    return RunConfig.model_validate(document)
+
+
+@pytest.fixture
+def mlflow_stack(zenml_client: Any, tmp_path: Path) -> Any:
+    """A stack = default orchestrator + artifact store + a local MLflow tracker, active for
+    the test only; MLflow keeps runs in SQLite and artifacts in the temp dir."""
+    from mlflow.tracking import MlflowClient
+    from zenml.enums import StackComponentType
+
+    tracking_uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    (tmp_path / "mlruns").mkdir()
+    # Created up front so artifacts land in the temp dir, not ./mlruns of the cwd.
+    MlflowClient(tracking_uri).create_experiment(
+        PIPELINE_NAME, artifact_location=(tmp_path / "mlruns" / "artifacts").as_uri()
+    )
+    tracker = zenml_client.create_stack_component(
+        name=f"mlflow-{tmp_path.name}",
+        flavor="mlflow",
+        component_type=StackComponentType.EXPERIMENT_TRACKER,
+        configuration={"tracking_uri": tracking_uri},
+    )
+    default = zenml_client.get_stack("default")
+    stack = zenml_client.create_stack(
+        name=f"mlflow-stack-{tmp_path.name}",
+        components={
+            StackComponentType.ORCHESTRATOR: default.components[StackComponentType.ORCHESTRATOR][
+                0
+            ].id,
+            StackComponentType.ARTIFACT_STORE: default.components[
+                StackComponentType.ARTIFACT_STORE
+            ][0].id,
+            StackComponentType.EXPERIMENT_TRACKER: tracker.id,
+        },
+    )
+    zenml_client.activate_stack(stack.id)
+    try:
+        yield MlflowClient(tracking_uri)
+    finally:
+        zenml_client.activate_stack("default")
+
+
+def test_tracked_pipeline_run_logs_curves_metrics_parameters_and_card(
+    mlflow_stack: Any, zenml_client: Any, run_config: RunConfig, tmp_path: Path
+) -> None:
+    """The real pipeline on a stack with MLflow: train, evaluate and card share one
+    MLflow run, linked to the ZenML run."""
+    from pipelines.finetune import finetune_pipeline
+
+    document = run_config.model_dump(mode="json")
+    document["gate"] = {"min_improvement": None}
+    config_file = write_run_yaml(
+        tmp_path / "run.yaml",
+        document,
+        enable_cache=False,
+        run_name=f"tracked-{tmp_path.name}",
+        model={"name": "tracked-embedder"},
+    )
+    run = finetune_pipeline.with_options(config_path=str(config_file))()
+    run = zenml_client.get_pipeline_run(run.id)
+    assert run.status == "completed"
+    step_metadata = run.steps["train"].run_metadata
+    assert "experiment_tracker_url" in step_metadata
+    for step in ("evaluate", "model_card"):
+        assert run.steps[step].run_metadata["mlflow_run_id"] == step_metadata["mlflow_run_id"]
+    assert "mlflow_run_id" not in run.steps["load_datasets"].run_metadata
+
+    (mlflow_run,) = mlflow_stack.search_runs(
+        [mlflow_stack.get_experiment_by_name(PIPELINE_NAME).experiment_id]
+    )
+    assert mlflow_run.info.run_id == step_metadata["mlflow_run_id"]
+    assert mlflow_run.info.run_name == run.name
+    assert mlflow_run.info.status == "FINISHED"
+
+    # The loss curve, one point per optimizer step (45 rows / batch 8 x 2 epochs).
+    loss = mlflow_stack.get_metric_history(mlflow_run.info.run_id, "loss")
+    assert [point.step for point in loss] == list(range(1, 13))
+    learning_rates = mlflow_stack.get_metric_history(mlflow_run.info.run_id, "learning_rate")
+    assert len(learning_rates) == 12
+    assert len(mlflow_stack.get_metric_history(mlflow_run.info.run_id, "grad_norm")) == 12
+
+    evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
+    metrics = mlflow_run.data.metrics
+    assert metrics["finetuned/docs-ir_cosine_ndcg_10"] == pytest.approx(
+        evaluation.finetuned["docs-ir_cosine_ndcg@10"]
+    )
+    assert metrics["base/docs-ir_cosine_ndcg_10"] == pytest.approx(
+        evaluation.base["docs-ir_cosine_ndcg@10"]
+    )
+    assert "improvement/docs-ir_cosine_mrr_10" in metrics
+
+    params = mlflow_run.data.params
+    assert params["training.learning_rate"] == "2e-05"
+    assert params["training.per_device_train_batch_size"] == "8"
+    assert params["data.docs.train_rows"] == "45"
+    assert params["data.docs.eval_rows"] == "15"
+    assert params["loss.docs.name"] == "MultipleNegativesRankingLoss"
+    assert params["model.name_or_path"] == run_config.model.name_or_path
+
+    card_path = mlflow_stack.download_artifacts(
+        mlflow_run.info.run_id, "model_card/README.md", str(tmp_path / "download")
+    )
+    card = run.steps["model_card"].outputs["model_card"][0].load()
+    assert Path(card_path).read_text() == str(card)
+    report = mlflow_stack.download_artifacts(
+        mlflow_run.info.run_id, "evaluation_report.html", str(tmp_path / "download")
+    )
+    assert "Training curves" in Path(report).read_text()
+
+
+def test_without_a_tracker_steps_are_unchanged(zenml_client: Any) -> None:
+    assert zenml_client.active_stack_model.name == "default"
+    from steps.train import train
+
+    assert tracked(train) is train
+    assert train.configuration.experiment_tracker is None
+
+
+def test_parameters_cover_training_data_and_losses(run_config: RunConfig) -> None:
+    parameters = run_parameters(run_config, {"docs": 45}, {"docs": 15})
+    assert parameters["training.per_device_train_batch_size"] == 8
+    assert parameters["training.num_train_epochs"] == 2
+    assert parameters["training.seed"] == 42  # the run seed reaches the arguments
+    assert parameters["data.docs.train_rows"] == 45
+    assert parameters["loss.docs.name"] == "MultipleNegativesRankingLoss"
+
+
+def test_evaluation_metrics_use_mlflow_safe_names() -> None:
+    evaluation = {
+        "primary_metric": "ir_cosine_ndcg@10",
+        "base": {"ir_cosine_ndcg@10": 0.5},
+        "finetuned": {"ir_cosine_ndcg@10": 0.6},
+        "improvement": {"ir_cosine_ndcg@10": 0.1},
+        "production": {"ir_cosine_ndcg@10": 0.55},
+    }
+    assert evaluation_metrics(evaluation) == {
+        "base/ir_cosine_ndcg_10": 0.5,
+        "finetuned/ir_cosine_ndcg_10": 0.6,
+        "improvement/ir_cosine_ndcg_10": 0.1,
+        "production/ir_cosine_ndcg_10": 0.55,
+    }
+    assert metric_name("eval_a(b)@10") == "eval_a_b__10"
+
+
+def test_reporting_callbacks_follow_the_tracker_flavor(run_config: RunConfig) -> None:
+    (callback,) = reporting_callbacks("mlflow", run_config)
+    assert isinstance(callback, MLflowCallback)
+    assert reporting_callbacks("some-other-tracker", run_config) == []
+    reporting = run_config.model_copy(
+        update={"training": {**run_config.training, "report_to": ["mlflow"]}}
+    )
+    assert reporting_callbacks("mlflow", reporting) == []  # the trainer adds it itself
+
+
+def test_logging_without_an_active_run_fails_instead_of_starting_one() -> None:
+    import mlflow
+
+    assert mlflow.active_run() is None
+    with pytest.raises(RuntimeError, match="no active MLflow run"):
+        log_model_card("# a card")
