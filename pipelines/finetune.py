@@ -16,7 +16,7 @@ from typing import Any
 
 from zenml import get_pipeline_context, pipeline
 
-from pipelines.k8s_settings import kubernetes_settings
+from pipelines.k8s_settings import stage_settings
 from steps._tracking import tracked
 from steps.evaluate import evaluate
 from steps.hyperparameter_search import hyperparameter_search
@@ -44,14 +44,16 @@ def finetune_pipeline(config: RunConfig) -> None:
     train_datasets, eval_datasets, data_report = load_datasets.with_options(**hub)(config=config)
     # On a Kubernetes orchestrator the stages that train land on a GPU node; the local
     # orchestrator skips these settings with an info message, so one config serves both.
-    on_hardware = kubernetes_settings(config.hardware)
     search, train_config = None, config
     if config.search is not None:
         # The final training uses the best trial's parameters (the search block cleared).
-        search, _, train_config = hyperparameter_search.with_options(settings=on_hardware, **hub)(
+        searching = stage_settings(config, "hyperparameter_search")
+        search, _, train_config = hyperparameter_search.with_options(settings=searching, **hub)(
             config=config, train_datasets=train_datasets, eval_datasets=eval_datasets
         )
-    model, training = tracked(train).with_options(settings=on_hardware, **hub)(
+    # With hardware.nodes > 1 the train step's pod only submits the TrainJob.
+    training_pod = stage_settings(config, "train")
+    model, training = tracked(train).with_options(settings=training_pod, **hub)(
         config=train_config, train_datasets=train_datasets, eval_datasets=eval_datasets
     )
     evaluation, _ = tracked(evaluate).with_options(**hub)(

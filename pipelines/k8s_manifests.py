@@ -54,10 +54,9 @@ from zenml.integrations.kubernetes.orchestrators.kubernetes_orchestrator_entrypo
 )
 from zenml.utils import pydantic_utils
 
-from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, kubernetes_settings
+from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, stage_settings
 from trainer.config import RunConfig
 from trainer.kubernetes import to_manifest
-from trainer.run import HARDWARE_STAGES
 
 PIPELINE_NAME = "finetune_pipeline"
 STEP_NAMES = (
@@ -146,7 +145,7 @@ def pipeline_settings(run: PipelineRunConfiguration) -> KubernetesOrchestratorSe
 
 def step_settings(run: PipelineRunConfiguration, step: str) -> StepSettings:
     """Effective settings of `step`, merged in ZenML's compile order."""
-    code_settings = kubernetes_settings(run_config(run).hardware) if step in HARDWARE_STAGES else {}
+    code_settings = stage_settings(run_config(run), step)
     # As ZenML's compiler keeps them: only the fields the code set (`model_fields_set`).
     update = StepConfigurationUpdate(
         settings={key: value.model_dump(exclude_unset=True) for key, value in code_settings.items()}

@@ -17,20 +17,20 @@ from typing import Any
 from zenml.integrations.kubernetes.flavors import KubernetesOrchestratorSettings
 from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
 
+from trainer.config import RunConfig
 from trainer.hardware import HardwareSpec
-from trainer.kubernetes import pod_hardware, to_manifest
+from trainer.kubernetes import PodHardware, pod_hardware, stage_pod, to_manifest
 
 KUBERNETES_SETTINGS_KEY = "orchestrator.kubernetes"
 """Settings key that resolves to whichever Kubernetes orchestrator the stack has."""
 
 
-def pod_settings(hardware: HardwareSpec) -> KubernetesPodSettings:
-    """The `KubernetesPodSettings` of a pod with `hardware` (node, GPU, shm).
+def pod_settings(parts: PodHardware) -> KubernetesPodSettings:
+    """The `KubernetesPodSettings` of a pod with `parts` (node, GPU, volumes).
 
     Values go in as clean camelCase dicts (`to_manifest`): that is the form ZenML stores
     in the run snapshot and copies verbatim into the pod spec it submits.
     """
-    parts = pod_hardware(hardware)
     return KubernetesPodSettings(
         node_selectors=parts.node_selector,
         tolerations=to_manifest(parts.tolerations),
@@ -51,9 +51,23 @@ def kubernetes_settings(hardware: HardwareSpec | None) -> dict[str, Any]:
     """
     if hardware is None:
         return {}
+    return _settings(pod_hardware(hardware), hardware)
+
+
+def stage_settings(config: RunConfig, stage: str) -> dict[str, Any]:
+    """Step settings of pipeline stage `stage`: the hardware for stages that train (for
+    the train stage of a multi-node run, the light pod that submits the TrainJob), none
+    for the others (`trainer.kubernetes.stage_pod`)."""
+    parts = stage_pod(config.hardware, config.distributed, stage)
+    if parts is None or config.hardware is None:
+        return {}
+    return _settings(parts, config.hardware)
+
+
+def _settings(parts: PodHardware, hardware: HardwareSpec) -> dict[str, Any]:
     return {
         KUBERNETES_SETTINGS_KEY: KubernetesOrchestratorSettings(
-            pod_settings=pod_settings(hardware),
+            pod_settings=pod_settings(parts),
             pod_stop_grace_period=hardware.termination_grace_period_seconds,
         )
     }

@@ -44,8 +44,8 @@ from pipelines.kfp_settings import (
 )
 from trainer.config import RunConfig
 from trainer.hardware import HardwareSpec
-from trainer.kubernetes import pod_hardware
-from trainer.run import HARDWARE_STAGES, reconcile_model_facts, uses_hub
+from trainer.kubernetes import PodHardware, stage_pod
+from trainer.run import reconcile_model_facts, uses_hub
 
 logger = logging.getLogger(__name__)
 
@@ -95,31 +95,57 @@ def train(
     pipeline_root: str,
     run_name: str,
     run_id: str,
+    image: str,
     model: Output[Model],
 ) -> dict:
-    """Fine-tune with durable checkpoints (resumed by a retry); the model is saved as a
-    sentence-transformers folder."""
+    """Fine-tune with durable checkpoints (resumed by a retry): in this pod (several
+    GPUs under torchrun), or on `hardware.nodes` nodes as a Kubeflow Trainer TrainJob
+    this task submits and follows. The model is saved as a sentence-transformers folder."""
     from datasets import load_from_disk
 
     from trainer.checkpoints import fsspec_can_open
     from trainer.config import RunConfig
     from trainer.results import RunRef
     from trainer.run import checkpoint_uri, train_stage
+    from trainer.trainjob import (
+        Cluster,
+        kubernetes_api,
+        own_namespace,
+        shared_root,
+        train_job_name,
+        train_on_nodes,
+    )
 
     run = RunConfig.model_validate_json(config)
-    train_datasets = load_from_disk(train_data.path)
+    train_datasets, eval_datasets = load_from_disk(train_data.path), load_from_disk(eval_data.path)
+    lineage = RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune")
+    on_nodes = run.hardware is not None and run.hardware.nodes > 1
+    root = shared_root(run, pipeline_root) if on_nodes else pipeline_root
     uri = (
-        checkpoint_uri(run, train_datasets, root=pipeline_root, pipeline="st-finetune")
-        if run.checkpoints.uri or fsspec_can_open(pipeline_root)
+        checkpoint_uri(run, train_datasets, root=root, pipeline="st-finetune")
+        if run.checkpoints.uri or fsspec_can_open(root)
         else None
     )
-    trained = train_stage(
-        run,
-        train_datasets,
-        load_from_disk(eval_data.path),
-        checkpoint_uri=uri,
-        run=RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune"),
-    )
+    if on_nodes:
+        name = train_job_name(run.output.name, run_id)
+        cluster = Cluster(
+            api=kubernetes_api(),
+            namespace=run.distributed.namespace or own_namespace(),
+            image=run.hardware.image or image,
+        )
+        trained = train_on_nodes(
+            run,
+            train_datasets,
+            eval_datasets,
+            cluster=cluster,
+            name=name,
+            job_uri=f"{root.rstrip('/')}/trainjobs/{name}",
+            checkpoint_uri=uri,
+            run=lineage,
+            log=lambda line: print(line, flush=True),
+        )
+    else:
+        trained = train_stage(run, train_datasets, eval_datasets, checkpoint_uri=uri, run=lineage)
     trained.model.save(model.path)
     return trained.summary.model_dump(mode="json")
 
@@ -198,9 +224,10 @@ def push_to_hub(
 # --- task configuration from the run config ------------------------------------------
 
 
-def apply_hardware(task: dsl.PipelineTask, hardware: HardwareSpec) -> dsl.PipelineTask:
-    """Give `task` the pod settings `trainer.kubernetes` derives from `hardware`."""
-    parts = pod_hardware(hardware)
+def apply_hardware(
+    task: dsl.PipelineTask, parts: PodHardware, hardware: HardwareSpec
+) -> dsl.PipelineTask:
+    """Give `task` the pod settings `trainer.kubernetes` derived from `hardware`."""
     for key, value in parts.node_selector.items():
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     for toleration in parts.tolerations:
@@ -213,12 +240,19 @@ def apply_hardware(task: dsl.PipelineTask, hardware: HardwareSpec) -> dsl.Pipeli
             toleration_seconds=toleration.toleration_seconds,
         )
     limits = dict(parts.resources.limits or {})
-    if hardware.gpu_count > 0:
+    if hardware.gpu_resource in limits:
         # KFP's accelerator type on Kubernetes is the extended resource name.
         task.set_accelerator_type(hardware.gpu_resource)
         task.set_accelerator_limit(int(limits.pop(hardware.gpu_resource)))
     _set_resources(task, TaskSettings(requests=dict(parts.resources.requests or {}), limits=limits))
     for volume, mount in zip(parts.volumes, parts.volume_mounts, strict=True):
+        if volume.persistent_volume_claim is not None:
+            kubernetes.mount_pvc(
+                task,
+                pvc_name=volume.persistent_volume_claim.claim_name,
+                mount_path=mount.mount_path,
+            )
+            continue
         kubernetes.empty_dir_mount(
             task,
             volume_name=volume.name,
@@ -248,11 +282,13 @@ def _configure(
     """Display name, retries, resources (the hardware step's from `config.hardware`, the
     others' from the run YAML) and, for tasks that may talk to the Hub, the token Secret."""
     task.set_display_name(step)
-    on_hardware = step in HARDWARE_STAGES and run.hardware is not None
-    settings = task_settings(document, step, hardware_step=on_hardware)
-    if on_hardware:
-        apply_hardware(task, run.hardware)
-    else:
+    parts = stage_pod(run.hardware, run.distributed, step)
+    # The hardware owns a training pod's resources; a TrainJob submitter's come from YAML.
+    owns = parts is not None and bool(parts.resources.requests or parts.resources.limits)
+    settings = task_settings(document, step, hardware_step=owns)
+    if parts is not None and run.hardware is not None:
+        apply_hardware(task, parts, run.hardware)
+    if not owns:
         _set_resources(task, settings)
     if settings.retries:
         task.set_retry(num_retries=settings.retries)
@@ -327,6 +363,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
                 pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
                 run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                image=image,
             ),
             document,
             "train",

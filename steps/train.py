@@ -5,7 +5,9 @@ settings built from `config.hardware`). Its checkpoints live in the artifact sto
 a folder named after the pipeline, the model and a digest of the training config, so a
 retried pod or a re-run of the same config continues where the last attempt stopped.
 A `zenml:<model>@<version>` base is resolved here, at run time, so a scheduled retrain
-starts from whatever is in production when it runs.
+starts from whatever is in production when it runs. Several GPUs train under torchrun
+in this pod; `hardware.nodes > 1` trains on several nodes as a Kubeflow Trainer TrainJob
+that this step submits and waits for.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sentence_transformers import SentenceTransformer
 from zenml import get_step_context, step
 from zenml.logger import get_logger
 
+from steps._cluster import current_cluster
 from steps._context import artifact_store_location, run_ref
 from steps._metadata import log_step_metadata
 from steps._models import resolve_base_model
@@ -25,7 +28,8 @@ from steps.materializers import SentenceTransformerMaterializer
 from trainer.config import RunConfig
 from trainer.results import TrainingSummary
 from trainer.run import checkpoint_uri, train_stage
-from trainer.tracking import log_run_parameters
+from trainer.tracking import log_run_parameters, log_training_history
+from trainer.trainjob import shared_root, train_job_name, train_on_nodes
 
 logger = get_logger(__name__)
 
@@ -41,25 +45,43 @@ def train(
     if lineage is not None:
         logger.info("base model: %s", lineage.describe())
     root, filesystem = artifact_store_location()
+    run = run_ref()
+    on_nodes = config.hardware is not None and config.hardware.nodes > 1
     uri = checkpoint_uri(
         config,
         train_datasets,
-        root=root,
+        root=shared_root(config, root) if on_nodes else root,
         pipeline=get_step_context().pipeline.name,
         base_model_id=lineage.artifact_id if lineage else None,
     )
-    trained = train_stage(
-        config,
-        train_datasets,
-        eval_datasets,
-        checkpoint_uri=uri,
-        filesystem=filesystem,
-        run=run_ref(),
-        callbacks=training_callbacks(config),
-    )
+    if on_nodes:
+        name = train_job_name(config.output.name, run.id or run.name)
+        trained = train_on_nodes(
+            config,
+            train_datasets,
+            eval_datasets,
+            cluster=current_cluster(config),
+            name=name,
+            job_uri=f"{shared_root(config, root).rstrip('/')}/trainjobs/{name}",
+            checkpoint_uri=uri,
+            run=run,
+            log=logger.info,
+        )
+    else:
+        trained = train_stage(
+            config,
+            train_datasets,
+            eval_datasets,
+            checkpoint_uri=uri,
+            filesystem=filesystem,
+            run=run,
+            callbacks=training_callbacks(config),
+        )
     summary = trained.summary.model_copy(update={"lineage": lineage})
     if mlflow_tracked():
         eval_rows = {name: len(dataset) for name, dataset in eval_datasets.items()}
         log_run_parameters(config, summary.train_rows, eval_rows)
+        if summary.world_size > 1:  # the ranks could not stream curves from their processes
+            log_training_history(summary.history)
     log_step_metadata(summary.metadata())
     return trained.model, summary

@@ -58,7 +58,12 @@ GENERATED = _generated()
 def test_there_is_something_to_validate() -> None:
     kinds = {document["kind"] for _, document in K8S_DOCUMENTS}
     assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "Pod"} <= kinds
-    assert len(RUN_CONFIGS) == 2
+    assert [config.stem for config in RUN_CONFIGS] == [
+        "finetune-k8s-multigpu",
+        "finetune-k8s-multinode",
+        "finetune-k8s-scheduled",
+        "finetune-k8s",
+    ]
     assert {manifest["kind"] for _, manifest in GENERATED} == {"Job", "CronJob"}
 
 

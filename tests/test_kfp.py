@@ -181,7 +181,9 @@ def test_component_functions_run_the_trainer_core(
 
     root = str(tmp_path / "pipeline-root")
     stats = kfp_pipeline.load_datasets(config, train_data, eval_data)
-    training = kfp_pipeline.train(config, train_data, eval_data, root, "run-1", "id-1", model)
+    training = kfp_pipeline.train(
+        config, train_data, eval_data, root, "run-1", "id-1", "unused:image", model
+    )
     evaluation = kfp_pipeline.evaluate(config, eval_data, model, metrics)
     kfp_pipeline.model_card(config, evaluation, training, stats, "run-1", "id-1", card)
     outcome = kfp_pipeline.push_to_hub(config, model, evaluation, card, "run-1")
@@ -196,3 +198,16 @@ def test_component_functions_run_the_trainer_core(
     assert "Produced by a [Kubeflow](https://www.kubeflow.org) pipeline run." in text
     assert outcome["pushed"] is False
     assert outcome["reason"] == "hub.enabled is false"
+
+
+def test_a_multi_node_train_task_submits_without_gpus(tmp_path: Path) -> None:
+    output = kfp_pipeline.compile_pipeline(
+        CONFIG.parent / "finetune-k8s-multinode.yaml", tmp_path / "nodes.yaml", image=IMAGE
+    )
+    pipeline_spec, platform_spec = yaml.safe_load_all(output.read_text())
+    compiled = {"pipeline": pipeline_spec, "platform": platform_spec}
+    resources = _executor(compiled, "train")["container"]["resources"]
+    assert "accelerator" not in resources
+    assert resources["resourceCpuRequest"] == "500m"
+    inputs = pipeline_spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
+    assert inputs["image"]["runtimeValue"]["constant"] == IMAGE  # what the nodes run

@@ -19,7 +19,7 @@ from pipelines import k8s_manifests
 from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, kubernetes_settings
 from trainer import kubernetes as k8s
 from trainer.hardware import HardwareSpec, Toleration
-from trainer.run import HARDWARE_STAGES
+from trainer.kubernetes import HARDWARE_STAGES
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BASE = CONFIGS / "finetune-k8s.yaml"
@@ -226,3 +226,29 @@ def test_preview_knows_the_pipelines_steps() -> None:
     assert steps >= HARDWARE_STAGES
     configured = set(yaml.safe_load(BASE.read_text())["steps"])
     assert set(CPU_STEPS) <= configured <= steps
+
+
+# --- several GPUs, several nodes ------------------------------------------------------
+
+MULTIGPU = BASE.parent / "finetune-k8s-multigpu.yaml"
+MULTINODE = BASE.parent / "finetune-k8s-multinode.yaml"
+
+
+def test_a_multi_gpu_training_pod_gets_all_its_gpus() -> None:
+    config = k8s_manifests.run_config(k8s_manifests.load_run(MULTIGPU))
+    assert config.hardware.gpu_count == 4 and config.distributed.nproc_per_node == "auto"
+    pod = _pod_spec(_job(MULTIGPU, "train"))
+    assert pod["containers"][0]["resources"]["limits"][GPU] == "4"
+
+
+def test_a_multi_node_train_step_only_submits_its_trainjob() -> None:
+    """The nodes get the GPUs (through the TrainJob); the step's own pod gets none, and
+    runs as the one service account allowed to create TrainJobs."""
+    pod = _pod_spec(_job(MULTINODE, "train"))
+    container = pod["containers"][0]
+    assert GPU not in container["resources"].get("limits", {})
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert container["resources"]["requests"] == {"cpu": "500m", "memory": "2Gi"}
+    assert pod["serviceAccountName"] == "zenml-trainjob"
+    # The other steps keep the API-less identity.
+    assert _pod_spec(_job(MULTINODE, "evaluate"))["serviceAccountName"] == "zenml-step"

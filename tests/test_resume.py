@@ -52,7 +52,7 @@ def child_kfp_train(config: str, folder: str) -> None:
 
     data, held_out, model = (SimpleNamespace(path=f"{folder}/{n}") for n in ("t", "e", "m"))
     kfp_pipeline.load_datasets(config, data, held_out)
-    kfp_pipeline.train(config, data, held_out, "/not/used", "kfp-run-1", "id-1", model)
+    kfp_pipeline.train(config, data, held_out, "/not/used", "kfp-run-1", "id-1", "img", model)
 
 
 def child_pipeline(config_file: str) -> None:
@@ -342,7 +342,14 @@ def test_kfp_train_component_resumes_with_a_local_checkpoint_uri(
 
     data, held_out, model = (SimpleNamespace(path=str(folder / n)) for n in ("t", "e", "m"))
     summary = kfp_pipeline.train(
-        config.model_dump_json(), data, held_out, "minio://unused", "kfp-run-2", "id-2", model
+        config.model_dump_json(),
+        data,
+        held_out,
+        "minio://unused",
+        "kfp-run-2",
+        "id-2",
+        "img",
+        model,
     )
 
     assert summary["resume"]["resumed"] is True

@@ -97,8 +97,8 @@ def test_each_loss_only_sees_its_own_datasets_batches(
     seen: dict[str, list[str]] = defaultdict(list)
     build_loss = training.build_loss
 
-    def recording_build_loss(model, loss_config):  # type: ignore[no-untyped-def]
-        loss = build_loss(model, loss_config)
+    def recording_build_loss(model, loss_config, **options):  # type: ignore[no-untyped-def]
+        loss = build_loss(model, loss_config, **options)
         tokenizer = model.tokenizer
 
         def record(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from trainer.checkpoints import CHECKPOINT_PREFIX, CheckpointStore
+from trainer.distributed import Topology, any_rank, barrier
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,25 @@ class TrainingInterrupted(RuntimeError):
 
 class PublishCheckpoints(TrainerCallback):
     """After the Trainer finished writing `checkpoint-<step>` locally, publish it to the
-    store and prune the store to the `keep` newest checkpoints."""
+    store and prune the store to the `keep` newest checkpoints.
 
-    def __init__(self, store: CheckpointStore, *, keep: int, run: str | None = None) -> None:
+    With several processes every rank calls this: rank 0 uploads its node's folder (the
+    model, optimizer and trainer state are its alone), the first rank of each other node
+    uploads its ranks' RNG states, and rank 0 commits once all uploads are in.
+    """
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        *,
+        keep: int,
+        run: str | None = None,
+        topology: Topology | None = None,
+    ) -> None:
         self.store = store
         self.keep = keep
         self.run = run
+        self.topology = topology or Topology()
         self.saved_steps: list[int] = []
 
     def on_save(
@@ -44,21 +58,47 @@ class PublishCheckpoints(TrainerCallback):
         control: TrainerControl,
         **kwargs: Any,
     ) -> None:
-        if not state.is_world_process_zero:
-            return
-        local = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
-        checkpoint = self.store.publish(local, state.global_step, self.run)
-        self.store.prune(self.keep)
-        self.saved_steps.append(state.global_step)
-        logger.info("checkpoint at global step %d saved: %s", state.global_step, checkpoint.uri)
+        step, topology = state.global_step, self.topology
+        local = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{step}"
+        if not topology.distributed:
+            checkpoint = self.store.publish(local, step, self.run)
+        else:
+            barrier()  # every rank has written its part of the folder
+            if topology.is_main:
+                self.store.begin(step)
+            barrier()
+            if topology.is_main:
+                self.store.upload(local, step)
+            elif topology.is_node_leader:
+                self.store.upload(local, step, names=_rng_files(local))
+            barrier()
+            checkpoint = self.store.commit(step, self.run) if topology.is_main else None
+        if topology.is_main:
+            self.store.prune(self.keep)
+            self.saved_steps.append(step)
+            logger.info("checkpoint at global step %d saved: %s", step, checkpoint.uri)
+
+
+def _rng_files(folder: Path) -> list[str]:
+    """The per-rank RNG states the ranks of this node wrote (`rng_state_<rank>.pth`)."""
+    return sorted(path.name for path in folder.glob("rng_state*.pth"))
 
 
 class StopOnSignal(TrainerCallback):
     """On SIGTERM (or SIGINT), finish the current optimizer step, save a checkpoint and
-    stop training. `stopped_at` is the global step of that checkpoint."""
+    stop training. `stopped_at` is the global step of that checkpoint.
 
-    def __init__(self, signals: tuple[signal.Signals, ...] = (signal.SIGTERM,)) -> None:
+    With several processes the ranks agree after every step (one all-reduce of a flag):
+    when any rank got the signal (one preempted node of several), all stop at that step.
+    """
+
+    def __init__(
+        self,
+        signals: tuple[signal.Signals, ...] = (signal.SIGTERM,),
+        topology: Topology | None = None,
+    ) -> None:
         self.signals = signals
+        self.topology = topology or Topology()
         self.received: signal.Signals | None = None
         self.stopped_at: int | None = None
 
@@ -94,7 +134,12 @@ class StopOnSignal(TrainerCallback):
         control: TrainerControl,
         **kwargs: Any,
     ) -> None:
-        if self.received is not None and self.stopped_at is None:
+        stop = self.received is not None
+        if self.topology.distributed:
+            stop = any_rank(stop)
+            if stop and self.received is None:
+                self.received = signal.SIGTERM  # another rank's node is going away
+        if stop and self.stopped_at is None:
             control.should_save = True
             control.should_training_stop = True
             self.stopped_at = state.global_step

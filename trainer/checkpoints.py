@@ -167,22 +167,46 @@ class CheckpointStore:
     def publish(self, local_dir: Path, step: int, run: str | None = None) -> Checkpoint:
         """Upload the Trainer's folder for `step`, then its manifest (last, so a reader
         never sees a manifest for files that are not all there)."""
-        files = {
-            path.relative_to(local_dir).as_posix(): path.stat().st_size
-            for path in sorted(local_dir.rglob("*"))
-            if path.is_file()
-        }
-        if TRAINER_STATE_NAME not in files:
+        if not (local_dir / TRAINER_STATE_NAME).is_file():
             raise FileNotFoundError(
                 f"{local_dir} is not a Trainer checkpoint: no {TRAINER_STATE_NAME}"
             )
+        self.begin(step)
+        self.upload(local_dir, step)
+        return self.commit(step, run)
+
+    # A checkpoint of several nodes is published in three phases, a barrier between each:
+    # rank 0 begins, every node uploads its files (rank 0 all of its own, other nodes
+    # their ranks' RNG states), rank 0 commits. `publish` is all three in one process.
+
+    def begin(self, step: int) -> None:
+        """Clear what an attempt killed while uploading `step` left behind."""
         target = self._path(f"{CHECKPOINT_PREFIX}{step}")
-        if self.fs.exists(target):  # left over by an attempt killed while uploading
+        if self.fs.exists(target):
             self.fs.rm(target, recursive=True)
         self.fs.makedirs(target, exist_ok=True)
-        for name in files:
+
+    def upload(self, local_dir: Path, step: int, names: list[str] | None = None) -> None:
+        """Copy the files of `local_dir` (or only `names`, relative paths) into `step`."""
+        target = self._path(f"{CHECKPOINT_PREFIX}{step}")
+        if names is None:
+            names = [
+                p.relative_to(local_dir).as_posix() for p in local_dir.rglob("*") if p.is_file()
+            ]
+        for name in sorted(names):
             self.fs.makedirs(f"{target}/{name}".rsplit("/", 1)[0], exist_ok=True)
             self.fs.put_file(str(local_dir / name), f"{target}/{name}")
+
+    def commit(self, step: int, run: str | None = None) -> Checkpoint:
+        """Write the manifest of what `step` holds in the store: now the checkpoint exists."""
+        target = self._path(f"{CHECKPOINT_PREFIX}{step}")
+        files = {}
+        for path, info in sorted(self.fs.find(target, detail=True).items()):
+            name = str(path).rstrip("/")[len(target) + 1 :]
+            if name != MANIFEST_NAME:
+                files[name] = int(info["size"])
+        if TRAINER_STATE_NAME not in files:
+            raise FileNotFoundError(f"{target} has no {TRAINER_STATE_NAME}: nothing to commit")
         saved_at = _now()
         manifest = {"step": step, "run": run, "saved_at": saved_at, "files": files}
         self.fs.pipe_file(f"{target}/{MANIFEST_NAME}", json.dumps(manifest, indent=1).encode())

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trainer.distributed import DistributedSpec
 from trainer.hardware import HardwareSpec
 from trainer.problems import raise_problems
 from trainer.search import SearchConfig
@@ -413,6 +414,7 @@ class RunConfig(_Strict):
     hub: HubConfig = Field(default_factory=HubConfig)
     card: CardConfig = Field(default_factory=CardConfig)
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)
     hardware: HardwareSpec | None = None
     seed: int = 42
     search: SearchConfig | None = None
@@ -527,6 +529,27 @@ class RunConfig(_Strict):
             _training_argument_names(),
             _MANAGED_ARGUMENTS,
         )
+        return self
+
+    @model_validator(mode="after")
+    def _nodes_share_storage(self) -> RunConfig:
+        """Training nodes of a TrainJob only see each other's files on shared storage."""
+        if self.hardware is None or self.hardware.nodes == 1:
+            return self
+        volume = self.distributed.shared_volume
+        for key, uri in (
+            ("checkpoints.uri", self.checkpoints.uri),
+            ("distributed.shared_uri", self.distributed.shared_uri),
+        ):
+            if uri is None or "://" in uri:
+                continue
+            if volume is None or not Path(uri).is_relative_to(volume.mount_path):
+                raise ValueError(
+                    f"{key} {uri!r} is a local path, but hardware.nodes "
+                    f"({self.hardware.nodes}) training nodes do not share local disks: use "
+                    "an s3:// / gs:// URL, leave it empty for the artifact store, or put it "
+                    "under distributed.shared_volume.mount_path (a ReadWriteMany volume)"
+                )
         return self
 
     @property

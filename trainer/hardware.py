@@ -41,7 +41,9 @@ class HardwareSpec(BaseModel):
     beyond the container runtime's 64 MB default. `termination_grace_period_seconds` is
     how long Kubernetes waits between SIGTERM (preemption, eviction, node drain) and
     SIGKILL: the training saves a checkpoint in that window, so it must cover one
-    optimizer step plus writing a checkpoint to the artifact store.
+    optimizer step plus writing a checkpoint to the artifact store. `nodes > 1` trains
+    on that many nodes (each with this spec) as a Kubeflow Trainer TrainJob; `image` is
+    the image the nodes run (default: the image of the pipeline's own steps).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,6 +62,8 @@ class HardwareSpec(BaseModel):
     memory_limit: str | None = None
     shm_size: str | None = "8Gi"
     termination_grace_period_seconds: int = Field(default=120, gt=0)
+    nodes: int = Field(default=1, ge=1)
+    image: str | None = None
 
     _quantities = field_validator("cpu", "memory", "cpu_limit", "memory_limit", "shm_size")(
         classmethod(lambda cls, value: _check_quantity(value))

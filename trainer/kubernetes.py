@@ -16,13 +16,18 @@ from typing import Any
 from kubernetes.client import (
     ApiClient,
     V1EmptyDirVolumeSource,
+    V1PersistentVolumeClaimVolumeSource,
     V1ResourceRequirements,
     V1Toleration,
     V1Volume,
     V1VolumeMount,
 )
 
+from trainer.distributed import DistributedSpec
 from trainer.hardware import HardwareSpec
+
+SHARED_VOLUME_NAME = "shared"
+"""Name of the ReadWriteMany volume training nodes share (`distributed.shared_volume`)."""
 
 SHM_VOLUME_NAME = "dshm"
 """Name of the memory-backed volume mounted at `/dev/shm`."""
@@ -121,6 +126,56 @@ def pod_hardware(spec: HardwareSpec) -> PodHardware:
         volumes=[volume] if volume else [],
         volume_mounts=[mount] if mount else [],
     )
+
+
+HARDWARE_STAGES = frozenset({"hyperparameter_search", "train"})
+"""Stages that train with the model: on Kubernetes they run on `config.hardware` (GPU
+node, tolerations, resources), in ZenML and in Kubeflow alike. The other stages run on
+CPU nodes with the resources their orchestrator config gives them."""
+
+SUBMITTING_STAGE = "train"
+"""With `hardware.nodes > 1` this stage only submits and follows the TrainJob."""
+
+
+def shared_volume_parts(spec: DistributedSpec) -> tuple[list[V1Volume], list[V1VolumeMount]]:
+    """The ReadWriteMany claim the nodes and the submitting pod share, if configured."""
+    volume = spec.shared_volume
+    if volume is None:
+        return [], []
+    return (
+        [
+            V1Volume(
+                name=SHARED_VOLUME_NAME,
+                persistent_volume_claim=V1PersistentVolumeClaimVolumeSource(
+                    claim_name=volume.claim_name
+                ),
+            )
+        ],
+        [V1VolumeMount(name=SHARED_VOLUME_NAME, mount_path=volume.mount_path)],
+    )
+
+
+def stage_pod(
+    hardware: HardwareSpec | None, distributed: DistributedSpec, stage: str
+) -> PodHardware | None:
+    """What the run's hardware gives the pod of `stage`; None for CPU stages.
+
+    Stages that train land on the hardware; but when `hardware.nodes > 1` the train
+    stage's pod only submits the TrainJob (the nodes get the hardware): no GPU, no GPU
+    node, just the shared volume when there is one.
+    """
+    if hardware is None or stage not in HARDWARE_STAGES:
+        return None
+    if stage == SUBMITTING_STAGE and hardware.nodes > 1:
+        volumes, mounts = shared_volume_parts(distributed)
+        return PodHardware(
+            node_selector={},
+            tolerations=[],
+            resources=V1ResourceRequirements(),
+            volumes=volumes,
+            volume_mounts=mounts,
+        )
+    return pod_hardware(hardware)
 
 
 @functools.cache

@@ -117,12 +117,21 @@ def _distance_metric(loss_name: str, value: str) -> Any:
     return getattr(enum, name)
 
 
-def build_loss(model: SentenceTransformer, config: LossConfig) -> nn.Module:
-    """Instantiate the configured loss (with its Cached / Matryoshka wrappers) for `model`."""
+def build_loss(
+    model: SentenceTransformer, config: LossConfig, *, gather_across_devices: bool = False
+) -> nn.Module:
+    """Instantiate the configured loss (with its Cached / Matryoshka wrappers) for `model`.
+
+    `gather_across_devices`: losses with in-batch negatives that support it score each
+    anchor against the positives of every process (a global batch of negatives under
+    DDP), unless the loss's `params` set it explicitly.
+    """
     from sentence_transformers.sentence_transformer import losses
 
     name = CACHED_VARIANTS[config.name] if config.cached else config.name
     params = _resolve_params(config.params)
+    if gather_across_devices and _accepts(getattr(losses, name), "gather_across_devices"):
+        params.setdefault("gather_across_devices", True)
     if isinstance(params.get("distance_metric"), str):
         params["distance_metric"] = _distance_metric(config.name, params["distance_metric"])
     if name == "SoftmaxLoss":
@@ -134,6 +143,10 @@ def build_loss(model: SentenceTransformer, config: LossConfig) -> nn.Module:
     if config.matryoshka_dims:
         loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=list(config.matryoshka_dims))
     return loss
+
+
+def _accepts(loss_class: type, parameter: str) -> bool:
+    return parameter in inspect.signature(loss_class.__init__).parameters
 
 
 _SET_BY_THE_RUN = frozenset({"model", "embedding_dimension"})

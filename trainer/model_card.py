@@ -259,6 +259,20 @@ def _evaluation(evaluation: Evaluation) -> str:
     return f"## Evaluation\n\n{intro}\n\n{table}"
 
 
+def _batch_line(training: TrainingSummary) -> str:
+    if training.world_size == 1:
+        return f"- Global batch: {_cell(training.global_batch_size)} pairs per step (1 process)"
+    shared = (
+        "; in-batch negatives gathered across processes"
+        if training.gather_across_devices
+        else "; in-batch negatives per process"
+    )
+    return (
+        f"- Global batch: {_cell(training.global_batch_size)} pairs per step "
+        f"({training.world_size} processes, DDP{shared})"
+    )
+
+
 def _training(
     config: RunConfig,
     training: TrainingSummary,
@@ -298,6 +312,7 @@ def _training(
     facts = [
         f"- Training time: {_num(training.train_seconds, 1)} s",
         f"- Optimizer steps: {_cell(training.global_step)}",
+        _batch_line(training),
         f"- Final training loss: {_num(training.train_loss)}",
     ]
     if search is not None:

@@ -111,6 +111,12 @@ class TrainingSummary(_Result):
     train_seconds: float
     global_step: int
     planned_steps: int | None = None
+    world_size: int = 1
+    """Training processes (DDP ranks); in-batch negatives span all of them when gathered."""
+    global_batch_size: int | None = None
+    """Pairs per optimizer step: per-device batch x processes x gradient accumulation."""
+    gather_across_devices: bool = False
+    """In-batch-negative losses saw the negatives of every process (a global batch)."""
     train_rows: dict[str, int] = Field(default_factory=dict)
     train_loss: float | None = None
     history: list[dict[str, Any]] = Field(default_factory=list)
@@ -127,6 +133,9 @@ class TrainingSummary(_Result):
             "train_seconds": self.train_seconds,
             "global_step": self.global_step,
             "planned_steps": self.planned_steps,
+            "world_size": self.world_size,
+            "global_batch_size": self.global_batch_size,
+            "gather_across_devices": self.gather_across_devices,
             "train_rows": self.train_rows,
             "train_loss": self.train_loss,
             "model_info": self.model_info.model_dump(exclude_none=True),

@@ -24,7 +24,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict
 
 from trainer.callbacks import PublishCheckpoints, StopOnSignal, TrainingInterrupted
-from trainer.checkpoints import CheckpointStore, open_checkpoint
+from trainer.checkpoints import CHECKPOINT_PREFIX, Checkpoint, CheckpointStore, open_checkpoint
 from trainer.config import (
     RESUME_AUTO,
     RESUME_NEVER,
@@ -34,6 +34,13 @@ from trainer.config import (
     hub_repo_id,
 )
 from trainer.data import load_datasets_with_report
+from trainer.distributed import (
+    Topology,
+    barrier,
+    broadcast,
+    init_process_group,
+    processes_per_node,
+)
 from trainer.evaluation import build_evaluators, compare, run_evaluators
 from trainer.results import (
     CheckpointSummary,
@@ -43,7 +50,12 @@ from trainer.results import (
     RunRef,
     TrainingSummary,
 )
-from trainer.training import effective_training_arguments, load_model, train
+from trainer.training import (
+    effective_training_arguments,
+    load_model,
+    train,
+    training_argument_values,
+)
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -51,11 +63,6 @@ if TYPE_CHECKING:
     from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
-
-HARDWARE_STAGES = frozenset({"hyperparameter_search", "train"})
-"""Stages that train with the model: on Kubernetes they run on `config.hardware` (GPU
-node, tolerations, resources), in ZenML and in Kubeflow alike. The other stages run on
-CPU nodes with the resources their orchestrator config gives them."""
 
 CHECKPOINTS_FOLDER = "checkpoints"
 """Folder under an orchestrator's storage root that holds the checkpoint series."""
@@ -162,19 +169,16 @@ class TrainedModel:
     summary: TrainingSummary
 
 
-def _resume_point(
+def _decide_resume(
     checkpoints: CheckpointConfig,
     store: CheckpointStore,
-    staging: Path,
     filesystem: AbstractFileSystem | None,
-) -> tuple[ResumeInfo, Path | None]:
-    """Decide where training starts and clear what a fresh start must not see.
-
-    Returns what to log and record, and the local checkpoint folder to resume from.
-    """
+) -> ResumeInfo:
+    """Decide where training starts, and clear what a fresh start must not see (rank 0
+    only: the other ranks receive the decision)."""
     if checkpoints.resume == RESUME_NEVER:
         store.reset()
-        return ResumeInfo(reason="checkpoints.resume is 'never'"), None
+        return ResumeInfo(reason="checkpoints.resume is 'never'")
     if checkpoints.resume == RESUME_AUTO:
         finished = store.finished()
         if finished is not None:
@@ -183,28 +187,44 @@ def _resume_point(
             return ResumeInfo(
                 reason=f"the series at {store.uri} was finished{by} at step {finished.step}; "
                 "a finished training is not resumed"
-            ), None
-        newest = store.newest()
-        if newest is None:
+            )
+        checkpoint = store.newest()
+        if checkpoint is None:
             store.reset()
-            return ResumeInfo(reason=f"no complete checkpoint at {store.uri}"), None
-        source, checkpoint = store, newest
+            return ResumeInfo(reason=f"no complete checkpoint at {store.uri}")
         reason = "newest complete checkpoint of an unfinished series"
     else:
-        inside = checkpoints.resume.rstrip("/").startswith(store.uri + "/")
-        source, checkpoint = open_checkpoint(checkpoints.resume, filesystem if inside else None)
+        inside = _inside(checkpoints.resume, store)
+        _, checkpoint = open_checkpoint(checkpoints.resume, filesystem if inside else None)
         # Later checkpoints of this series would win the next automatic resume.
         store.reset(keep_up_to=checkpoint.step if inside else None)
         reason = "named by checkpoints.resume"
-    local = source.fetch(checkpoint, staging)
-    info = ResumeInfo(
+    return ResumeInfo(
         resumed=True,
         from_step=checkpoint.step,
         checkpoint=checkpoint.uri,
         from_run=checkpoint.run,
         reason=reason,
     )
-    return info, local
+
+
+def _inside(uri: str, store: CheckpointStore) -> bool:
+    return uri.rstrip("/").startswith(store.uri + "/")
+
+
+def _fetch(
+    resume: ResumeInfo,
+    store: CheckpointStore,
+    filesystem: AbstractFileSystem | None,
+    staging: Path,
+) -> Path:
+    """Copy the checkpoint `resume` names into `staging` (what the Trainer resumes from)."""
+    assert resume.checkpoint is not None and resume.from_step is not None
+    if _inside(resume.checkpoint, store):
+        source = store
+    else:
+        source, _ = open_checkpoint(resume.checkpoint)
+    return source.fetch(Checkpoint(step=resume.from_step, uri=resume.checkpoint), staging)
 
 
 def export_model(model: SentenceTransformer, output: OutputConfig) -> Path | None:
@@ -227,17 +247,65 @@ def train_stage(
 ) -> TrainedModel:
     """Train with durable checkpoints, continuing an interrupted series when there is one.
 
+    One process per device: with more than one (`distributed.nproc_per_node`, or every
+    visible GPU for `auto`), the ranks run under torchrun (`trainer.launch`) and this
+    process waits for them; `callbacks` then stay here, unused, and the caller logs the
+    summary's history instead. Otherwise training runs in this process
+    (`train_in_process`). Either way the result is the same: the model rank 0 trained
+    and its summary.
+    """
+    processes = processes_per_node(config.distributed)
+    if processes == 1:
+        return train_in_process(
+            config,
+            train_datasets,
+            eval_datasets,
+            checkpoint_uri=checkpoint_uri,
+            filesystem=filesystem,
+            run=run,
+            callbacks=callbacks,
+        )
+    from trainer.launch import train_with_torchrun
+
+    return train_with_torchrun(
+        config,
+        train_datasets,
+        eval_datasets,
+        nproc_per_node=processes,
+        checkpoint_uri=checkpoint_uri,
+        filesystem=filesystem,
+        run=run,
+    )
+
+
+def train_in_process(
+    config: RunConfig,
+    train_datasets: DatasetDict,
+    eval_datasets: DatasetDict | None = None,
+    *,
+    checkpoint_uri: str | None,
+    filesystem: AbstractFileSystem | None = None,
+    run: RunRef | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    work_dir: Path | None = None,
+) -> TrainedModel:
+    """Train in this process: alone, or as one rank among torchrun's (`work_dir` is then
+    this node's folder, the same for all its ranks).
+
     Checkpoints are written locally by the Trainer and published to `checkpoint_uri`
     every `checkpoints.every_n_steps`. On SIGTERM the current step finishes, a checkpoint
-    is published and `TrainingInterrupted` is raised, so the step exits non-zero and the
-    orchestrator's retry resumes. A training that runs to the end marks its series
+    is published and `TrainingInterrupted` is raised, so the process exits non-zero and
+    the orchestrator's retry resumes. A training that runs to the end marks its series
     finished (and drops its checkpoints), then exports the model to `output.dir`.
     Without a `checkpoint_uri` the checkpoints live in a temporary folder of this
     process only (said in a warning): nothing survives the pod.
     """
+    topology = Topology.from_env()
     label = run.label() if run else None
     with contextlib.ExitStack() as stack:
-        staging = stack.enter_context(tempfile.TemporaryDirectory(prefix="st-finetune-train-"))
+        staging = work_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="st-finetune-train-"))
+        )
         if checkpoint_uri is None:
             checkpoint_uri = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="st-finetune-checkpoints-")
@@ -248,10 +316,22 @@ def train_stage(
                 checkpoint_uri,
             )
         store = CheckpointStore(checkpoint_uri, filesystem)
-        resume, local = _resume_point(config.checkpoints, store, Path(staging), filesystem)
-        logger.info(resume.log_line())
-        publish = PublishCheckpoints(store, keep=config.checkpoints.keep, run=label)
-        stop = StopOnSignal()
+        if topology.distributed:
+            init_process_group(**process_group_arguments(config))
+        resume = _decide_resume(config.checkpoints, store, filesystem) if topology.is_main else None
+        resume = broadcast(resume)
+        local = None
+        if resume.resumed:
+            local = staging / f"{CHECKPOINT_PREFIX}{resume.from_step}"
+            if topology.is_node_leader:
+                _fetch(resume, store, filesystem, staging)
+            barrier()
+        if topology.is_main:
+            logger.info(resume.log_line())
+        publish = PublishCheckpoints(
+            store, keep=config.checkpoints.keep, run=label, topology=topology
+        )
+        stop = StopOnSignal(topology=topology)
         with stop.installed():
             result = train(
                 config,
@@ -267,10 +347,12 @@ def train_stage(
                 f"at global step {stop.stopped_at} of {result.planned_steps}; checkpoint "
                 f"saved to {store.uri}: a retry of this step resumes from it"
             )
-        store.mark_finished(result.global_step, label)
-    exported = export_model(result.model, config.output)
-    if exported is not None:
-        logger.info("fine-tuned model saved to %s", exported)
+        if topology.is_main:
+            store.mark_finished(result.global_step, label)
+    if topology.is_main:
+        exported = export_model(result.model, config.output)
+        if exported is not None:
+            logger.info("fine-tuned model saved to %s", exported)
     summary = result.summary(
         resume=resume,
         checkpoints=CheckpointSummary(
@@ -281,6 +363,12 @@ def train_stage(
         ),
     )
     return TrainedModel(model=result.model, summary=summary)
+
+
+def process_group_arguments(config: RunConfig) -> dict[str, Any]:
+    """What `init_process_group` needs to match the Trainer's own arguments."""
+    arguments = training_argument_values(config)
+    return {"use_cpu": bool(arguments.get("use_cpu")), "backend": arguments.get("ddp_backend")}
 
 
 # --- evaluate --------------------------------------------------------------------------

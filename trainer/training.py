@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from datasets import Dataset, DatasetDict
 
 from trainer.config import PACKAGE_PREFIX, ModelConfig, RunConfig, parse_zenml_model_ref
+from trainer.distributed import Topology, ddp_arguments, visible_gpus
 from trainer.emissions import track_emissions
 from trainer.losses import build_loss
 from trainer.problems import Problem, raise_problems
@@ -183,6 +184,10 @@ def training_argument_values(config: RunConfig) -> dict[str, Any]:
         save_steps=every or 500,
         save_total_limit=1,
     )
+    if Topology.from_env().distributed:
+        # Under torchrun: gloo on the CPU, NCCL on GPUs, unless the config says otherwise.
+        for key, value in ddp_arguments(config.distributed, visible_gpus()).items():
+            arguments.setdefault(key, value)
     return arguments
 
 
@@ -208,6 +213,9 @@ class TrainingResult:
     train_seconds: float = 0.0
     global_step: int = 0
     planned_steps: int | None = None
+    world_size: int = 1
+    global_batch_size: int | None = None
+    gather_across_devices: bool = False
     train_rows: dict[str, int] = field(default_factory=dict)
     emissions: dict[str, Any] = field(default_factory=dict)
     base_model: str | None = None
@@ -229,6 +237,9 @@ class TrainingResult:
             train_seconds=round(self.train_seconds, 2),
             global_step=self.global_step,
             planned_steps=self.planned_steps,
+            world_size=self.world_size,
+            global_batch_size=self.global_batch_size,
+            gather_across_devices=self.gather_across_devices,
             train_rows=self.train_rows,
             train_loss=final.get("train_loss"),
             history=self.history,
@@ -241,8 +252,19 @@ class TrainingResult:
 def run_loss(config: RunConfig, model: SentenceTransformer) -> nn.Module | dict[str, nn.Module]:
     """The run's loss around `model`: one loss, or a dict keyed by dataset name when the run
     trains several datasets (what `SentenceTransformerTrainer(loss=...)` takes)."""
-    losses = {name: build_loss(model, dataset.loss) for name, dataset in config.datasets.items()}
+    gather = gathers_across_devices(config)
+    losses = {
+        name: build_loss(model, dataset.loss, gather_across_devices=gather)
+        for name, dataset in config.datasets.items()
+    }
     return losses if config.is_multi_dataset else next(iter(losses.values()))
+
+
+def gathers_across_devices(config: RunConfig) -> bool:
+    """Whether in-batch-negative losses share negatives across processes: as configured,
+    else whenever several processes train."""
+    configured = config.distributed.gather_across_devices
+    return Topology.from_env().distributed if configured is None else configured
 
 
 def _as_trainer_inputs(
@@ -250,16 +272,37 @@ def _as_trainer_inputs(
 ) -> tuple[Dataset | DatasetDict, Any]:
     """Datasets and losses; without a model (model_init), each loss is a factory the
     trainer calls with the model that model_init returns."""
+    gather = gathers_across_devices(config)
     losses = {
-        name: build_loss(model, config.datasets[name].loss)
+        name: build_loss(model, config.datasets[name].loss, gather_across_devices=gather)
         if model is not None
-        else functools.partial(build_loss, config=config.datasets[name].loss)
+        else functools.partial(
+            build_loss, config=config.datasets[name].loss, gather_across_devices=gather
+        )
         for name in datasets
     }
     if config.is_multi_dataset:
         return datasets, losses
     (name,) = datasets
     return datasets[name], losses[name]
+
+
+@functools.cache
+def _trainer_class() -> type[SentenceTransformerTrainer]:
+    """`SentenceTransformerTrainer` that saves model files from the writing rank only.
+
+    transformers 5.24 calls `Trainer._save` on every rank and leaves the rank check to
+    it; sentence-transformers 6.2 overrides `_save` assuming only rank 0 calls it, so
+    under DDP all ranks of a node would write the same checkpoint files at once.
+    """
+    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+
+    class Trainer(SentenceTransformerTrainer):
+        def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
+            if self.args.should_save:
+                super()._save(output_dir, state_dict)
+
+    return Trainer
 
 
 def build_trainer(
@@ -280,7 +323,6 @@ def build_trainer(
     `model`: the trainer calls it for a fresh model per trial. `evaluator` makes
     `trainer.evaluate()` report the evaluators' metrics (`eval_<evaluator>_<metric>`).
     """
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
     from transformers import PrinterCallback, ProgressCallback
 
     from trainer.progress import TrainingProgressCallback
@@ -299,7 +341,7 @@ def build_trainer(
         eval_input = (
             eval_datasets if config.is_multi_dataset else next(iter(eval_datasets.values()))
         )
-    trainer = SentenceTransformerTrainer(
+    trainer = _trainer_class()(
         model=model,
         args=training_arguments(config, output_dir),
         train_dataset=train_input,
@@ -337,6 +379,7 @@ def train(
     evaluators also score the model during training (the metric-over-steps curve).
     """
     from trainer.evaluation import build_evaluators
+    from trainer.progress import global_batch_size
 
     evaluating = eval_datasets and config.training.get("eval_strategy", "no") != "no"
     trainer = build_trainer(
@@ -360,6 +403,9 @@ def train(
         train_seconds=elapsed,
         global_step=output.global_step,
         planned_steps=trainer.state.max_steps,
+        world_size=trainer.args.world_size,
+        global_batch_size=global_batch_size(trainer.args),
+        gather_across_devices=gathers_across_devices(config) and trainer.args.world_size > 1,
         train_rows={name: len(ds) for name, ds in train_datasets.items()},
         emissions=emissions,
         base_model=config.model.name_or_path,

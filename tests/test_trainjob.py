@@ -1,0 +1,261 @@
+"""Training across nodes: the TrainJob a config becomes, validated against the Kubeflow
+Trainer v2.3.0 CRD, and the submit / follow / continue loop against a loopback
+Kubernetes API whose "cluster" runs the nodes here (tests/k8s_server.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from tests.conftest import REPO_ROOT, tiny_run_config, write_jsonl
+from tests.k8s_server import FakeCluster, fake_kubernetes, node_log
+from trainer.config import RunConfig
+from trainer.distributed import DistributedSpec
+from trainer.run import load_stage
+from trainer.trainjob import (
+    Cluster,
+    TrainJobFailed,
+    build_train_job,
+    shared_root,
+    train_job_name,
+    train_on_nodes,
+)
+
+CRD = REPO_ROOT / "tests/data/kubeflow-trainer-v2.3.0/trainer.kubeflow.org_trainjobs.yaml"
+MULTINODE = REPO_ROOT / "configs/finetune-k8s-multinode.yaml"
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    (version,) = yaml.safe_load(CRD.read_text())["spec"]["versions"]
+    assert version["name"] == "v1alpha1"
+    return version["schema"]["openAPIV3Schema"]
+
+
+def multinode_config(**distributed: Any) -> RunConfig:
+    from trainer.config import load_run_config
+
+    config = load_run_config(MULTINODE)
+    if distributed:
+        spec = {**config.distributed.model_dump(), **distributed}
+        config = config.model_copy(update={"distributed": DistributedSpec.model_validate(spec)})
+    return config
+
+
+def test_two_nodes_of_four_gpus_become_a_valid_trainjob(schema: dict[str, Any]) -> None:
+    config = multinode_config()
+    hardware = config.hardware
+    assert (hardware.nodes, hardware.gpu_count) == (2, 4)
+    job = build_train_job(
+        config,
+        name="bge-base-nq-nli-0d5e4f7a",
+        namespace="zenml",
+        image="registry.example.com/st-finetune:0.1.0",
+        job_uri="gs://bucket/zenml/trainjobs/bge-base-nq-nli-0d5e4f7a",
+    ).to_dict()
+    jsonschema.validate(job, schema)
+
+    spec = job["spec"]
+    assert spec["runtimeRef"] == {
+        "name": "torch-distributed",
+        "apiGroup": "trainer.kubeflow.org",
+        "kind": "ClusterTrainingRuntime",
+    }
+    trainer = spec["trainer"]
+    assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 4)
+    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "4"
+    assert trainer["resourcesPerNode"]["requests"] == {
+        "cpu": hardware.cpu,
+        "memory": hardware.memory,
+    }
+    assert trainer["image"] == "registry.example.com/st-finetune:0.1.0"
+    assert trainer["command"] == [
+        "python", "-m", "torch.distributed.run",
+        f"--shutdown-timeout={hardware.termination_grace_period_seconds - 10}",
+        "-m", "trainer.entrypoint", "--job", "gs://bucket/zenml/trainjobs/bge-base-nq-nli-0d5e4f7a",
+    ]  # fmt: skip
+    assert trainer["env"] == [
+        {
+            "name": "HF_TOKEN",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": config.hub.secret_name,
+                    "key": "HF_TOKEN",
+                    "optional": True,
+                }
+            },
+        }
+    ]
+    (patch,) = spec["runtimePatches"]
+    (node,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+    assert node["name"] == "node"
+    pod = node["template"]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {hardware.accelerator_label: hardware.accelerator}
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert pod["terminationGracePeriodSeconds"] == hardware.termination_grace_period_seconds
+    assert pod["serviceAccountName"] == config.distributed.service_account
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
+
+
+def test_the_schema_check_catches_a_broken_trainjob(schema: dict[str, Any]) -> None:
+    job = build_train_job(
+        multinode_config(), name="x", namespace="zenml", image="i", job_uri="gs://b/x"
+    ).to_dict()
+    job["spec"]["trainer"]["numNodes"] = "two"
+    with pytest.raises(jsonschema.ValidationError, match="'two' is not of type 'integer'"):
+        jsonschema.validate(job, schema)
+
+
+def test_a_shared_volume_is_mounted_on_every_node(schema: dict[str, Any]) -> None:
+    config = multinode_config(
+        shared_volume={"claim_name": "training-rwx", "mount_path": "/mnt/shared"}
+    )
+    job = build_train_job(
+        config, name="x", namespace="zenml", image="i", job_uri="/mnt/shared/x"
+    ).to_dict()
+    jsonschema.validate(job, schema)
+    pod = job["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]  # fmt: skip
+    assert {"name": "shared", "persistentVolumeClaim": {"claimName": "training-rwx"}} in pod[
+        "volumes"
+    ]
+    assert {"name": "shared", "mountPath": "/mnt/shared"} in pod["containers"][0]["volumeMounts"]
+    assert shared_root(config, "/home/me/.zenml") == "/mnt/shared"
+
+
+def test_nodes_need_storage_they_all_reach() -> None:
+    config = multinode_config()
+    assert shared_root(config, "gs://bucket/zenml") == "gs://bucket/zenml"
+    with pytest.raises(ValueError, match=r"the artifact store is local \('/home/me/.zenml'\)"):
+        shared_root(config, "/home/me/.zenml")
+    document = yaml.safe_load(MULTINODE.read_text())["parameters"]["config"]
+    document["checkpoints"] = {"uri": "/tmp/checkpoints"}
+    with pytest.raises(ValueError, match=r"checkpoints.uri '/tmp/checkpoints' is a local path"):
+        RunConfig.model_validate(document)
+
+
+def test_train_job_names_are_stable_dns_labels() -> None:
+    assert train_job_name("bge-base-nq-nli", "0d5e4f7a-1111-2222") == "bge-base-nq-nli-0d5e4f7a"
+    assert train_job_name("My_Model 2", "ABC") == "my-model-2-abc"
+    assert train_job_name("7th", "x") == "m-7th-x"
+
+
+# --- submit, follow, continue: a loopback API and nodes on this machine ----------------
+
+
+def two_node_config(model_path: Path, folder: Path) -> RunConfig:
+    rows = [json.loads(line) for line in (REPO_ROOT / "data/stdlib_docs/train.jsonl").open()]
+    pairs = write_jsonl(folder / "pairs.jsonl", rows[:48])
+    document = tiny_run_config(
+        model_path,
+        {
+            "docs": {
+                "source": {"path": str(pairs)},
+                "columns": {"query": "anchor", "document": "positive"},
+            }
+        },
+        hardware={"nodes": 2, "gpu_count": 0, "tolerations": [], "shm_size": None},
+        distributed={"nproc_per_node": 1, "poll_seconds": 0.2},
+        checkpoints={"every_n_steps": 2},
+    )
+    return RunConfig.model_validate(document)
+
+
+def test_two_nodes_train_one_model_through_the_kubernetes_api(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """The TrainJob's own command, on 2 "nodes" x 1 process with a c10d rendezvous on
+    127.0.0.1, as each TrainJob node starts; the stage follows it and loads the model."""
+    config = two_node_config(tiny_model_path, tmp_path)
+    train_datasets, _, _ = load_stage(config)
+    cluster = FakeCluster()
+    lines: list[str] = []
+    with fake_kubernetes(cluster) as api:
+        trained = train_on_nodes(
+            config,
+            train_datasets,
+            None,
+            cluster=Cluster(api=api, namespace="zenml", image="st-finetune:test"),
+            name="tiny-run00001",
+            job_uri=str(tmp_path / "shared" / "trainjobs" / "tiny-run00001"),
+            checkpoint_uri=str(tmp_path / "shared" / "checkpoints"),
+            log=lines.append,
+        )
+    assert trained.summary.world_size == 2, node_log(cluster)
+    assert trained.summary.global_step == trained.summary.planned_steps
+    assert trained.model.encode(["hello"]).shape == (1, 32)
+    assert (
+        lines[0]
+        == "submitting TrainJob tiny-run00001: 2 nodes x 1 processes, runtime torch-distributed"
+    )
+    assert any("node: active 2" in line for line in lines)
+    assert lines[-1].startswith("TrainJob tiny-run00001: Complete (JobSetCompleted)")
+    (created,) = cluster.created
+    assert created["spec"]["trainer"]["numNodes"] == 2
+    log = node_log(cluster)
+    assert "[rank 1]" in log and "[rank 0]" in log
+    assert (tmp_path / "shared" / "checkpoints" / "FINISHED.json").is_file()
+
+
+def test_a_failed_trainjob_fails_the_stage_clearly(tiny_model_path: Path, tmp_path: Path) -> None:
+    config = two_node_config(tiny_model_path, tmp_path)
+    train_datasets, _, _ = load_stage(config)
+    with (
+        fake_kubernetes(FakeCluster(fail_with="node 1: OOMKilled")) as api,
+        pytest.raises(
+            TrainJobFailed,
+            match=r"TrainJob tiny-run00002 failed: JobSetFailed node 1: OOMKilled; see `kubectl -n zenml logs",
+        ),
+    ):
+        train_on_nodes(
+            config,
+            train_datasets,
+            None,
+            cluster=Cluster(api=api, namespace="zenml", image="st-finetune:test"),
+            name="tiny-run00002",
+            job_uri=str(tmp_path / "job"),
+            checkpoint_uri=str(tmp_path / "checkpoints"),
+            sleep=lambda _: None,
+        )
+
+
+def test_a_retried_step_replaces_its_failed_trainjob(tiny_model_path: Path, tmp_path: Path) -> None:
+    from trainer.trainjob import submit
+
+    config = two_node_config(tiny_model_path, tmp_path)
+    job = build_train_job(config, name="tiny-run00003", namespace="zenml", image="i", job_uri="/x")
+    cluster = FakeCluster(fail_with="preempted")
+    lines: list[str] = []
+    with fake_kubernetes(cluster) as api:
+        target = Cluster(api=api, namespace="zenml", image="i")
+        submit(target, job)
+        submit(target, job, log=lines.append, sleep=lambda _: None)
+    assert len(cluster.created) == 2
+    assert lines == [
+        "TrainJob tiny-run00003 of an earlier attempt failed: replacing it (training resumes)"
+    ]
+
+
+def test_without_permissions_the_message_points_at_rbac(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    from trainer.trainjob import submit
+
+    class Forbidden:
+        def create_namespaced_custom_object(self, *args: Any) -> None:
+            raise ApiException(status=403, reason="Forbidden")
+
+    config = two_node_config(tiny_model_path, tmp_path)
+    job = build_train_job(config, name="tiny-run00004", namespace="zenml", image="i", job_uri="/x")
+    with pytest.raises(
+        RuntimeError,
+        match=r"HTTP 403 Forbidden \(is Kubeflow Trainer installed, and may this pod's service account create trainjobs\? see k8s/rbac.yaml\)",
+    ):
+        submit(Cluster(api=Forbidden(), namespace="zenml", image="i"), job)
