@@ -18,6 +18,7 @@ from pipelines.k8s_settings import kubernetes_settings
 from steps.evaluate import evaluate
 from steps.load_datasets import load_datasets
 from steps.model_card import model_card
+from steps.preflight import preflight
 from steps.promote import promote
 from steps.push_to_hub import push_to_hub
 from steps.train import train
@@ -37,7 +38,11 @@ def finetune_pipeline(config: RunConfig) -> None:
     """Fine-tune `config.model` on `config.datasets` and compare it with the base model."""
     config = _with_zenml_model(config)
     hub: dict[str, Any] = {"secrets": [config.hub.secret_name]} if uses_hub(config) else {}
-    train_datasets, eval_datasets, data_report = load_datasets.with_options(**hub)(config=config)
+    # Nothing heavy starts before the preflight has passed.
+    checked = preflight.with_options(**hub)(config=config)
+    train_datasets, eval_datasets, data_report = load_datasets.with_options(**hub)(
+        config=config, after=checked
+    )
     # On a Kubernetes orchestrator the training pod lands on a GPU node; the local
     # orchestrator skips these settings with an info message, so one config serves both.
     train_on_hardware = train.with_options(settings=kubernetes_settings(config.hardware), **hub)

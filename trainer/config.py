@@ -467,8 +467,9 @@ class RunConfig(_Strict):
         return len(self.datasets) > 1
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read a RunConfig from YAML: a bare config, or a ZenML run config's `parameters.config`."""
+def read_config_document(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping at `path`; a missing file, bad YAML or a document that is not a
+    mapping raise `ValueError` naming the file (and line)."""
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -480,9 +481,20 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise ValueError(f"{path}: not valid YAML{where}: {problem}") from error
     if not isinstance(document, dict):
         raise ValueError(f"{path}: expected a YAML mapping, got {type(document).__name__}")
-    if "parameters" in document:
-        try:
-            document = document["parameters"]["config"]
-        except (KeyError, TypeError):
-            raise ValueError(f"{path}: a ZenML run config must hold parameters.config") from None
-    return RunConfig.model_validate(document)
+    return document
+
+
+def run_config_part(document: dict[str, Any], path: str | Path) -> Any:
+    """The RunConfig part of a config document: a ZenML run config's `parameters.config`,
+    or the whole document for a bare config."""
+    if "parameters" not in document:
+        return document
+    try:
+        return document["parameters"]["config"]
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: a ZenML run config must hold parameters.config") from None
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a RunConfig from YAML: a bare config, or a ZenML run config's `parameters.config`."""
+    return RunConfig.model_validate(run_config_part(read_config_document(path), path))
