@@ -59,7 +59,15 @@ from trainer.config import RunConfig
 from trainer.kubernetes import to_manifest
 
 PIPELINE_NAME = "finetune_pipeline"
-STEP_NAMES = ("load_datasets", "train", "evaluate", "model_card", "push_to_hub", "promote")
+STEP_NAMES = (
+    "preflight",
+    "load_datasets",
+    "train",
+    "evaluate",
+    "model_card",
+    "push_to_hub",
+    "promote",
+)
 """Steps of `pipelines.finetune.finetune_pipeline`, in run order."""
 HARDWARE_STEP = "train"
 """The step the pipeline gives `kubernetes_settings(config.hardware)`."""

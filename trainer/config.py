@@ -8,8 +8,6 @@ a second with a message naming the field instead of after a model download.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -340,13 +338,11 @@ class CardConfig(_Strict):
     tags: list[str] = Field(default_factory=list)
 
 
-@functools.cache
 def _training_argument_names() -> frozenset[str]:
-    from sentence_transformers.sentence_transformer.training_args import (
-        SentenceTransformerTrainingArguments,
-    )
+    """Fields of `SentenceTransformerTrainingArguments` (read without importing it)."""
+    from trainer.library_facts import library_facts
 
-    return frozenset(f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments))
+    return frozenset(library_facts().training_arguments)
 
 
 # Arguments the run sets itself from other parts of the config.
@@ -400,18 +396,15 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"{name} is set from {_MANAGED_ARGUMENTS[name]}; remove it from training"
             )
-        from sentence_transformers.base.training_args import (
-            BatchSamplers,
-            MultiDatasetBatchSamplers,
-        )
+        from trainer.library_facts import library_facts
 
-        for key, enum in (
-            ("batch_sampler", BatchSamplers),
-            ("multi_dataset_batch_sampler", MultiDatasetBatchSamplers),
+        facts = library_facts()
+        for key, choices in (
+            ("batch_sampler", facts.batch_samplers),
+            ("multi_dataset_batch_sampler", facts.multi_dataset_batch_samplers),
         ):
-            if key in value and value[key] not in {member.value for member in enum}:
-                allowed = ", ".join(member.value for member in enum)
-                raise ValueError(f"{key} {value[key]!r} is not one of: {allowed}")
+            if key in value and value[key] not in choices:
+                raise ValueError(f"{key} {value[key]!r} is not one of: {', '.join(choices)}")
         return value
 
     @field_validator("training", mode="before")

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from datasets import Dataset, DatasetDict
 
-from trainer.callbacks import PublishCheckpoints, StopOnSignal, TrainingInterrupted
 from trainer.checkpoints import CheckpointStore, open_checkpoint
 from trainer.config import (
     RESUME_AUTO,
@@ -219,6 +218,10 @@ def train_stage(
     Without a `checkpoint_uri` the checkpoints live in a temporary folder of this
     process only (said in a warning): nothing survives the pod.
     """
+    # Here, not at the top: the callbacks import transformers' Trainer and torch, which
+    # a load-step pod never needs.
+    from trainer.callbacks import PublishCheckpoints, StopOnSignal, TrainingInterrupted
+
     label = run.label() if run else None
     with contextlib.ExitStack() as stack:
         staging = stack.enter_context(tempfile.TemporaryDirectory(prefix="st-finetune-train-"))
