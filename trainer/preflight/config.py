@@ -67,11 +67,13 @@ def _validate_what_is_valid(part: dict[str, Any], found: Findings) -> RunConfig 
             return RunConfig.model_validate(document)
         except ValidationError as error:
             problems = problems_from_validation_error(error)
-    found.skipped.append("everything else: no valid dataset is left to check against")
+    found.skipped.append("everything else: the config is too broken to check what it names")
     return None
 
 
 def read_config(path: str | Path, found: Findings) -> RunConfig | None:
+    """The run config at `path` (bare, or a ZenML run config's `parameters.config`), with
+    its invalid parts left out; None when nothing can be checked beyond the file."""
     try:
         document = read_config_document(path)
         part = run_config_part(document, path)

@@ -88,9 +88,52 @@ def _remote_write_problem(filesystem: AbstractFileSystem, root: str) -> str | No
     try:
         filesystem.pipe_file(probe, b"")
         filesystem.rm(probe)
-    except Exception as error:
+    except Exception as error:  # each object store has its own errors (auth, bucket, ...)
         return f"cannot write there: {type(error).__name__}: {str(error).splitlines()[0]}"
     return None
+
+
+def checkpoint_write_problem(
+    location: str, filesystem: AbstractFileSystem | None = None
+) -> str | None:
+    """Why training could not save checkpoints at `location` (a path or fsspec URL), or
+    None; `filesystem` is one that carries credentials (the artifact store's)."""
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    from trainer.checkpoints import fsspec_can_open
+
+    if not fsspec_can_open(location):
+        protocol = fsspec.core.split_protocol(location)[0]
+        return (
+            f"fsspec knows no filesystem for {protocol}://, so training could not save "
+            "checkpoints; use a local path, a mounted volume or an fsspec URL (s3://, gs://, ...)"
+        )
+    try:
+        if filesystem is not None:
+            fs, root = filesystem, filesystem._strip_protocol(location)
+        else:
+            fs, root = fsspec.core.url_to_fs(location)
+    except (ImportError, ValueError) as error:  # a known protocol whose package is missing
+        return str(error).splitlines()[0]
+    if isinstance(fs, LocalFileSystem):
+        return local_write_problem(Path(root))
+    return _remote_write_problem(fs, str(root))
+
+
+def _check_resume(resume: str, found: Findings) -> None:
+    """A checkpoint named by `checkpoints.resume` must exist (and be complete)."""
+    if resume in (RESUME_AUTO, RESUME_NEVER):
+        return
+    from trainer.checkpoints import open_checkpoint
+
+    try:
+        open_checkpoint(resume)
+    except (OSError, ValueError, ImportError) as error:
+        message = str(error).removeprefix("checkpoints.resume: ").splitlines()[0]
+        found.problem("checkpoints.resume", message)
+    else:
+        found.checked.append(f"checkpoint to resume from {resume}")
 
 
 def check_checkpoints(
@@ -99,11 +142,7 @@ def check_checkpoints(
     filesystem: AbstractFileSystem | None,
     found: Findings,
 ) -> None:
-    import fsspec
-    from fsspec.implementations.local import LocalFileSystem
-
-    from trainer.checkpoints import fsspec_can_open
-
+    """`checkpoints.uri`, or the artifact store folder it defaults to, must be writable."""
     uri = config.checkpoints.uri
     if uri is None and artifact_root is None:
         found.skipped.append(
@@ -111,48 +150,15 @@ def check_checkpoints(
             "store; the pipeline's preflight step checks it"
         )
     else:
-        default = uri is None
-        location = uri if uri is not None else f"{artifact_root.rstrip('/')}/checkpoints"
-        said = (
-            f"not set, so checkpoints would go to the artifact store at {location!r}"
-            if default
-            else repr(location)
-        )
-        protocol = fsspec.core.split_protocol(location)[0]
-        if not fsspec_can_open(location):
-            found.problem(
-                "checkpoints.uri",
-                f"{said}: fsspec knows no filesystem for {protocol}://, so training could "
-                "not save checkpoints; use a local path, a mounted volume or an fsspec URL "
-                "(s3://, gs://, ...)",
-            )
+        if uri is not None:
+            location, said, credentials = uri, repr(uri), None
         else:
-            try:
-                if default and filesystem is not None:
-                    fs, root = filesystem, filesystem._strip_protocol(location)
-                else:
-                    fs, root = fsspec.core.url_to_fs(location)
-            except (ImportError, ValueError) as error:
-                found.problem("checkpoints.uri", f"{said}: {str(error).splitlines()[0]}")
-            else:
-                if isinstance(fs, LocalFileSystem):
-                    problem = local_write_problem(Path(root))
-                else:
-                    problem = _remote_write_problem(fs, str(root))
-                if problem:
-                    found.problem("checkpoints.uri", f"{said}: {problem}")
-                else:
-                    found.checked.append(f"checkpoint location {location}")
-    resume = config.checkpoints.resume
-    if resume in (RESUME_AUTO, RESUME_NEVER):
-        return
-    from trainer.checkpoints import open_checkpoint
-
-    try:
-        open_checkpoint(resume)
-    except (OSError, ValueError, ImportError) as error:
-        found.problem(
-            "checkpoints.resume", str(error).removeprefix("checkpoints.resume: ").splitlines()[0]
-        )
-    else:
-        found.checked.append(f"checkpoint to resume from {resume}")
+            location = f"{str(artifact_root).rstrip('/')}/checkpoints"
+            said = f"not set, so checkpoints would go to the artifact store at {location!r}"
+            credentials = filesystem
+        problem = checkpoint_write_problem(location, credentials)
+        if problem:
+            found.problem("checkpoints.uri", f"{said}: {problem}")
+        else:
+            found.checked.append(f"checkpoint location {location}")
+    _check_resume(config.checkpoints.resume, found)
