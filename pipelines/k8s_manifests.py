@@ -60,6 +60,7 @@ from trainer.kubernetes import to_manifest
 
 PIPELINE_NAME = "finetune_pipeline"
 STEP_NAMES = (
+    "preflight",
     "load_datasets",
     "hyperparameter_search",
     "train",

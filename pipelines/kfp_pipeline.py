@@ -59,6 +59,28 @@ HF_TOKEN_KEY = "HF_TOKEN"
 # KFP ships each function's source into the pod, so every import lives inside it.
 
 
+def preflight(config: str, pipeline_root: str) -> dict:
+    """Every problem of the run found without a model; fails the run before anything heavy
+    starts. The Hub token is the HF_TOKEN env var from the Secret `hub.secret_name`."""
+    import os
+
+    from trainer.config import RunConfig
+    from trainer.preflight import PreflightFailed
+    from trainer.preflight import preflight as check_run
+
+    report = check_run(
+        RunConfig.model_validate_json(config),
+        secret_exists=lambda _name: bool(os.environ.get("HF_TOKEN")),
+        artifact_root=pipeline_root,
+    )
+    for warning in report.warnings:
+        print(f"warning: {warning}", flush=True)
+    if not report.ok:
+        raise PreflightFailed(report)
+    print(report.verdict(), flush=True)
+    return report.model_dump(mode="json")
+
+
 def load_datasets(config: str, train_data: Output[Dataset], eval_data: Output[Dataset]) -> dict:
     """Train and held-out DatasetDicts (saved with `save_to_disk`) plus the data report."""
     from trainer.config import RunConfig
@@ -333,7 +355,15 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
         )
     ops = {
         fn.__name__: dsl.component(func=fn, base_image=image, install_kfp_package=False)
-        for fn in (load_datasets, hyperparameter_search, train, evaluate, model_card, push_to_hub)
+        for fn in (
+            preflight,
+            load_datasets,
+            hyperparameter_search,
+            train,
+            evaluate,
+            model_card,
+            push_to_hub,
+        )
     }
 
     @dsl.pipeline(
@@ -341,7 +371,14 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
         description="Fine-tune a sentence-transformers model; evaluate; card; gated Hub push.",
     )
     def finetune(config: str = run.model_dump_json()) -> None:
+        checked = _configure(
+            ops["preflight"](config=config, pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER),
+            document,
+            "preflight",
+            run,
+        )
         data = _configure(ops["load_datasets"](config=config), document, "load_datasets", run)
+        data.after(checked)
         train_config = config
         if run.search is not None:
             searched = _configure(

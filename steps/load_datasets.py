@@ -8,7 +8,7 @@ from datasets import DatasetDict
 from zenml import step
 
 from steps._metadata import log_step_metadata
-from steps.materializers import DatasetDictMaterializer
+from steps.dataset_materializer import DatasetDictMaterializer
 from trainer.config import RunConfig
 from trainer.results import DataReport
 from trainer.run import load_stage

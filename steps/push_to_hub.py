@@ -7,7 +7,6 @@ ZenML secret `config.hub.secret_name` (key HF_TOKEN) and never reaches logs or m
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -17,23 +16,17 @@ from zenml.logger import get_logger
 from zenml.types import MarkdownString
 
 from steps._context import run_ref
+from steps._secrets import TOKEN_KEY, hub_token
 from trainer.config import RunConfig
 from trainer.hub import gated_push
 from trainer.results import Evaluation, PushOutcome
 
 logger = get_logger(__name__)
-TOKEN_KEY = "HF_TOKEN"
 
 
 def _hub_token(secret_name: str) -> str:
     """HF_TOKEN of the named ZenML secret; else the env var `@step(secrets=[...])` sets."""
-    from zenml.client import Client
-
-    try:
-        token = Client().get_secret(secret_name).secret_values.get(TOKEN_KEY)
-    except KeyError:
-        token = None
-    token = token or os.environ.get(TOKEN_KEY)
+    token = hub_token(secret_name)
     if not token:
         raise RuntimeError(
             f"no Hugging Face token: create the secret with `zenml secret create "

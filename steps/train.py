@@ -73,7 +73,8 @@ def train(
             train_datasets,
             eval_datasets,
             checkpoint_uri=uri,
-            filesystem=filesystem,
+            # The artifact store's credentials are for the artifact store only.
+            filesystem=filesystem if uri.startswith(root) else None,
             run=run,
             callbacks=training_callbacks(config),
         )

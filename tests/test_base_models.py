@@ -242,3 +242,19 @@ def test_retraining_from_production_through_the_pipeline(
     assert "| Production |" in card
     report = str(second.steps["evaluate"].outputs["evaluation_report"][0].load())
     assert "production" in report and "Training curves" in report
+
+
+def test_a_missing_production_version_stops_the_run_in_the_preflight(
+    zenml_client: Any, tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    from pipelines.finetune import finetune_pipeline
+    from tests.conftest import write_run_yaml
+    from trainer.preflight import PreflightFailed
+
+    document = docs_pipeline_config(tiny_model_path, pairs_file)
+    document["model"] = {"name_or_path": "zenml:never-trained@production"}
+    path = write_run_yaml(tmp_path / "run.yaml", document, model={"name": "never-trained"})
+    # The run itself registers version 1 of the model, which is not in production.
+    expected = "model 'never-trained' has no version in stage 'production'; its versions: 1"
+    with pytest.raises(PreflightFailed, match=expected):
+        finetune_pipeline.with_options(config_path=str(path), enable_cache=False)()

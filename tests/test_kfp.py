@@ -15,7 +15,7 @@ from trainer.hardware import HardwareSpec
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "finetune-k8s.yaml"
 IMAGE = "registry.example.com/st-finetune:test"
-STEPS = ("load_datasets", "train", "evaluate", "model_card", "push_to_hub")
+STEPS = ("preflight", "load_datasets", "train", "evaluate", "model_card", "push_to_hub")
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +211,24 @@ def test_a_multi_node_train_task_submits_without_gpus(tmp_path: Path) -> None:
     assert resources["resourceCpuRequest"] == "500m"
     inputs = pipeline_spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
     assert inputs["image"]["runtimeValue"]["constant"] == IMAGE  # what the nodes run
+
+
+def test_the_preflight_task_runs_first(compiled: dict[str, Any]) -> None:
+    tasks = compiled["pipeline"]["root"]["dag"]["tasks"]
+    assert tasks["load-datasets"]["dependentTasks"] == ["preflight"]
+    assert "dependentTasks" not in tasks["preflight"]
+
+
+def test_the_preflight_component_stops_a_bad_config(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import docs_pipeline_config
+    from trainer.config import RunConfig
+    from trainer.preflight import PreflightFailed
+
+    document = docs_pipeline_config(tiny_model_path, pairs_file)
+    ok = kfp_pipeline.preflight(RunConfig.model_validate(document).model_dump_json(), str(tmp_path))
+    assert ok["problems"] == []
+    document["gate"] = {"metric": "docs-ir_cosine_ndcg@100"}
+    with pytest.raises(PreflightFailed, match=r"gate\.metric: 'docs-ir_cosine_ndcg@100'"):
+        kfp_pipeline.preflight(RunConfig.model_validate(document).model_dump_json(), str(tmp_path))

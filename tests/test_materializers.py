@@ -4,6 +4,8 @@ load step storing its outputs with it in a real pipeline on the local stack."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +14,9 @@ import pytest
 from datasets import Dataset, DatasetDict
 from zenml import pipeline, step
 
+from steps.dataset_materializer import DATASETS_DIR, PREVIEW_FILE, DatasetDictMaterializer
 from steps.load_datasets import load_datasets
-from steps.materializers import DATASETS_DIR, PREVIEW_FILE, DatasetDictMaterializer
-from tests.conftest import docs_pipeline_config
+from tests.conftest import REPO_ROOT, docs_pipeline_config
 from trainer.config import RunConfig
 
 
@@ -102,9 +104,39 @@ def test_load_step_stores_its_datasets_with_the_arrow_materializer(
     run = zenml_client.get_pipeline_run(load_only(config=config).id)
     assert run.status == ExecutionStatus.COMPLETED
     artifact = run.steps["load_datasets"].outputs["train_datasets"][0]
-    assert artifact.materializer.import_path == "steps.materializers.DatasetDictMaterializer"
+    assert artifact.materializer.import_path == "steps.dataset_materializer.DatasetDictMaterializer"
     assert artifact.run_metadata["num_rows"] == {"docs": 45}
     assert artifact.run_metadata["columns"] == {"docs": ["anchor", "positive"]}
     assert run.steps["count_rows"].outputs["rows"][0].load() == 45
     held_out = run.steps["load_datasets"].outputs["eval_datasets"][0].load()
     assert held_out["docs"].num_rows == 15
+
+
+LOAD_POD = """
+import sys
+from steps.load_datasets import load_datasets
+from trainer.config import RunConfig
+RunConfig.model_validate({
+    "model": {"name_or_path": "x"},
+    "datasets": {"d": {"source": {"path": "a.jsonl"}, "loss": {
+        "name": "MultipleNegativesRankingLoss", "params": {"scale": 20.0}}}},
+    "training": {"learning_rate": 1e-5, "lr_scheduler_type": "cosine"},
+})
+print(sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules))
+"""
+
+
+def test_a_load_step_pod_never_imports_torch(tmp_path: Path) -> None:
+    """What a Kubernetes pod of the load step imports: its step module, then it validates
+    the run config. Neither may pull in torch (about 570 MiB resident)."""
+    script = tmp_path / "load_pod.py"  # ZenML wants a main module with a file
+    script.write_text(LOAD_POD)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.splitlines()[-1] == "[]"

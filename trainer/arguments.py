@@ -15,11 +15,9 @@ run fails minutes later inside the optimizer or the dataloader. Two checks close
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import tempfile
-import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +32,7 @@ if TYPE_CHECKING:
     )
 
     from trainer.config import RunConfig
+    from trainer.library_facts import ParameterFacts
 
 _FIELD = "training"
 
@@ -73,31 +72,23 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
 """Numeric ranges outside which training fails late or silently does nothing useful."""
 
 
-@functools.cache
-def _field_types() -> dict[str, Any]:
-    from sentence_transformers.sentence_transformer.training_args import (
-        SentenceTransformerTrainingArguments,
-    )
+def _field(name: str) -> ParameterFacts | None:
+    from trainer.library_facts import library_facts
 
-    hints = typing.get_type_hints(SentenceTransformerTrainingArguments)
-    names = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments)}
-    return {name: hints[name] for name in names if name in hints}
+    return library_facts().training_arguments.get(name)
 
 
 @functools.cache
 def _adapter(name: str) -> TypeAdapter[Any] | None:
     """A strict validator for one field, or None where pydantic cannot express the type."""
-    hint = _field_types().get(name)
+    field = _field(name)
+    hint = field.hint() if field is not None else None
     if hint is None:
-        return None
+        return None  # e.g. batch_sampler also takes sampler classes; checked by RunConfig
     try:
         return TypeAdapter(hint)
     except PydanticSchemaGenerationError:
-        return None  # e.g. batch_sampler also takes sampler classes; checked by RunConfig
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+        return None
 
 
 def _type_problem(name: str, value: Any) -> Problem | None:
@@ -107,8 +98,8 @@ def _type_problem(name: str, value: Any) -> Problem | None:
     try:
         adapter.validate_python(value, strict=True)
     except ValidationError:
-        hint = _type_name(_field_types().get(name))
-        message = f"expected {hint}, got {type(value).__name__} {value!r}"
+        type_name = _field(name).type_name  # type: ignore[union-attr]
+        message = f"expected {type_name}, got {type(value).__name__} {value!r}"
         return Problem(field=f"{_FIELD}.{name}", message=message)
     return None
 
@@ -130,11 +121,12 @@ def coerce_yaml_numbers(training: Mapping[str, Any]) -> dict[str, Any]:
     """
     coerced = dict(training)
     for name, value in training.items():
-        hint = _field_types().get(name)
-        if not isinstance(value, str) or hint not in (float, int) or not _looks_numeric(value):
+        field = _field(name) if isinstance(value, str) else None
+        kind = field.type if field is not None else None
+        if kind not in ("float", "int") or not _looks_numeric(value):
             continue
         number = float(value)
-        if hint is float:
+        if kind == "float":
             coerced[name] = number
         elif number.is_integer():
             coerced[name] = int(number)

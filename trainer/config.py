@@ -8,8 +8,6 @@ a second with a message naming the field instead of after a model download.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -382,13 +380,11 @@ class CardConfig(_Strict):
     tags: list[str] = Field(default_factory=list)
 
 
-@functools.cache
 def _training_argument_names() -> frozenset[str]:
-    from sentence_transformers.sentence_transformer.training_args import (
-        SentenceTransformerTrainingArguments,
-    )
+    """Fields of `SentenceTransformerTrainingArguments` (read without importing it)."""
+    from trainer.library_facts import library_facts
 
-    return frozenset(f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments))
+    return frozenset(library_facts().training_arguments)
 
 
 # Arguments the run sets itself from other parts of the config.
@@ -444,18 +440,15 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"{name} is set from {_MANAGED_ARGUMENTS[name]}; remove it from training"
             )
-        from sentence_transformers.base.training_args import (
-            BatchSamplers,
-            MultiDatasetBatchSamplers,
-        )
+        from trainer.library_facts import library_facts
 
-        for key, enum in (
-            ("batch_sampler", BatchSamplers),
-            ("multi_dataset_batch_sampler", MultiDatasetBatchSamplers),
+        facts = library_facts()
+        for key, choices in (
+            ("batch_sampler", facts.batch_samplers),
+            ("multi_dataset_batch_sampler", facts.multi_dataset_batch_samplers),
         ):
-            if key in value and value[key] not in {member.value for member in enum}:
-                allowed = ", ".join(member.value for member in enum)
-                raise ValueError(f"{key} {value[key]!r} is not one of: {allowed}")
+            if key in value and value[key] not in choices:
+                raise ValueError(f"{key} {value[key]!r} is not one of: {', '.join(choices)}")
         return value
 
     @field_validator("training", mode="before")
@@ -557,8 +550,9 @@ class RunConfig(_Strict):
         return len(self.datasets) > 1
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read a RunConfig from YAML: a bare config, or a ZenML run config's `parameters.config`."""
+def read_config_document(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping at `path`; a missing file, bad YAML or a document that is not a
+    mapping raise `ValueError` naming the file (and line)."""
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -570,9 +564,20 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise ValueError(f"{path}: not valid YAML{where}: {problem}") from error
     if not isinstance(document, dict):
         raise ValueError(f"{path}: expected a YAML mapping, got {type(document).__name__}")
-    if "parameters" in document:
-        try:
-            document = document["parameters"]["config"]
-        except (KeyError, TypeError):
-            raise ValueError(f"{path}: a ZenML run config must hold parameters.config") from None
-    return RunConfig.model_validate(document)
+    return document
+
+
+def run_config_part(document: dict[str, Any], path: str | Path) -> Any:
+    """The RunConfig part of a config document: a ZenML run config's `parameters.config`,
+    or the whole document for a bare config."""
+    if "parameters" not in document:
+        return document
+    try:
+        return document["parameters"]["config"]
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: a ZenML run config must hold parameters.config") from None
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a RunConfig from YAML: a bare config, or a ZenML run config's `parameters.config`."""
+    return RunConfig.model_validate(run_config_part(read_config_document(path), path))

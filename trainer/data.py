@@ -31,6 +31,7 @@ __all__ = [
     "DatasetReport",
     "SourceReport",
     "check_data",
+    "check_data_keeping_held_out",
     "load_datasets",
     "load_datasets_with_report",
     "load_evaluator_rows",
@@ -253,26 +254,43 @@ def check_data(config: RunConfig) -> DataCheck:
     Each dataset is independent, so a broken file in one does not hide a mistake in
     another; within a dataset the first problem stops it (later checks depend on it).
     """
-    problems, reports = [], {}
+    check, _ = check_data_keeping_held_out(config)
+    return check
+
+
+def check_data_keeping_held_out(config: RunConfig) -> tuple[DataCheck, DatasetDict]:
+    """`check_data`, plus the held-out split of every dataset that loaded: the rows the
+    evaluators will read, so a preflight can check evaluator columns and metric names
+    on the real data without loading anything twice."""
+    problems, reports, held_out = [], {}, {}
     for name, dataset_config in config.datasets.items():
         try:
-            _, _, reports[name] = _load_one(name, dataset_config, seed=config.seed)
+            _, eval_part, reports[name] = _load_one(name, dataset_config, seed=config.seed)
         except DataValidationError as error:
             problems.append(error.as_problem(default_field=f"datasets.{name}"))
-    return DataCheck(problems=problems, report=DataReport(datasets=reports))
+            continue
+        if eval_part is not None:
+            held_out[name] = eval_part
+    check = DataCheck(problems=problems, report=DataReport(datasets=reports))
+    return check, DatasetDict(held_out)
 
 
-def load_evaluator_rows(evaluator: EvaluatorConfig, eval_datasets: DatasetDict) -> Dataset:
-    """The rows one evaluator scores: a held-out split, or its own file with its own mapping."""
+def load_evaluator_rows(
+    evaluator: EvaluatorConfig, eval_datasets: DatasetDict, *, field: str = "evaluators"
+) -> Dataset:
+    """The rows one evaluator scores: a held-out split, or its own file with its own mapping.
+
+    `field` is the evaluator's config path (`evaluators.0`): errors name
+    `<field>.source` or `<field>.columns`."""
     if evaluator.dataset is not None:
         dataset = eval_datasets[evaluator.dataset]
     else:
         assert evaluator.source is not None
         what = f"evaluator {evaluator.display_name!r}"
         dataset = map_columns(
-            load_source(evaluator.source, what=what, field="evaluators"),
+            load_source(evaluator.source, what=what, field=f"{field}.source"),
             evaluator.columns,
             what=what,
-            field="evaluators",
+            field=f"{field}.columns",
         )
     return dataset

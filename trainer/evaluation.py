@@ -105,9 +105,9 @@ def build_evaluator(evaluator: EvaluatorConfig, rows: Dataset) -> BaseEvaluator:
     )
 
 
-def build_evaluators(config: RunConfig, eval_datasets: DatasetDict) -> list[BaseEvaluator]:
-    """All evaluators of the run; with none configured, information retrieval on each
-    held-out split whose loss trains (anchor, positive) pairs."""
+def evaluator_configs(config: RunConfig, eval_datasets: DatasetDict) -> list[EvaluatorConfig]:
+    """The evaluators a run uses: the configured ones; with none configured, information
+    retrieval on each held-out split whose loss trains (anchor, positive) pairs."""
     configs = list(config.evaluators)
     if not configs:
         for name, rows in eval_datasets.items():
@@ -116,7 +116,15 @@ def build_evaluators(config: RunConfig, eval_datasets: DatasetDict) -> list[Base
                 configs.append(
                     EvaluatorConfig(dataset=name, query_column=texts[0], document_column=texts[1])
                 )
-    return [build_evaluator(ev, load_evaluator_rows(ev, eval_datasets)) for ev in configs]
+    return configs
+
+
+def build_evaluators(config: RunConfig, eval_datasets: DatasetDict) -> list[BaseEvaluator]:
+    """All evaluators of the run (see `evaluator_configs`)."""
+    return [
+        build_evaluator(ev, load_evaluator_rows(ev, eval_datasets))
+        for ev in evaluator_configs(config, eval_datasets)
+    ]
 
 
 def primary_metric(evaluator: BaseEvaluator) -> str:

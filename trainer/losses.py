@@ -7,9 +7,7 @@ message naming the dataset and column before a model is loaded.
 
 from __future__ import annotations
 
-import functools
 import inspect
-import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,6 +18,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from trainer.config import LossConfig
+    from trainer.library_facts import ParameterFacts
 
 LabelKind = Literal["none", "float", "int"]
 
@@ -89,32 +88,39 @@ def _resolve_params(params: dict[str, Any]) -> dict[str, Any]:
     resolved = dict(params)
     fct = resolved.get("similarity_fct")
     if isinstance(fct, str):
-        if not hasattr(util, fct):
-            raise ValueError(
-                f"similarity_fct {fct!r} is not a function of sentence_transformers.util"
-            )
-        resolved["similarity_fct"] = getattr(util, fct)
+        resolved["similarity_fct"] = getattr(util, _similarity_function_name(fct))
     return resolved
+
+
+def _similarity_function_name(name: str) -> str:
+    """`name` if `sentence_transformers.util` has it (checked without importing it)."""
+    from trainer.library_facts import library_facts
+
+    if name not in library_facts().util_names:
+        raise ValueError(f"similarity_fct {name!r} is not a function of sentence_transformers.util")
+    return name
+
+
+def _distance_metric_name(loss_name: str, value: str) -> str:
+    """The attribute `distance_metric: <value>` names on the loss's metric class
+    (`COSINE` on `TripletDistanceMetric`, `cosine_distance` on the batch-hard ones)."""
+    from trainer.library_facts import DISTANCE_ENUMS, library_facts
+
+    enum = DISTANCE_ENUMS.get(loss_name)
+    name = value.lower() if enum == "BatchHardTripletLossDistanceFunction" else value.upper()
+    if enum is None or name not in library_facts().distance_metrics[enum]:
+        raise ValueError(f"distance_metric {value!r} is not known for {loss_name}")
+    return name
 
 
 def _distance_metric(loss_name: str, value: str) -> Any:
     """Resolve `distance_metric: COSINE` against the enum the loss's module defines."""
     from sentence_transformers.sentence_transformer import losses
 
-    enums = {
-        "TripletLoss": losses.TripletDistanceMetric,
-        "ContrastiveLoss": losses.SiameseDistanceMetric,
-        "OnlineContrastiveLoss": losses.SiameseDistanceMetric,
-        "BatchAllTripletLoss": losses.BatchHardTripletLossDistanceFunction,
-        "BatchHardTripletLoss": losses.BatchHardTripletLossDistanceFunction,
-        "BatchSemiHardTripletLoss": losses.BatchHardTripletLossDistanceFunction,
-        "BatchHardSoftMarginTripletLoss": losses.BatchHardTripletLossDistanceFunction,
-    }
-    enum = enums.get(loss_name)
-    name = value.lower() if enum is losses.BatchHardTripletLossDistanceFunction else value.upper()
-    if enum is None or not hasattr(enum, name):
-        raise ValueError(f"distance_metric {value!r} is not known for {loss_name}")
-    return getattr(enum, name)
+    from trainer.library_facts import DISTANCE_ENUMS
+
+    name = _distance_metric_name(loss_name, value)
+    return getattr(getattr(losses, DISTANCE_ENUMS[loss_name]), name)
 
 
 def build_loss(
@@ -156,28 +162,26 @@ _RESOLVED_FROM_TEXT = frozenset({"similarity_fct", "distance_metric"})
 """Params given in YAML as a name and resolved to a function / enum member by `build_loss`."""
 
 
-@functools.cache
-def _loss_signature(class_name: str) -> tuple[dict[str, inspect.Parameter], dict[str, Any]]:
-    from sentence_transformers.sentence_transformer import losses
+def _loss_signature(class_name: str) -> dict[str, ParameterFacts]:
+    """The constructor parameters of a loss, in order, without importing it."""
+    from trainer.library_facts import library_facts
 
-    init = getattr(losses, class_name).__init__
-    parameters = dict(list(inspect.signature(init).parameters.items())[1:])  # without self
-    try:
-        hints = typing.get_type_hints(init)
-    except Exception:  # annotations naming objects only importable for type checkers
-        hints = {}
-    return parameters, hints
+    return library_facts().losses[class_name]
 
 
-def _type_problem(value: Any, hint: Any) -> str | None:
-    """Why `value` (from YAML) does not fit `hint`, or None; lists may fill tuples."""
+def _type_problem(value: Any, facts: ParameterFacts) -> str | None:
+    """Why `value` (from YAML) does not fit the parameter's type, or None; lists may fill
+    tuples."""
     from pydantic import TypeAdapter, ValidationError
     from pydantic.errors import PydanticSchemaGenerationError
 
+    hint = facts.hint()
+    if hint is None:
+        return None  # a tensor function or module: YAML cannot give one, the call will say
     try:
         adapter = TypeAdapter(hint)
     except PydanticSchemaGenerationError:
-        return None  # a tensor function or module: YAML cannot give one, the call will say
+        return None
     candidates = [value, tuple(value)] if isinstance(value, list) else [value]
     for candidate in candidates:
         try:
@@ -185,8 +189,7 @@ def _type_problem(value: Any, hint: Any) -> str | None:
             return None
         except ValidationError as error:
             reason = error.errors()[0]["msg"]
-    name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-    return f"expected {name}, got {type(value).__name__} {value!r} ({reason})"
+    return f"expected {facts.type_name}, got {type(value).__name__} {value!r} ({reason})"
 
 
 def loss_param_problems(config: LossConfig, *, field: str = "loss") -> list[Problem]:
@@ -198,7 +201,7 @@ def loss_param_problems(config: LossConfig, *, field: str = "loss") -> list[Prob
     `distance_metric: COSINE`) are checked against what they resolve to.
     """
     name = CACHED_VARIANTS[config.name] if config.cached else config.name
-    parameters, hints = _loss_signature(name)
+    parameters = _loss_signature(name)
     problems = []
     for param, value in config.params.items():
         where = f"{field}.params.{param}"
@@ -215,10 +218,10 @@ def loss_param_problems(config: LossConfig, *, field: str = "loss") -> list[Prob
             continue
         try:
             if param == "similarity_fct" and isinstance(value, str):
-                _resolve_params({param: value})
+                _similarity_function_name(value)
                 continue
             if param == "distance_metric" and isinstance(value, str):
-                _distance_metric(config.name, value)
+                _distance_metric_name(config.name, value)
                 continue
         except ValueError as error:
             problems.append(Problem(field=where, message=str(error)))
@@ -226,15 +229,11 @@ def loss_param_problems(config: LossConfig, *, field: str = "loss") -> list[Prob
         if param in _RESOLVED_FROM_TEXT:
             problems.append(Problem(field=where, message=f"give a name as text, got {value!r}"))
             continue
-        reason = _type_problem(value, hints[param]) if param in hints else None
+        reason = _type_problem(value, parameters[param])
         if reason:
             problems.append(Problem(field=where, message=reason))
     for param, parameter in parameters.items():
-        required = parameter.default is inspect.Parameter.empty and parameter.kind in (
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            inspect.Parameter.KEYWORD_ONLY,
-        )
-        if required and param not in _SET_BY_THE_RUN and param not in config.params:
+        if parameter.required and param not in _SET_BY_THE_RUN and param not in config.params:
             problems.append(
                 Problem(field=f"{field}.params.{param}", message=f"{name} requires {param!r}")
             )

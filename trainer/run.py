@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from datasets import Dataset, DatasetDict
 
-from trainer.callbacks import PublishCheckpoints, StopOnSignal, TrainingInterrupted
 from trainer.checkpoints import CHECKPOINT_PREFIX, Checkpoint, CheckpointStore, open_checkpoint
 from trainer.config import (
     RESUME_AUTO,
@@ -300,6 +299,10 @@ def train_in_process(
     Without a `checkpoint_uri` the checkpoints live in a temporary folder of this
     process only (said in a warning): nothing survives the pod.
     """
+    # Here, not at the top: the callbacks import transformers' Trainer and torch, which
+    # a load-step pod never needs.
+    from trainer.callbacks import PublishCheckpoints, StopOnSignal, TrainingInterrupted
+
     topology = Topology.from_env()
     label = run.label() if run else None
     with contextlib.ExitStack() as stack:

@@ -1,0 +1,19 @@
+"""The Hugging Face token, as the steps find it: a ZenML secret, else the environment."""
+
+from __future__ import annotations
+
+import os
+
+from zenml.client import Client
+
+TOKEN_KEY = "HF_TOKEN"
+
+
+def hub_token(secret_name: str) -> str | None:
+    """HF_TOKEN of the named ZenML secret; else the env var `@step(secrets=[...])` sets
+    (or the user exported); None when neither has one."""
+    try:
+        token = Client().get_secret(secret_name).secret_values.get(TOKEN_KEY)
+    except KeyError:
+        token = None
+    return token or os.environ.get(TOKEN_KEY) or None

@@ -1,0 +1,142 @@
+"""`preflight`: every check of a run that needs no model, with all problems collected."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trainer.config import RunConfig
+from trainer.data_report import DataReport
+from trainer.preflight.config import read_config
+from trainer.preflight.evaluators import check_evaluators, check_gate
+from trainer.preflight.locations import check_checkpoints, check_hub, check_output
+from trainer.preflight.report import Findings, PreflightReport
+from trainer.problems import Problem
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+    from fsspec import AbstractFileSystem
+
+
+def _check_data(config: RunConfig, found: Findings) -> tuple[DataReport, DatasetDict]:
+    from trainer.data import check_data_keeping_held_out
+
+    check, held_out = check_data_keeping_held_out(config)
+    found.problems.extend(check.problems)
+    found.warnings.extend(check.report.warnings)
+    for name, report in check.report.datasets.items():
+        found.checked.append(
+            f"dataset {name}: {report.train_rows} training rows, {report.eval_rows} held out"
+        )
+    return check.report, held_out
+
+
+def _check_training(config: RunConfig, found: Findings) -> None:
+    from trainer.arguments import training_argument_problems
+
+    problems = training_argument_problems(config)
+    found.problems.extend(problems)
+    if not problems:
+        found.checked.append("training arguments (constructed)")
+
+
+def _check_model(
+    config: RunConfig,
+    found: Findings,
+    model_version_exists: Callable[[str], str | None] | None,
+) -> str | None:
+    """Problems with the base model's source; its similarity function when known."""
+    from trainer.metric_names import model_similarity
+    from trainer.training import model_source_problems
+
+    if config.model.zenml_ref is not None:
+        # Only the orchestrator can look up a ZenML model version.
+        if model_version_exists is None:
+            found.skipped.append(
+                f"model {config.model.name_or_path!r}: a ZenML model version, checked by "
+                "the pipeline's preflight step"
+            )
+            return None
+        problem = model_version_exists(config.model.name_or_path)
+        if problem is not None:
+            found.problems.append(Problem(field="model.name_or_path", message=problem))
+        else:
+            found.checked.append(f"base model {config.model.name_or_path}")
+        return None
+    problems = model_source_problems(config.model)
+    found.problems.extend(problems)
+    if problems:
+        return None
+    found.checked.append(f"base model {config.model.name_or_path}")
+    similarity = model_similarity(config.model)
+    if similarity is None:
+        found.skipped.append(
+            f"model {config.model.name_or_path!r} is not in the local cache: metric names "
+            "are checked for every similarity function it might use"
+        )
+    return similarity
+
+
+def preflight(
+    config: RunConfig | str | Path,
+    *,
+    secret_exists: Callable[[str], bool] | None = None,
+    artifact_root: str | None = None,
+    filesystem: AbstractFileSystem | None = None,
+    model_version_exists: Callable[[str], str | None] | None = None,
+) -> PreflightReport:
+    """Check everything about a run that needs no model; collect every problem.
+
+    `config` is a validated `RunConfig` or the path of a YAML config (bare, or a ZenML
+    run config with `parameters.config`). `secret_exists(name)` says whether the Hub
+    token secret exists (not checked without it). `artifact_root` is where checkpoints
+    go when `checkpoints.uri` is unset, and `filesystem` the fsspec filesystem that
+    carries the artifact store's credentials. `model_version_exists(reference)` looks a
+    `zenml:<model>@<version>` base up and returns what is wrong with it (None: found).
+    """
+    started = time.perf_counter()
+    found = Findings()
+    source = None if isinstance(config, RunConfig) else str(config)
+    run_config = config if isinstance(config, RunConfig) else read_config(config, found)
+    data = None
+    metrics: list[str] = []
+    gate_metric = None
+    if run_config is not None:
+        data, held_out = _check_data(run_config, found)
+        similarity = (
+            None
+            if "model" in found.dropped
+            else _check_model(run_config, found, model_version_exists)
+        )
+        if "training" not in found.dropped:
+            _check_training(run_config, found)
+        if not found.dropped & {"evaluators", "gate"} and not any(
+            part.startswith("datasets.") for part in found.dropped
+        ):
+            failed = [name for name in run_config.datasets if name not in data.datasets]
+            found_metrics = check_evaluators(run_config, held_out, similarity, failed, found)
+            metrics = found_metrics.names
+            gate_metric = check_gate(run_config, found_metrics, found)
+        else:
+            found.skipped.append(
+                "evaluators and gate.metric: the config parts they use are invalid"
+            )
+        if "hub" not in found.dropped:
+            check_hub(run_config, secret_exists, found)
+        if "output" not in found.dropped:
+            check_output(run_config, found)
+        if "checkpoints" not in found.dropped:
+            check_checkpoints(run_config, artifact_root, filesystem, found)
+    return PreflightReport(
+        source=source,
+        problems=found.problems,
+        warnings=found.warnings,
+        checked=found.checked,
+        skipped=found.skipped,
+        metrics=metrics,
+        gate_metric=gate_metric,
+        data=data,
+        seconds=round(time.perf_counter() - started, 2),
+    )

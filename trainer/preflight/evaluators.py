@@ -1,0 +1,194 @@
+"""Evaluators built on the rows they will read, the metric names they will report, and
+the gate metric checked against those names."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from trainer.config import RunConfig
+from trainer.preflight.report import Findings
+from trainer.problems import DataValidationError
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+
+    from trainer.config import EvaluatorConfig
+
+
+def _missing_columns(
+    evaluator: EvaluatorConfig, rows: Dataset, where: str, found: Findings
+) -> bool:
+    """Information retrieval reads two named columns: name each one that is missing."""
+    if evaluator.type != "information_retrieval":
+        return False
+    origin = (
+        f"the held-out split of dataset {evaluator.dataset!r}"
+        if evaluator.dataset is not None
+        else "its source after columns mapping"
+    )
+    missing = False
+    for key in ("query_column", "document_column"):
+        column = getattr(evaluator, key)
+        if column not in rows.column_names:
+            found.problem(
+                f"{where}.{key}",
+                f"evaluator {evaluator.display_name!r} reads column {column!r}, which "
+                f"{origin} does not have; it has: {', '.join(rows.column_names)}",
+            )
+            missing = True
+    return missing
+
+
+def _stand_in_rows(evaluator: EvaluatorConfig) -> Dataset:
+    """One row shaped as `evaluator` reads it: metric names depend on the evaluator's
+    params, not on the rows, so they stay known when the real rows have a problem."""
+    from datasets import Dataset
+
+    if evaluator.type == "information_retrieval":
+        return Dataset.from_dict({evaluator.query_column: ["q"], evaluator.document_column: ["d"]})
+    if evaluator.type == "triplet":
+        return Dataset.from_dict({"anchor": ["a"], "positive": ["p"], "negative": ["n"]})
+    label = {"score": [0.5]} if evaluator.type == "embedding_similarity" else {"label": [1]}
+    return Dataset.from_dict({"sentence1": ["a"], "sentence2": ["b"], **label})
+
+
+def _would_be_default(config: RunConfig, name: str) -> bool:
+    """Whether a dataset that failed to load would have had a default evaluator:
+    held-out rows of label-free texts, at least two of them (`evaluator_configs`)."""
+    from trainer.losses import LOSS_SPECS
+
+    dataset = config.datasets[name]
+    spec = LOSS_SPECS[dataset.loss.name]
+    has_held_out = dataset.eval_source is not None or dataset.eval_size is not None
+    return has_held_out and spec.label == "none" and spec.min_texts >= 2
+
+
+def _real_rows(
+    evaluator: EvaluatorConfig, held_out: DatasetDict, where: str, found: Findings
+) -> Dataset | None:
+    """The rows the evaluate stage will give `evaluator`, or None (problem recorded, or
+    the dataset it reads failed its own check)."""
+    from trainer.data import load_evaluator_rows
+
+    if evaluator.dataset is not None and evaluator.dataset not in held_out:
+        return None
+    try:
+        rows = load_evaluator_rows(evaluator, held_out, field=where)
+    except DataValidationError as error:
+        found.problems.append(error.as_problem(default_field=where))
+        return None
+    return None if _missing_columns(evaluator, rows, where, found) else rows
+
+
+@dataclass(frozen=True)
+class EvaluatorMetrics:
+    """What the evaluators will report: every possible name (all similarity functions
+    when the model's is unknown), the names to show a user, the first evaluator's
+    primary metric, and evaluators whose names are unknown (invalid params)."""
+
+    names: list[str]
+    shown: list[str]
+    primary: str | None
+    unknown: list[str]
+
+
+def check_evaluators(
+    config: RunConfig,
+    held_out: DatasetDict,
+    similarity: str | None,
+    failed_datasets: list[str],
+    found: Findings,
+) -> EvaluatorMetrics:
+    """Build every evaluator on the rows it will read, as the evaluate stage will, and
+    list the metric names they will report."""
+    from trainer.config import EvaluatorConfig
+    from trainer.evaluation import build_evaluator, evaluator_configs
+    from trainer.metric_names import (
+        DEFAULT_SIMILARITY,
+        SIMILARITY_FUNCTIONS,
+        metric_names,
+        primary_metric_name,
+    )
+
+    similarities = [similarity] if similarity else list(SIMILARITY_FUNCTIONS)
+    configs = evaluator_configs(config, held_out)
+    if not config.evaluators:
+        configs += [
+            EvaluatorConfig(dataset=name)
+            for name in failed_datasets
+            if _would_be_default(config, name)
+        ]
+    metrics: list[str] = []
+    shown: list[str] = []  # with an unknown similarity: the names a cosine model reports
+    unknown: list[str] = []
+    primary: str | None = None
+    for index, evaluator in enumerate(configs):
+        where = f"evaluators.{index}" if config.evaluators else "evaluators"
+        name = evaluator.display_name
+        rows = _real_rows(evaluator, held_out, where, found)
+        built = None
+        try:
+            if rows is not None:
+                try:
+                    built = build_evaluator(evaluator, rows)
+                except DataValidationError as error:
+                    found.problem(where, str(error))
+            if built is None:
+                built = build_evaluator(evaluator, _stand_in_rows(evaluator))
+        except (TypeError, ValueError, AssertionError) as error:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else "invalid"
+            found.problem(
+                f"{where}.params",
+                f"sentence-transformers rejects evaluator {name!r}: "
+                f"{type(error).__name__}: {detail}",
+            )
+            unknown.append(name)
+            continue
+        names = sorted({key for fn in similarities for key in metric_names(built, fn)})
+        metrics.extend(names)
+        shown.extend(metric_names(built, similarity or DEFAULT_SIMILARITY))
+        if index == 0 and similarity:
+            primary = primary_metric_name(built, similarity)
+        if rows is not None:
+            found.checked.append(f"evaluator {name}: {len(rows)} rows, {len(names)} metrics")
+    if not configs and not failed_datasets:
+        found.problem(
+            "evaluators",
+            "nothing to evaluate: no evaluator is configured and no dataset holds "
+            "held-out (query, document) pairs; set datasets.<name>.eval_size or "
+            "eval_source, or configure evaluators",
+        )
+    return EvaluatorMetrics(names=metrics, shown=shown, primary=primary, unknown=unknown)
+
+
+def check_gate(config: RunConfig, metrics: EvaluatorMetrics, found: Findings) -> str | None:
+    metric = config.gate.metric or metrics.primary
+    if metric is None or metric in metrics.names:
+        if metric is not None:
+            found.checked.append(f"gate metric {metric}")
+        return metric
+    if metrics.unknown or not metrics.names:
+        found.skipped.append(
+            f"gate.metric {metric!r}: the params of evaluator(s) "
+            f"{', '.join(metrics.unknown) or '(none)'} are invalid, so their metric names "
+            "are unknown"
+        )
+        return metric
+    valid = ", ".join(metrics.shown)
+    close = difflib.get_close_matches(metric, metrics.shown, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    if config.gate.metric:
+        found.problem(
+            "gate.metric",
+            f"{metric!r} is not reported by any evaluator; {hint}they report: {valid}",
+        )
+    else:
+        found.problem(
+            "gate.metric",
+            f"not set, so the gate would use the first evaluator's primary metric "
+            f"{metric!r}, which it does not report (check its params); set gate.metric to "
+            f"one of: {valid}",
+        )
+    return metric
