@@ -264,6 +264,45 @@ class CardConfig(_Strict):
     tags: list[str] = Field(default_factory=list)
 
 
+class SpeedConfig(_Strict):
+    """How a run trains fast without changing what it learns; every lever can be switched off.
+
+    `tokenize_once` is exact: the same batches reach the same losses with the same token ids
+    as plain sentence-transformers, so it is on everywhere. The GPU levers (`bf16`, `tf32`,
+    `sdpa`, `fused_adamw`, `dataloader_workers` + `pin_memory`, `compile`) apply only when a
+    CUDA device trains and the `training` block does not set the same argument itself, so a
+    CPU run trains exactly like plain sentence-transformers. `length_grouping` changes which
+    rows share a batch and `compile` changes kernels: both stay off until
+    `benchmarks/train_throughput.py` shows a win that keeps the metric.
+    """
+
+    tokenize_once: bool = True
+    cache_dir: str | None = None
+    """Where tokenized datasets are cached (default: `<HF_DATASETS_CACHE>/tokenized`)."""
+    cache: bool = True
+    length_grouping: bool = False
+    length_grouping_batches: int = Field(default=16, ge=2)
+    """How many batches are pooled, sorted by length and dealt out again."""
+    bf16: bool = True
+    tf32: bool = True
+    sdpa: bool = True
+    fused_adamw: bool = True
+    dataloader_workers: int = Field(default=2, ge=0)
+    pin_memory: bool = True
+    compile: bool = False
+    pad_to_multiple_of: int | None = Field(default=None, gt=0)
+    """Pad each batch to a multiple of this many tokens (GPU only; 64 when `compile` is on)."""
+
+    @model_validator(mode="after")
+    def _padding_needs_our_collator(self) -> SpeedConfig:
+        if not self.tokenize_once and (self.length_grouping or self.pad_to_multiple_of):
+            raise ValueError(
+                "speed.length_grouping and speed.pad_to_multiple_of work on pre-tokenized "
+                "batches: set speed.tokenize_once: true or switch them off"
+            )
+        return self
+
+
 @functools.cache
 def _training_argument_names() -> frozenset[str]:
     from sentence_transformers.sentence_transformer.training_args import (
@@ -289,6 +328,7 @@ class RunConfig(_Strict):
     hub: HubConfig = Field(default_factory=HubConfig)
     card: CardConfig = Field(default_factory=CardConfig)
     hardware: HardwareSpec | None = None
+    speed: SpeedConfig = Field(default_factory=SpeedConfig)
     seed: int = 42
 
     @field_validator("datasets")

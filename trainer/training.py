@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,14 +98,18 @@ def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
 
 
 def training_arguments(
-    config: RunConfig, output_dir: str | Path
+    config: RunConfig, output_dir: str | Path, *, overrides: Mapping[str, Any] | None = None
 ) -> SentenceTransformerTrainingArguments:
-    """The effective arguments plus what the run sets itself (prompts, output_dir)."""
+    """The effective arguments plus what the run sets itself (prompts, output_dir).
+
+    `overrides` are the fast path's device-dependent arguments (`trainer.fast_path`), which
+    it only proposes for arguments the `training` block leaves unset.
+    """
     from sentence_transformers.sentence_transformer.training_args import (
         SentenceTransformerTrainingArguments,
     )
 
-    arguments = effective_training_arguments(config)
+    arguments = {**effective_training_arguments(config), **(overrides or {})}
     prompts = {name: ds.prompt for name, ds in config.datasets.items() if ds.prompt is not None}
     if prompts:
         arguments["prompts"] = prompts if config.is_multi_dataset else next(iter(prompts.values()))
@@ -170,7 +175,7 @@ def build_trainer(
     Everything that trains (the run, hyperparameter search, benchmarks) builds its trainer
     here, so they all train the same way.
     """
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+    from trainer.fast_path import prepare_fast_path
 
     missing = sorted(set(config.datasets) - set(train_datasets))
     if missing:
@@ -183,9 +188,11 @@ def build_trainer(
         eval_input = (
             eval_datasets if config.is_multi_dataset else next(iter(eval_datasets.values()))
         )
-    return SentenceTransformerTrainer(
+    # Fast path (trainer/fast_path.py): speed levers per config.speed and device, datasets
+    # tokenized once; the trainer is a SentenceTransformerTrainer that reads the token twins.
+    fast = prepare_fast_path(config, model, train_input, eval_input, output_dir=output_dir)
+    return fast.build_trainer(
         model=model,
-        args=training_arguments(config, output_dir),
         train_dataset=train_input,
         eval_dataset=eval_input,
         loss=loss,
