@@ -119,7 +119,10 @@ def test_single_dataset_with_prompt_and_eval_loss_matches_plain(
     plain = _plain_trainer(config, train, held_out, tmp_path / "plain")
     plain.train()
     fast = training.build_trainer(config, train, held_out, output_dir=tmp_path / "fast")
-    assert speed_report(fast).active_levers() == ["tokenize_once"]
+    assert speed_report(fast).active_levers() == ["tokenize_once", "hashed_duplicates"]
+    sampler = fast.get_train_dataloader().batch_sampler
+    sampler = getattr(sampler, "batch_sampler", sampler)  # accelerate's wrapper, if any
+    assert sampler.precompute_hashes and sampler.dataset.column_names == ["anchor", "positive"]
     fast.train()
 
     _assert_same_training(plain, fast)
@@ -216,6 +219,7 @@ def test_cache_off_tokenizes_in_memory(
 def test_every_lever_switches_off(tiny_model_path: Path, pairs_file: Path, tmp_path: Path) -> None:
     off = {
         "tokenize_once": False,
+        "hashed_duplicates": False,
         "bf16": False,
         "tf32": False,
         "sdpa": False,

@@ -267,8 +267,9 @@ class CardConfig(_Strict):
 class SpeedConfig(_Strict):
     """How a run trains fast without changing what it learns; every lever can be switched off.
 
-    `tokenize_once` is exact: the same batches reach the same losses with the same token ids
-    as plain sentence-transformers, so it is on everywhere. The GPU levers (`bf16`, `tf32`,
+    `tokenize_once` and `hashed_duplicates` are exact: the same batches reach the same
+    losses with the same token ids as in plain sentence-transformers, so they are on
+    everywhere. The GPU levers (`bf16`, `tf32`,
     `sdpa`, `fused_adamw`, `dataloader_workers` + `pin_memory`, `compile`) apply only when a
     CUDA device trains and the `training` block does not set the same argument itself, so a
     CPU run trains exactly like plain sentence-transformers. `length_grouping` changes which
@@ -280,6 +281,8 @@ class SpeedConfig(_Strict):
     cache_dir: str | None = None
     """Where tokenized datasets are cached (default: `<HF_DATASETS_CACHE>/tokenized`)."""
     cache: bool = True
+    hashed_duplicates: bool = True
+    """`no_duplicates` compares 64-bit hashes of the texts, computed once, not the texts."""
     length_grouping: bool = False
     length_grouping_batches: int = Field(default=16, ge=2)
     """How many batches are pooled, sorted by length and dealt out again."""

@@ -20,9 +20,10 @@ benchmark checks against the evaluation metric.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,7 +189,7 @@ class FastPath:
     train_twins: dict[str | None, TokenizedDataset] | None = None
     eval_twins: dict[str | None, TokenizedDataset] | None = None
     length_grouping_batches: int | None = None
-    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
+    hashed_duplicates: bool = False
 
     def build_trainer(self, **kwargs: Any) -> SentenceTransformerTrainer:
         """A `FastPathTrainer` over the given model, datasets, loss and callbacks."""
@@ -201,6 +202,7 @@ class FastPath:
             train_twins=self.train_twins,
             eval_twins=self.eval_twins,
             length_grouping_batches=self.length_grouping_batches,
+            hashed_duplicates=self.hashed_duplicates,
             **kwargs,
         )
 
@@ -242,6 +244,8 @@ def prepare_fast_path(
             fast.collator, fast.train_twins, fast.eval_twins = None, None, None
             records = []
 
+    fast.hashed_duplicates = speed.hashed_duplicates
+    levers["hashed_duplicates"] = _hashed_duplicates_state(speed, args)
     grouped = speed.length_grouping and fast.train_twins is not None
     fast.length_grouping_batches = speed.length_grouping_batches if grouped else None
     levers["length_grouping"] = LeverState(
@@ -265,6 +269,17 @@ def prepare_fast_path(
         device=device.name, levers={name: levers[name] for name in ordered}, tokenized=records
     )
     return fast
+
+
+def _hashed_duplicates_state(speed: SpeedConfig, args: Any) -> LeverState:
+    sampler = str(getattr(args.batch_sampler, "value", args.batch_sampler))
+    if not speed.hashed_duplicates:
+        return LeverState(active=False, detail="switched off in speed config")
+    if sampler != "no_duplicates":
+        return LeverState(active=False, detail=f"batch_sampler is {sampler}")
+    if importlib.util.find_spec("xxhash") is None:
+        return LeverState(active=False, detail="xxhash is not installed")
+    return LeverState(active=True, detail="no_duplicates compares xxhash64 of each text")
 
 
 class _FallBack(Exception):

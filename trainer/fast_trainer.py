@@ -37,9 +37,11 @@ class FastPathTrainer(SentenceTransformerTrainer):
         train_twins: dict[str | None, TokenizedDataset] | None = None,
         eval_twins: dict[str | None, TokenizedDataset] | None = None,
         length_grouping_batches: int | None = None,
+        hashed_duplicates: bool = False,
         **kwargs: Any,
     ) -> None:
         self.speed_report = speed_report
+        self._hashed_duplicates = hashed_duplicates
         self._train_twins = train_twins
         self._eval_twins = eval_twins
         self._length_grouping_batches = length_grouping_batches
@@ -101,6 +103,8 @@ class FastPathTrainer(SentenceTransformerTrainer):
         """The configured sampler, drawn over the texts (as plain), optionally length-grouped."""
         texts = self._text_of.get(id(dataset), dataset)
         sampler = super().get_batch_sampler(texts, *args, **kwargs)
+        if self._hashed_duplicates and type(sampler) is NoDuplicatesBatchSampler:
+            sampler = _hashed(sampler, texts, *args, **kwargs)
         lengths = self._lengths_of.get(id(dataset))
         if sampler is None or lengths is None or not self._length_grouping_batches:
             return sampler
@@ -123,3 +127,28 @@ class FastPathTrainer(SentenceTransformerTrainer):
             seed=self.args.seed,
             values=values,
         )
+
+
+HASH_IN_PROCESS_ROWS = 1_000_000
+"""Below this many rows, hashing in this process beats starting worker processes."""
+
+
+def _hashed(
+    sampler: NoDuplicatesBatchSampler, texts: Dataset, *args: Any, **kwargs: Any
+) -> NoDuplicatesBatchSampler:
+    """The same sampler with `precompute_hashes`: sentence-transformers' own variant
+    (`no_duplicates_hashed`) that compares a 64-bit hash of each text instead of the text,
+    computed once with `datasets.map` rather than read row by row for every batch."""
+    if sampler.precompute_hashes:
+        return sampler
+    try:
+        import xxhash  # noqa: F401  (needed by the hashed variant)
+    except ImportError:
+        return sampler
+    return NoDuplicatesBatchSampler(
+        texts,
+        *args,
+        precompute_hashes=True,
+        precompute_num_proc=1 if len(texts) < HASH_IN_PROCESS_ROWS else None,
+        **kwargs,
+    )
