@@ -100,7 +100,11 @@ def test_length_grouping_trains_through_build_trainer(
     )
     train, _ = load_datasets(config)
     trainer = training.build_trainer(config, train, output_dir=tmp_path)
-    assert speed_report(trainer).active_levers() == ["tokenize_once", "hashed_duplicates", "length_grouping"]
+    assert speed_report(trainer).active_levers() == [
+        "tokenize_once",
+        "hashed_duplicates",
+        "length_grouping",
+    ]
     sampler = trainer.get_train_dataloader().batch_sampler
     assert isinstance(getattr(sampler, "batch_sampler", sampler), LengthGroupedBatchSampler)
     trainer.train()
