@@ -42,8 +42,6 @@ class FastPathTrainer(SentenceTransformerTrainer):
     ) -> None:
         self.speed_report = speed_report
         self._hashed_duplicates = hashed_duplicates
-        self._train_twins = train_twins
-        self._eval_twins = eval_twins
         self._length_grouping_batches = length_grouping_batches
         self._text_of: dict[int, Dataset] = {}
         self._lengths_of: dict[int, Any] = {}
@@ -66,12 +64,12 @@ class FastPathTrainer(SentenceTransformerTrainer):
             twin = self.preprocess_dataset(twin, dataset_name=kind)
             for name in texts:
                 self._text_of[id(twin[name])] = texts[name]
-                if kind == "train":
+                if kind == "train" and self._length_grouping_batches:
                     self._lengths_of[id(twin[name])] = twins[name].lengths()
             return twin
         twin_dataset = twins[None].dataset
         self._text_of[id(twin_dataset)] = texts
-        if kind == "train":
+        if kind == "train" and self._length_grouping_batches:
             self._lengths_of[id(twin_dataset)] = twins[None].lengths()
         return twin_dataset
 
