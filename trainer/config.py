@@ -380,6 +380,48 @@ class CardConfig(_Strict):
     tags: list[str] = Field(default_factory=list)
 
 
+class SpeedConfig(_Strict):
+    """How a run trains fast without changing what it learns; every lever can be switched off.
+
+    `tokenize_once` and `hashed_duplicates` are exact: the same batches reach the same
+    losses with the same token ids as in plain sentence-transformers, so they are on
+    everywhere. The GPU levers (`bf16`, `tf32`,
+    `sdpa`, `fused_adamw`, `dataloader_workers` + `pin_memory`, `compile`) apply only when a
+    CUDA device trains and the `training` block does not set the same argument itself, so a
+    CPU run trains exactly like plain sentence-transformers. `length_grouping` changes which
+    rows share a batch and `compile` changes kernels: both stay off until
+    `benchmarks/train_throughput.py` shows a win that keeps the metric.
+    """
+
+    tokenize_once: bool = True
+    cache_dir: str | None = None
+    """Where tokenized datasets are cached (default: `<HF_DATASETS_CACHE>/tokenized`)."""
+    cache: bool = True
+    hashed_duplicates: bool = True
+    """`no_duplicates` compares 64-bit hashes of the texts, computed once, not the texts."""
+    length_grouping: bool = False
+    length_grouping_batches: int = Field(default=16, ge=2)
+    """How many batches are pooled, sorted by length and dealt out again."""
+    bf16: bool = True
+    tf32: bool = True
+    sdpa: bool = True
+    fused_adamw: bool = True
+    dataloader_workers: int = Field(default=2, ge=0)
+    pin_memory: bool = True
+    compile: bool = False
+    pad_to_multiple_of: int | None = Field(default=None, gt=0)
+    """Pad each batch to a multiple of this many tokens (GPU only; 64 when `compile` is on)."""
+
+    @model_validator(mode="after")
+    def _padding_needs_our_collator(self) -> SpeedConfig:
+        if not self.tokenize_once and (self.length_grouping or self.pad_to_multiple_of):
+            raise ValueError(
+                "speed.length_grouping and speed.pad_to_multiple_of work on pre-tokenized "
+                "batches: set speed.tokenize_once: true or switch them off"
+            )
+        return self
+
+
 def _training_argument_names() -> frozenset[str]:
     """Fields of `SentenceTransformerTrainingArguments` (read without importing it)."""
     from trainer.library_facts import library_facts
@@ -412,6 +454,7 @@ class RunConfig(_Strict):
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)
     hardware: HardwareSpec | None = None
+    speed: SpeedConfig = Field(default_factory=SpeedConfig)
     seed: int = 42
     search: SearchConfig | None = None
 

@@ -315,6 +315,9 @@ def _training(
         _batch_line(training),
         f"- Final training loss: {_num(training.train_loss)}",
     ]
+    if training.speed is not None:
+        levers = ", ".join(f"`{name}`" for name in training.speed.active_levers()) or "none"
+        facts.append(f"- Speed levers ({training.speed.device}): {levers}")
     if search is not None:
         params = ", ".join(f"`{key}` = {_cell(value)}" for key, value in search.best_params.items())
         facts.append(

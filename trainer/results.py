@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.data_report import DataReport, DatasetReport, SourceReport
+from trainer.fast_path import SpeedReport
 from trainer.lineage import ModelLineage
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ResumeInfo",
     "RunRef",
     "SourceReport",
+    "SpeedReport",
     "TrainingSummary",
 ]
 
@@ -117,6 +119,8 @@ class TrainingSummary(_Result):
     """Pairs per optimizer step: per-device batch x processes x gradient accumulation."""
     gather_across_devices: bool = False
     """In-batch-negative losses saw the negatives of every process (a global batch)."""
+    speed: SpeedReport | None = None
+    """Which speed levers the training used (`trainer.fast_path`), on which device."""
     train_rows: dict[str, int] = Field(default_factory=dict)
     train_loss: float | None = None
     history: list[dict[str, Any]] = Field(default_factory=list)
@@ -145,6 +149,8 @@ class TrainingSummary(_Result):
             facts["emissions"] = self.emissions.model_dump(exclude_none=True)
         if self.checkpoints is not None:
             facts["checkpoints"] = self.checkpoints.model_dump(exclude_none=True)
+        if self.speed is not None:
+            facts["speed_levers"] = self.speed.active_levers()
         if self.lineage is not None:
             facts["base_model_version"] = self.lineage.model_dump(exclude_none=True)
         return {key: value for key, value in facts.items() if value is not None}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from trainer.distributed import Topology, ddp_arguments, visible_gpus
 from trainer.emissions import track_emissions
 from trainer.losses import build_loss
 from trainer.problems import Problem, raise_problems
-from trainer.results import Emissions, ModelInfo, TrainingSummary
+from trainer.results import Emissions, ModelInfo, SpeedReport, TrainingSummary
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -192,15 +192,19 @@ def training_argument_values(config: RunConfig) -> dict[str, Any]:
 
 
 def training_arguments(
-    config: RunConfig, output_dir: str | Path
+    config: RunConfig, output_dir: str | Path, *, overrides: Mapping[str, Any] | None = None
 ) -> SentenceTransformerTrainingArguments:
-    """The `SentenceTransformerTrainingArguments` of a run, writing into `output_dir`."""
+    """The `SentenceTransformerTrainingArguments` of a run, writing into `output_dir`.
+
+    `overrides` are the fast path's device-dependent arguments (`trainer.fast_path`), which
+    it only proposes for arguments the `training` block leaves unset.
+    """
     from sentence_transformers.sentence_transformer.training_args import (
         SentenceTransformerTrainingArguments,
     )
 
     return SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir), **training_argument_values(config)
+        output_dir=str(output_dir), **{**training_argument_values(config), **(overrides or {})}
     )
 
 
@@ -216,6 +220,7 @@ class TrainingResult:
     world_size: int = 1
     global_batch_size: int | None = None
     gather_across_devices: bool = False
+    speed: SpeedReport | None = None
     train_rows: dict[str, int] = field(default_factory=dict)
     emissions: dict[str, Any] = field(default_factory=dict)
     base_model: str | None = None
@@ -240,6 +245,7 @@ class TrainingResult:
             world_size=self.world_size,
             global_batch_size=self.global_batch_size,
             gather_across_devices=self.gather_across_devices,
+            speed=self.speed,
             train_rows=self.train_rows,
             train_loss=final.get("train_loss"),
             history=self.history,
@@ -287,24 +293,6 @@ def _as_trainer_inputs(
     return datasets[name], losses[name]
 
 
-@functools.cache
-def _trainer_class() -> type[SentenceTransformerTrainer]:
-    """`SentenceTransformerTrainer` that saves model files from the writing rank only.
-
-    transformers 5.24 calls `Trainer._save` on every rank and leaves the rank check to
-    it; sentence-transformers 6.2 overrides `_save` assuming only rank 0 calls it, so
-    under DDP all ranks of a node would write the same checkpoint files at once.
-    """
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
-
-    class Trainer(SentenceTransformerTrainer):
-        def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
-            if self.args.should_save:
-                super()._save(output_dir, state_dict)
-
-    return Trainer
-
-
 def build_trainer(
     config: RunConfig,
     train_datasets: DatasetDict,
@@ -325,6 +313,7 @@ def build_trainer(
     """
     from transformers import PrinterCallback, ProgressCallback
 
+    from trainer.fast_path import prepare_fast_path
     from trainer.progress import TrainingProgressCallback
 
     missing = sorted(set(config.datasets) - set(train_datasets))
@@ -341,9 +330,13 @@ def build_trainer(
         eval_input = (
             eval_datasets if config.is_multi_dataset else next(iter(eval_datasets.values()))
         )
-    trainer = _trainer_class()(
+    # Fast path (trainer/fast_path.py): speed levers per config.speed and device, datasets
+    # tokenized once; the trainer is a SentenceTransformerTrainer that reads the token twins.
+    # With model_init (a search) every trial has the same tokenizer: the base model's.
+    tokenizing = model if model is not None else load_model(config.model)
+    fast = prepare_fast_path(config, tokenizing, train_input, eval_input, output_dir=output_dir)
+    trainer = fast.build_trainer(
         model=model,
-        args=training_arguments(config, output_dir),
         train_dataset=train_input,
         eval_dataset=eval_input,
         loss=loss,
@@ -379,6 +372,7 @@ def train(
     evaluators also score the model during training (the metric-over-steps curve).
     """
     from trainer.evaluation import build_evaluators
+    from trainer.fast_path import speed_report
     from trainer.progress import global_batch_size
 
     evaluating = eval_datasets and config.training.get("eval_strategy", "no") != "no"
@@ -406,6 +400,7 @@ def train(
         world_size=trainer.args.world_size,
         global_batch_size=global_batch_size(trainer.args),
         gather_across_devices=gathers_across_devices(config) and trainer.args.world_size > 1,
+        speed=speed_report(trainer),
         train_rows={name: len(ds) for name, ds in train_datasets.items()},
         emissions=emissions,
         base_model=config.model.name_or_path,
