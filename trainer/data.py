@@ -14,7 +14,14 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
 
-from trainer.config import ColumnMapping, DatasetConfig, DataSource, EvaluatorConfig, RunConfig
+from trainer.config import (
+    ColumnMapping,
+    DatasetConfig,
+    DataSource,
+    DocumentsSource,
+    EvaluatorConfig,
+    RunConfig,
+)
 from trainer.losses import LABEL_COLUMNS, LOSS_SPECS
 
 _TEXT_DTYPES = {"string", "large_string"}
@@ -73,7 +80,16 @@ def validate_for_loss(dataset: Dataset, config: DatasetConfig, *, what: str) -> 
     if len(labels) > 1:
         raise DataValidationError(f"{what}: has both 'label' and 'score'; keep one label column")
     needs = spec.describe()
-    if len(texts) < spec.min_texts or (spec.max_texts is not None and len(texts) > spec.max_texts):
+    # Rows that hard-negative mining will extend are (anchor, positive) pairs now and
+    # must fit the loss once the mined negative columns are added.
+    mined = config.hard_negatives.num_negatives if config.hard_negatives else 0
+    if mined and len(texts) != 2:
+        raise DataValidationError(
+            f"{what}: hard_negatives mines from (anchor, positive) rows, got text columns "
+            f"{texts}; select two with columns: {{source: target}}"
+        )
+    n_texts = len(texts) + mined
+    if n_texts < spec.min_texts or (spec.max_texts is not None and n_texts > spec.max_texts):
         raise DataValidationError(
             f"{what}: {loss} needs {needs}, got text columns {texts}; "
             "select and order them with columns: {source: target}"
@@ -155,6 +171,22 @@ def load_evaluator_rows(evaluator: EvaluatorConfig, eval_datasets: DatasetDict) 
             load_source(evaluator.source, what=what), evaluator.columns, what=what
         )
     return dataset
+
+
+def load_documents(documents: DocumentsSource, *, what: str) -> list[str]:
+    """The text column of a document source (a mining corpus, retrieval distractors)."""
+    dataset = load_source(documents.source, what=what)
+    if documents.column not in dataset.column_names:
+        raise DataValidationError(
+            f"{what}: column {documents.column!r} not found in {documents.source.path!r}; "
+            f"the data has: {', '.join(dataset.column_names)}"
+        )
+    column = dataset.data.column(documents.column)
+    if column.null_count:
+        raise DataValidationError(
+            f"{what}: column {documents.column!r} of {documents.source.path!r} has empty values"
+        )
+    return [str(text) for text in column.to_pylist()]
 
 
 def dataset_stats(train: DatasetDict, held_out: DatasetDict) -> dict[str, dict[str, Any]]:
