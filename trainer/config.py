@@ -180,6 +180,63 @@ class LossConfig(_Strict):
         return self
 
 
+class DocumentsSource(_Strict):
+    """A column of extra documents read from a data source (mining corpus, IR distractors)."""
+
+    source: DataSource
+    column: str = "document"
+
+
+class HardNegativesConfig(_Strict):
+    """Mine hard negatives for one (anchor, positive) dataset before training.
+
+    Mapped onto sentence-transformers' `mine_hard_negatives`: candidates are the
+    `range_min`..`range_max` nearest documents to each anchor (its own positives
+    excluded); candidates scoring within the margin of the positive are dropped as
+    probable false negatives (`relative_margin: 0.05` keeps a candidate only if it
+    scores at least 5% below the positive, NV-Retriever's TopK-PercPos); then
+    `num_negatives` are taken per row. Rows for which that many are not found are
+    dropped. Documents come from the training positives plus `corpus`, never from
+    held-out rows.
+    """
+
+    num_negatives: int = Field(default=1, ge=1)
+    range_min: int = Field(default=0, ge=0)
+    range_max: int = Field(default=50, gt=0)
+    relative_margin: float | None = Field(default=None, ge=0.0, lt=1.0)
+    absolute_margin: float | None = Field(default=None, ge=0.0)
+    sampling_strategy: Literal["top", "random"] = "top"
+    corpus: DocumentsSource | None = None
+    model: ModelConfig | None = None
+    batch_size: int = Field(default=64, gt=0)
+    use_faiss: bool | Literal["auto"] = "auto"
+    max_similarity_mib: int = Field(default=512, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_margin(cls, data: Any) -> Any:
+        # Filtering probable false negatives is the point of mining: without either
+        # margin, use NV-Retriever's setting rather than mining unfiltered.
+        if (
+            isinstance(data, dict)
+            and "relative_margin" not in data
+            and "absolute_margin" not in data
+        ):
+            return {**data, "relative_margin": 0.05}
+        return data
+
+    @model_validator(mode="after")
+    def _one_margin_and_room(self) -> HardNegativesConfig:
+        if self.relative_margin is not None and self.absolute_margin is not None:
+            raise ValueError("give either relative_margin or absolute_margin, not both")
+        if self.num_negatives > self.range_max - self.range_min:
+            raise ValueError(
+                f"num_negatives {self.num_negatives} does not fit in ranks "
+                f"range_min {self.range_min} .. range_max {self.range_max}"
+            )
+        return self
+
+
 ColumnMapping = tuple[tuple[str, str], ...]
 """Ordered (source column, training column) pairs."""
 
@@ -211,6 +268,7 @@ class DatasetConfig(_Strict):
     max_samples: int | None = Field(default=None, gt=0)
     eval_source: DataSource | None = None
     eval_size: float | int | None = None
+    hard_negatives: HardNegativesConfig | None = None
 
     @field_validator("eval_size")
     @classmethod
@@ -238,7 +296,7 @@ class DatasetConfig(_Strict):
 
 
 EvaluatorType = Literal[
-    "information_retrieval", "embedding_similarity", "triplet", "binary_classification"
+    "information_retrieval", "embedding_similarity", "triplet", "binary_classification", "beir"
 ]
 
 
@@ -259,6 +317,10 @@ class EvaluatorConfig(_Strict):
     query_column: str = "anchor"
     document_column: str = "positive"
     params: dict[str, Any] = Field(default_factory=dict)
+    path: str | None = None
+    split: str | None = None
+    distractors: DocumentsSource | None = None
+    corpus_chunk_size: int | None = Field(default=None, gt=0)
 
     _columns_in_order = field_validator("columns", mode="before")(
         classmethod(lambda cls, value: _ordered_pairs(value))
@@ -266,14 +328,45 @@ class EvaluatorConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_data_origin(self) -> EvaluatorConfig:
-        if (self.dataset is None) == (self.source is None):
+        if self.type == "beir":
+            if self.path is None or self.dataset is not None or self.source is not None:
+                raise ValueError(
+                    "type beir reads a BEIR folder: give path (with corpus.jsonl, "
+                    "queries.jsonl, qrels/<split>.tsv), not dataset or source"
+                )
+        elif (self.dataset is None) == (self.source is None):
             raise ValueError("give exactly one of dataset (a training dataset name) or source")
+        if self.type != "beir" and (self.path is not None or self.split is not None):
+            raise ValueError(f"path and split are for type beir, not {self.type}")
+        if self.distractors is not None and self.type != "information_retrieval":
+            raise ValueError(f"distractors are for type information_retrieval, not {self.type}")
+        if self.corpus_chunk_size is not None:
+            if self.type not in ("information_retrieval", "beir"):
+                raise ValueError(f"corpus_chunk_size is for retrieval evaluators, not {self.type}")
+            if "corpus_chunk_size" in self.params:
+                raise ValueError("corpus_chunk_size is set twice (also in params); keep one")
         return self
+
+    @property
+    def beir_split(self) -> str:
+        """The qrels file a BEIR evaluator reads: `qrels/<split>.tsv`."""
+        return self.split or "test"
 
     @property
     def display_name(self) -> str:
         """Prefix of the evaluator's metric keys (`<name>_cosine_ndcg@10`)."""
         return self.name or f"{self.dataset or 'eval'}-{self.type}"
+
+
+class LeakageConfig(_Strict):
+    """What to do when held-out queries also occur in training data.
+
+    Overlap is exact text match after collapsing whitespace and case folding. Shared
+    anchors make held-out metrics measure memorisation, so the default stops the run;
+    `warn` only reports (for data where repeated queries are legitimate).
+    """
+
+    on_query_overlap: Literal["fail", "warn"] = "fail"
 
 
 DEFAULT_MODEL_NAME = "finetuned-embedder"
@@ -455,6 +548,7 @@ class RunConfig(_Strict):
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)
     hardware: HardwareSpec | None = None
     speed: SpeedConfig = Field(default_factory=SpeedConfig)
+    leakage: LeakageConfig = Field(default_factory=LeakageConfig)
     seed: int = 42
     search: SearchConfig | None = None
 
@@ -588,9 +682,41 @@ class RunConfig(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _hard_negatives_fit(self) -> RunConfig:
+        from trainer.losses import LOSS_SPECS
+
+        held_out_paths = {ds.eval_source.path for ds in self.datasets.values() if ds.eval_source}
+        held_out_paths |= {ev.source.path for ev in self.evaluators if ev.source is not None}
+        for name, dataset in self.datasets.items():
+            mining = dataset.hard_negatives
+            if mining is None:
+                continue
+            field = f"datasets.{name}.hard_negatives"
+            texts = 2 + mining.num_negatives
+            if not LOSS_SPECS[dataset.loss.name].accepts_texts(texts):
+                raise ValueError(
+                    f"{field}: {dataset.loss.name} cannot train on (anchor, positive, "
+                    f"{mining.num_negatives} negative(s)) rows; mining works with "
+                    f"{', '.join(mining_losses(texts))}"
+                )
+            if mining.corpus is not None and mining.corpus.source.path in held_out_paths:
+                raise ValueError(
+                    f"{field}.corpus: {mining.corpus.source.path!r} holds held-out rows; "
+                    "mining from it would train on evaluation documents"
+                )
+        return self
+
     @property
     def is_multi_dataset(self) -> bool:
         return len(self.datasets) > 1
+
+
+def mining_losses(texts: int) -> list[str]:
+    """Losses that train on rows of `texts` text columns and no label (for error messages)."""
+    from trainer.losses import LOSS_SPECS
+
+    return sorted(name for name, spec in LOSS_SPECS.items() if spec.accepts_texts(texts))
 
 
 def read_config_document(path: str | Path) -> dict[str, Any]:

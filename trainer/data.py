@@ -18,7 +18,13 @@ from __future__ import annotations
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 from pydantic import BaseModel, ConfigDict
 
-from trainer.config import ColumnMapping, DatasetConfig, EvaluatorConfig, RunConfig
+from trainer.config import (
+    ColumnMapping,
+    DatasetConfig,
+    DocumentsSource,
+    EvaluatorConfig,
+    RunConfig,
+)
 from trainer.data_report import DataReport, DatasetReport, SourceReport, check_content
 from trainer.losses import LABEL_COLUMNS, LOSS_SPECS
 from trainer.problems import DataValidationError, Problem
@@ -82,7 +88,16 @@ def validate_for_loss(dataset: Dataset, config: DatasetConfig, *, what: str) -> 
     if len(labels) > 1:
         raise DataValidationError(f"{what}: has both 'label' and 'score'; keep one label column")
     needs = spec.describe()
-    if len(texts) < spec.min_texts or (spec.max_texts is not None and len(texts) > spec.max_texts):
+    # Rows that hard-negative mining will extend are (anchor, positive) pairs now and
+    # must fit the loss once the mined negative columns are added.
+    mined = config.hard_negatives.num_negatives if config.hard_negatives else 0
+    if mined and len(texts) != 2:
+        raise DataValidationError(
+            f"{what}: hard_negatives mines from (anchor, positive) rows, got text columns "
+            f"{texts}; select two with columns: {{source: target}}"
+        )
+    n_texts = len(texts) + mined
+    if n_texts < spec.min_texts or (spec.max_texts is not None and n_texts > spec.max_texts):
         raise DataValidationError(
             f"{what}: {loss} needs {needs}, got text columns {texts}; "
             "select and order them with columns: {source: target}"
@@ -294,3 +309,19 @@ def load_evaluator_rows(
             field=f"{field}.columns",
         )
     return dataset
+
+
+def load_documents(documents: DocumentsSource, *, what: str) -> list[str]:
+    """The text column of a document source (a mining corpus, retrieval distractors)."""
+    dataset = load_source(documents.source, what=what)
+    if documents.column not in dataset.column_names:
+        raise DataValidationError(
+            f"{what}: column {documents.column!r} not found in {documents.source.path!r}; "
+            f"the data has: {', '.join(dataset.column_names)}"
+        )
+    column = dataset.data.column(documents.column)
+    if column.null_count:
+        raise DataValidationError(
+            f"{what}: column {documents.column!r} of {documents.source.path!r} has empty values"
+        )
+    return [str(text) for text in column.to_pylist()]

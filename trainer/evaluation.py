@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
 
+from trainer.beir import load_beir
 from trainer.config import EvaluatorConfig, RunConfig
-from trainer.data import DataValidationError, load_evaluator_rows
+from trainer.data import DataValidationError, load_documents, load_evaluator_rows
 from trainer.losses import LABEL_COLUMNS
 from trainer.results import Evaluation
 
@@ -73,22 +74,72 @@ def information_retrieval_inputs(
     )
 
 
-def build_evaluator(evaluator: EvaluatorConfig, rows: Dataset) -> BaseEvaluator:
-    """One sentence-transformers evaluator over `rows`."""
+def add_distractors(corpus: dict[str, str], distractors: list[str]) -> dict[str, str]:
+    """The corpus plus distractor documents under new ids (`x0`, `x1`, ...).
+
+    A distractor whose text is already a corpus document is that document (it keeps
+    its id, so it stays relevant where it was); repeated distractors are added once.
+    """
+    known = set(corpus.values())
+    extended = dict(corpus)
+    for text in dict.fromkeys(distractors):
+        if text not in known:
+            extended[f"x{len(extended) - len(corpus)}"] = text
+    return extended
+
+
+SCORE_MATRIX_MIB = 512
+"""Memory budget of one (queries x corpus chunk) float32 score matrix in retrieval evaluation."""
+
+
+def corpus_chunk_size(n_queries: int, *, budget_mib: int = SCORE_MATRIX_MIB) -> int:
+    """Documents scored per chunk: the evaluator holds all queries x one chunk of scores,
+    so the chunk shrinks as queries grow (capped at sentence-transformers' 50,000)."""
+    return int(max(1, min(50_000, budget_mib * 2**20 // (4 * max(n_queries, 1)))))
+
+
+def retrieval_evaluator(
+    evaluator: EvaluatorConfig,
+    queries: dict[str, str],
+    corpus: dict[str, str],
+    relevant: dict[str, set[str]],
+) -> BaseEvaluator:
+    """`InformationRetrievalEvaluator` with the project's metric cut-offs, encoding and
+    scoring the corpus in chunks (`corpus_chunk_size`): top-k hits are kept per query,
+    never a full queries x corpus score matrix."""
     from sentence_transformers.sentence_transformer import evaluation as st_eval
 
+    params = dict(evaluator.params)
+    params.setdefault("accuracy_at_k", [1, 5, 10])
+    params.setdefault("precision_recall_at_k", [1, 5, 10])
+    params.setdefault("map_at_k", [10])
+    params.setdefault(
+        "corpus_chunk_size", evaluator.corpus_chunk_size or corpus_chunk_size(len(queries))
+    )
+    return st_eval.InformationRetrievalEvaluator(
+        queries, corpus, relevant, name=evaluator.display_name, write_csv=False, **params
+    )
+
+
+def build_evaluator(evaluator: EvaluatorConfig, rows: Dataset | None) -> BaseEvaluator:
+    """One sentence-transformers evaluator over `rows` (None for `beir`, which reads its folder)."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    if evaluator.type == "beir":
+        assert evaluator.path is not None
+        data = load_beir(evaluator.path, evaluator.beir_split)
+        return retrieval_evaluator(evaluator, data.queries, data.corpus, data.relevant)
+    assert rows is not None
     name, params = evaluator.display_name, dict(evaluator.params)
     if evaluator.type == "information_retrieval":
         queries, documents = _columns(
             rows, evaluator, [evaluator.query_column, evaluator.document_column]
         )
         q, corpus, relevant = information_retrieval_inputs(queries, documents)
-        params.setdefault("accuracy_at_k", [1, 5, 10])
-        params.setdefault("precision_recall_at_k", [1, 5, 10])
-        params.setdefault("map_at_k", [10])
-        return st_eval.InformationRetrievalEvaluator(
-            q, corpus, relevant, name=name, write_csv=False, **params
-        )
+        if evaluator.distractors is not None:
+            what = f"evaluator {evaluator.display_name!r} distractors"
+            corpus = add_distractors(corpus, load_documents(evaluator.distractors, what=what))
+        return retrieval_evaluator(evaluator, q, corpus, relevant)
     if evaluator.type == "triplet":
         anchors, positives, negatives = _columns(rows, evaluator, _text_columns(rows, evaluator, 3))
         return st_eval.TripletEvaluator(
@@ -122,7 +173,7 @@ def evaluator_configs(config: RunConfig, eval_datasets: DatasetDict) -> list[Eva
 def build_evaluators(config: RunConfig, eval_datasets: DatasetDict) -> list[BaseEvaluator]:
     """All evaluators of the run (see `evaluator_configs`)."""
     return [
-        build_evaluator(ev, load_evaluator_rows(ev, eval_datasets))
+        build_evaluator(ev, None if ev.type == "beir" else load_evaluator_rows(ev, eval_datasets))
         for ev in evaluator_configs(config, eval_datasets)
     ]
 

@@ -34,6 +34,11 @@ class LossSpec:
     max_texts: int | None
     label: LabelKind = "none"
 
+    def accepts_texts(self, texts: int) -> bool:
+        """Whether rows of `texts` text columns and no label fit this loss (mined rows)."""
+        fits_max = self.max_texts is None or texts <= self.max_texts
+        return self.label == "none" and self.min_texts <= texts and fits_max
+
     def describe(self) -> str:
         texts = (
             f"{self.min_texts}+"
