@@ -1,5 +1,5 @@
-"""The fine-tuning pipeline: preflight -> load -> [search] -> train -> evaluate -> card ->
-gated push -> promotion.
+"""The fine-tuning pipeline: preflight -> load -> [mine hard negatives] -> [search] ->
+train -> evaluate -> card -> gated push -> promotion.
 
 Run it with `zenml pipeline run pipelines.finetune.finetune_pipeline -c <config.yaml>`.
 The YAML's `parameters.config` is the whole `RunConfig`; ZenML validates it against the
@@ -24,6 +24,7 @@ from steps._tracking import tracked
 from steps.evaluate import evaluate
 from steps.hyperparameter_search import hyperparameter_search
 from steps.load_datasets import load_datasets
+from steps.mine_hard_negatives import mine_hard_negatives
 from steps.model_card import model_card
 from steps.preflight import preflight
 from steps.promote import promote
@@ -67,6 +68,12 @@ def finetune_pipeline(config: RunConfig) -> None:
     )
     # On a Kubernetes orchestrator the stages that train land on a GPU node; the local
     # orchestrator skips these settings with an info message, so one config serves both.
+    mining = None
+    if any(dataset.hard_negatives for dataset in config.datasets.values()):
+        # Negatives are mined from the training splits only, with the base model.
+        train_datasets, mining = mine_hard_negatives.with_options(
+            settings=stage_settings(config, "mine_hard_negatives"), **hub
+        )(config=config, train_datasets=train_datasets)
     search, train_config = None, config
     if config.search is not None:
         # The final training uses the best trial's parameters (the search block cleared).
@@ -88,6 +95,7 @@ def finetune_pipeline(config: RunConfig) -> None:
         training=training,
         data_report=data_report,
         search=search,
+        mining=mining,
     )
     hub_push = push_to_hub(config=config, model=model, evaluation=evaluation, model_card=card)
     promote(config=config, evaluation=evaluation, hub_push=hub_push)

@@ -62,6 +62,7 @@ PIPELINE_NAME = "finetune_pipeline"
 STEP_NAMES = (
     "preflight",
     "load_datasets",
+    "mine_hard_negatives",
     "hyperparameter_search",
     "train",
     "evaluate",
@@ -69,8 +70,8 @@ STEP_NAMES = (
     "push_to_hub",
     "promote",
 )
-"""Steps of `pipelines.finetune.finetune_pipeline`, in run order (`hyperparameter_search`
-only runs for configs with a `search` block)."""
+"""Steps of `pipelines.finetune.finetune_pipeline`, in run order (`mine_hard_negatives`
+and `hyperparameter_search` only run for configs that ask for them)."""
 PREVIEW_IMAGE = "registry.example.com/st-finetune:preview"
 _PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -288,8 +289,13 @@ def render(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> list[di
     """Every object of one run as plain manifests: the orchestrator Job (or CronJob),
     then one Job per step."""
     top = cron_job(run, image) if run.schedule else orchestrator_job(run, image)
-    searching = run_config(run).search is not None
-    steps = [step for step in STEP_NAMES if searching or step != "hyperparameter_search"]
+    config = run_config(run)
+    skipped = set()
+    if config.search is None:
+        skipped.add("hyperparameter_search")
+    if not any(dataset.hard_negatives for dataset in config.datasets.values()):
+        skipped.add("mine_hard_negatives")
+    steps = [step for step in STEP_NAMES if step not in skipped]
     return [to_manifest(top), *(to_manifest(step_job(run, step, image)) for step in steps)]
 
 

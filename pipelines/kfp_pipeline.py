@@ -92,6 +92,25 @@ def load_datasets(config: str, train_data: Output[Dataset], eval_data: Output[Da
     return report.model_dump(mode="json")
 
 
+def mine_hard_negatives(
+    config: str, train_data: Input[Dataset], mined_data: Output[Dataset]
+) -> dict:
+    """(anchor, positive) rows -> (anchor, positive, negative_1..n) rows for the datasets
+    that ask for it, from the training splits only; returns what mining did."""
+    from datasets import load_from_disk
+
+    from trainer.config import RunConfig
+    from trainer.mining import mine_hard_negatives_for_run
+
+    mined, reports = mine_hard_negatives_for_run(
+        RunConfig.model_validate_json(config), load_from_disk(train_data.path)
+    )
+    for report in reports.datasets.values():
+        print(report.summary_line(), flush=True)
+    mined.save_to_disk(mined_data.path)
+    return reports.model_dump(mode="json")
+
+
 def hyperparameter_search(
     config: str, train_data: Input[Dataset], eval_data: Input[Dataset], report: Output[HTML]
 ) -> str:
@@ -200,9 +219,11 @@ def model_card(
     run_name: str,
     run_id: str,
     card: Output[Markdown],
+    mining: dict = {},  # noqa: B006 (a KFP parameter default, never mutated)
 ) -> None:
     """The Hub README.md (front matter + body), also rendered in the KFP UI."""
     from trainer.config import RunConfig
+    from trainer.mining import MiningReports
     from trainer.model_card import render_model_card
     from trainer.results import DataReport, Evaluation, RunRef, TrainingSummary
 
@@ -212,6 +233,7 @@ def model_card(
         training=TrainingSummary.model_validate(training),
         data=DataReport.model_validate(data_report),
         run=RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune"),
+        mining=MiningReports.model_validate(mining) if mining else None,
     )
     with open(card.path, "w", encoding="utf-8") as handle:
         handle.write(text)
@@ -358,6 +380,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
         for fn in (
             preflight,
             load_datasets,
+            mine_hard_negatives,
             hyperparameter_search,
             train,
             evaluate,
@@ -379,12 +402,22 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
         )
         data = _configure(ops["load_datasets"](config=config), document, "load_datasets", run)
         data.after(checked)
+        train_data = data.outputs["train_data"]
+        mining = None
+        if any(dataset.hard_negatives for dataset in run.datasets.values()):
+            mining = _configure(
+                ops["mine_hard_negatives"](config=config, train_data=train_data),
+                document,
+                "mine_hard_negatives",
+                run,
+            )
+            train_data = mining.outputs["mined_data"]
         train_config = config
         if run.search is not None:
             searched = _configure(
                 ops["hyperparameter_search"](
                     config=config,
-                    train_data=data.outputs["train_data"],
+                    train_data=train_data,
                     eval_data=data.outputs["eval_data"],
                 ),
                 document,
@@ -395,7 +428,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
         trained = _configure(
             ops["train"](
                 config=train_config,
-                train_data=data.outputs["train_data"],
+                train_data=train_data,
                 eval_data=data.outputs["eval_data"],
                 pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
                 run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
@@ -416,6 +449,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
             "evaluate",
             run,
         )
+        card_inputs = {"mining": mining.outputs["Output"]} if mining is not None else {}
         card = _configure(
             ops["model_card"](
                 config=config,
@@ -424,6 +458,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
                 data_report=data.outputs["Output"],
                 run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                **card_inputs,
             ),
             document,
             "model_card",

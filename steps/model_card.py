@@ -15,6 +15,7 @@ from zenml.types import MarkdownString
 from steps._context import run_ref
 from steps._tracking import mlflow_tracked
 from trainer.config import RunConfig
+from trainer.mining import MiningReports
 from trainer.model_card import render_model_card
 from trainer.results import DataReport, Evaluation, TrainingSummary
 from trainer.search import SearchResult
@@ -28,6 +29,7 @@ def model_card(
     training: TrainingSummary,
     data_report: DataReport,
     search: SearchResult | None = None,
+    mining: MiningReports | None = None,
 ) -> Annotated[MarkdownString, "model_card"]:
     """README.md text (YAML front matter + body), shown in the dashboard as Markdown."""
     card = render_model_card(
@@ -37,6 +39,7 @@ def model_card(
         data=data_report,
         run=run_ref(),
         search=search,
+        mining=mining,
     )
     if mlflow_tracked():
         log_model_card(card)

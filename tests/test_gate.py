@@ -33,6 +33,7 @@ def test_default_gate_passes_when_not_worse() -> None:
         "value": 0.52,
         "base_value": 0.40,
         "improvement": pytest.approx(0.12),
+        "guards": [],
         "reasons": [],
     }
     assert decision.log_line() == (
@@ -128,6 +129,7 @@ def test_decision_round_trips_as_json() -> None:
         "value": 0.5,
         "base_value": 0.4,
         "improvement": pytest.approx(0.1),
+        "guards": [],
         "reasons": [],
     }
 
@@ -153,3 +155,40 @@ def test_promotion_needs_the_gate_and_a_better_score_than_production(
 ) -> None:
     decision = decide(GateConfig(), evaluation(0.4, tuned))
     assert promotion_verdict(decision, production) == verdict
+
+
+GENERAL = "general-ir_cosine_ndcg@10"
+
+
+def test_a_guard_that_drops_too_far_stops_publishing_and_promotion() -> None:
+    """The target metric improves, a guarded general-domain metric collapses."""
+    gate = GateConfig(guards=[{"metric": GENERAL, "max_drop": 0.02}])
+    decision = decide(gate, evaluation(0.40, 0.52, **{GENERAL: (0.60, 0.50)}))
+
+    assert not decision.passed
+    (guard,) = decision.guards
+    assert (guard.metric, guard.passed) == (GENERAL, False)
+    assert guard.drop == pytest.approx(0.10)
+    assert decision.log_line() == (
+        f"gate FAILED: guard {GENERAL} FAILED: 0.6000 -> 0.5000 (drop +0.1000, max 0.0200); "
+        "model not pushed, not promoted"
+    )
+    promoted, reason = promotion_verdict(decision, production_score=None)
+    assert not promoted and f"guard {GENERAL} FAILED" in reason
+
+
+def test_guards_within_their_tolerance_pass_and_are_reported() -> None:
+    gate = GateConfig(guards=[{"metric": GENERAL, "max_drop": 0.02}])
+    decision = decide(gate, evaluation(0.40, 0.52, **{GENERAL: (0.60, 0.59)}))
+    assert decision.passed
+    assert f"guard {GENERAL} passed: 0.6000 -> 0.5900 (drop +0.0100, max 0.0200)" in (
+        decision.log_line()
+    )
+
+
+def test_a_guard_on_a_metric_nobody_evaluated_is_a_config_error() -> None:
+    gate = GateConfig(guards=[{"metric": "typo_ndcg@10", "max_drop": 0.0}])
+    with pytest.raises(
+        ValueError, match=r"gate.guards\[0\]: metric 'typo_ndcg@10' was not evaluated"
+    ):
+        decide(gate, evaluation(0.4, 0.5))

@@ -98,3 +98,19 @@ def test_shipped_quickstart_split_has_no_leakage() -> None:
     report = check_leakage(train, held_out)
     assert report.shared_queries == 0
     assert enforce_leakage_policy(report, config.leakage) == []
+
+
+def test_a_split_is_checked_as_its_own_rows_not_the_table_it_was_cut_from() -> None:
+    """After `train_test_split` both sides share one Arrow table (indices mappings):
+    distinct queries on each side must not count as shared."""
+    from datasets import Dataset
+
+    from trainer.leakage import check_leakage
+
+    rows = Dataset.from_dict(
+        {"anchor": [f"query {i}" for i in range(40)], "positive": [f"doc {i}" for i in range(40)]}
+    )
+    parts = rows.train_test_split(test_size=0.25, seed=42)
+    report = check_leakage({"docs": parts["train"]}, {"docs": parts["test"]})
+    assert report.datasets["docs"].held_out_rows == 10
+    assert report.datasets["docs"].shared_queries == 0

@@ -1,55 +1,47 @@
-"""The mining step on ZenML's local stack: mined datasets and the reports as artifacts."""
+"""Mining through the real pipeline on ZenML's local stack: the mined triplets train, the
+reports are an artifact and metadata, the card says what mining did, nothing mined reads
+held-out rows."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from datasets import DatasetDict, load_dataset
-from zenml import pipeline, step
-
-from steps.materializers import HFDatasetMaterializer
-from steps.mine_hard_negatives import mine_hard_negatives
-from tests.conftest import tiny_run_config
-from trainer.config import RunConfig
+from tests.conftest import REPO_ROOT, docs_pipeline_config, write_jsonl, write_run_yaml
 from trainer.mining import MiningReports
 
 
-@step(output_materializers=HFDatasetMaterializer)
-def pair_rows(path: str) -> DatasetDict:
-    rows = load_dataset("json", data_files=path, split="train")
-    return DatasetDict({"docs": rows.select_columns(["query", "document"])})
-
-
-@pipeline(enable_cache=False)
-def mining_pipeline(config: RunConfig, path: str) -> None:
-    mine_hard_negatives(config, pair_rows(path))
-
-
-def test_mine_step_returns_mined_datasets_and_reports(
-    zenml_client, tiny_model_path: Path, pairs_file: Path
+def test_the_pipeline_mines_then_trains_on_the_triplets(
+    zenml_client, tiny_model_path: Path, tmp_path: Path
 ) -> None:
+    from huggingface_hub import ModelCard
     from zenml.enums import ExecutionStatus
 
-    config = RunConfig.model_validate(
-        tiny_run_config(
-            tiny_model_path,
-            {
-                "docs": {
-                    "source": {"path": str(pairs_file)},
-                    "columns": {"query": "anchor", "document": "positive"},
-                    "hard_negatives": {"num_negatives": 1, "range_max": 59},
-                }
-            },
-        )
+    from pipelines.finetune import finetune_pipeline
+
+    rows = [json.loads(line) for line in (REPO_ROOT / "data/stdlib_docs/train.jsonl").open()]
+    document = docs_pipeline_config(tiny_model_path, write_jsonl(tmp_path / "p.jsonl", rows[:80]))
+    document["datasets"]["docs"]["hard_negatives"] = {"num_negatives": 1, "range_max": 59}
+    path = write_run_yaml(tmp_path / "run.yaml", document, model={"name": "mined-embedder"})
+    run = zenml_client.get_pipeline_run(
+        finetune_pipeline.with_options(config_path=str(path), enable_cache=False)().id
     )
-    run = zenml_client.get_pipeline_run(mining_pipeline(config, str(pairs_file)).id)
     assert run.status == ExecutionStatus.COMPLETED
+
     step_run = run.steps["mine_hard_negatives"]
     mined = step_run.outputs["train_datasets"][0].load()
     reports = step_run.outputs["mining"][0].load()
     assert isinstance(reports, MiningReports)
     report = reports.datasets["docs"]
-    assert mined["docs"].column_names == ["query", "document", "negative_1"]
+    assert mined["docs"].column_names == ["anchor", "positive", "negative_1"]
     assert len(mined["docs"]) == report.rows_with_negatives > 0
-    logged = step_run.run_metadata["hard_negatives"]["docs"]
-    assert logged["rows_in"] == 60 and logged["false_negatives_filtered"] >= 0
+    assert report.rows_in == 60  # the 20 held-out rows (eval_size 0.25) never reach mining
+    held_out = set(run.steps["load_datasets"].outputs["eval_datasets"][0].load()["docs"]["anchor"])
+    assert not held_out & set(mined["docs"]["anchor"])
+    assert step_run.run_metadata["hard_negatives"]["docs"]["rows_in"] == 60
+
+    # Training consumed the triplets (the train step's input is the mining step's output).
+    training = run.steps["train"].outputs["training"][0].load()
+    assert training.train_rows == {"docs": report.rows_with_negatives}
+    card = ModelCard(str(run.steps["model_card"].outputs["model_card"][0].load()))
+    assert f"- Hard negatives: {report.summary_line()}" in card.text

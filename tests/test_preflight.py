@@ -366,3 +366,42 @@ def test_the_failure_lists_every_problem(tmp_path: Path) -> None:
     for problem in report.problems:
         assert f"\n  {problem}" in message
     assert message.endswith("check again with `python -m trainer.preflight <config.yaml>`.")
+
+
+def test_retrieval_corpora_and_guards_are_checked_up_front(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """A BEIR folder or distractor file that is not there, and a guard on a metric no
+    evaluator reports, are found before anything loads."""
+    from tests.conftest import docs_pipeline_config
+    from trainer.config import RunConfig
+    from trainer.preflight import preflight
+
+    document = docs_pipeline_config(tiny_model_path, pairs_file)
+    document["evaluators"][0]["distractors"] = {"source": {"path": str(tmp_path / "none.jsonl")}}
+    document["evaluators"].append(
+        {"type": "beir", "name": "general", "path": str(tmp_path / "beir")}
+    )
+    document["gate"] = {
+        "metric": "docs-ir_cosine_ndcg@10",
+        "guards": [{"metric": "general_ndcg@10"}],
+    }
+    report = preflight(RunConfig.model_validate(document))
+    messages = [str(problem) for problem in report.problems]
+    assert any("none.jsonl" in message for message in messages), messages
+    assert any(
+        message.startswith("evaluators.1: ") and "beir" in message for message in messages
+    ), messages
+    assert not report.ok
+
+
+def test_a_guard_on_a_metric_no_evaluator_reports(tiny_model_path: Path, pairs_file: Path) -> None:
+    from tests.conftest import docs_pipeline_config
+    from trainer.config import RunConfig
+    from trainer.preflight import preflight
+
+    document = docs_pipeline_config(tiny_model_path, pairs_file)
+    document["gate"] = {"guards": [{"metric": "docs-ir_cosine_ndcg@100", "max_drop": 0.01}]}
+    (problem,) = preflight(RunConfig.model_validate(document)).problems
+    assert problem.field == "gate.guards[0].metric"
+    assert "did you mean 'docs-ir_cosine_ndcg@10'?" in problem.message

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainer.distributed import DistributedSpec
+from trainer.guards import GuardConfig
 from trainer.hardware import HardwareSpec
 from trainer.problems import raise_problems
 from trainer.search import SearchConfig
@@ -431,12 +432,15 @@ class GateConfig(_Strict):
 
     `metric` defaults to the first evaluator's primary metric. The model passes when its
     value is at least `min_value` (if set) and beats the base model by at least
-    `min_improvement` (if set; 0.0 means "not worse").
+    `min_improvement` (if set; 0.0 means "not worse"), and no guarded metric fell by more
+    than its guard's `max_drop` against the base model (`guards`: for example a
+    general-domain retrieval set next to the target domain).
     """
 
     metric: str | None = None
     min_value: float | None = None
     min_improvement: float | None = 0.0
+    guards: list[GuardConfig] = Field(default_factory=list)
 
 
 class HubConfig(_Strict):

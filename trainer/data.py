@@ -110,7 +110,7 @@ def validate_for_loss(dataset: Dataset, config: DatasetConfig, *, what: str) -> 
             raise DataValidationError(
                 f"{what}: column {column!r} must hold strings for {loss}, got {got}"
             )
-        if dataset.data.column(column).null_count:
+        if dataset.with_format("arrow")[column].null_count:
             raise DataValidationError(f"{what}: column {column!r} has empty (null) values")
     if spec.label == "none" and labels:
         raise DataValidationError(

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from datasets import Dataset
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainer.leakage import LeakageReport
 from trainer.problems import DataValidationError
 
 logger = logging.getLogger(__name__)
@@ -72,13 +73,20 @@ class DatasetReport(_Report):
 
 
 class DataReport(_Report):
-    """All datasets of a run: for step metadata, the model card and a preflight."""
+    """All datasets of a run: for step metadata, the model card and a preflight.
+
+    `leakage`: rows the held-out data shares with the training data (`trainer.leakage`),
+    with `leakage_warnings` for overlap the run tolerated.
+    """
 
     datasets: dict[str, DatasetReport]
+    leakage: LeakageReport | None = None
+    leakage_warnings: list[str] = Field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
-        return [warning for report in self.datasets.values() for warning in report.warnings]
+        found = [warning for report in self.datasets.values() for warning in report.warnings]
+        return found + list(self.leakage_warnings)
 
 
 def _blank(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from trainer.config import GateConfig
+from trainer.guards import check_guards
 from trainer.results import Evaluation, GateDecision
 from trainer.results import format_metric as _fmt
 
@@ -19,7 +20,8 @@ def decide(gate: GateConfig, evaluation: Evaluation) -> GateDecision:
 
     The metric is `gate.metric`, else the evaluation's primary metric. A metric that was
     not evaluated is a configuration error (ValueError naming the available metrics), not
-    a failed gate: a typo must not silently block every release.
+    a failed gate: a typo must not silently block every release. Every guard in
+    `gate.guards` must hold too; a failed guard is a reason, named in the log line.
     """
     finetuned = evaluation.finetuned
     metric = gate.metric or evaluation.primary_metric
@@ -53,12 +55,15 @@ def decide(gate: GateConfig, evaluation: Evaluation) -> GateDecision:
                 f"{metric} improved by {improvement:+.4f} (base {_fmt(base_value)} -> "
                 f"{_fmt(value)}) < min_improvement {gate.min_improvement}"
             )
+    guards = check_guards(gate.guards, evaluation.base, evaluation.finetuned)
+    reasons += [guard.summary() for guard in guards if not guard.passed]
     return GateDecision(
         passed=not reasons,
         metric=metric,
         value=value,
         base_value=base_value,
         improvement=None if improvement is None else float(improvement),
+        guards=guards,
         reasons=reasons,
     )
 

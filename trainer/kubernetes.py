@@ -128,9 +128,9 @@ def pod_hardware(spec: HardwareSpec) -> PodHardware:
     )
 
 
-HARDWARE_STAGES = frozenset({"hyperparameter_search", "train"})
-"""Stages that train with the model: on Kubernetes they run on `config.hardware` (GPU
-node, tolerations, resources), in ZenML and in Kubeflow alike. The other stages run on
+HARDWARE_STAGES = frozenset({"mine_hard_negatives", "hyperparameter_search", "train"})
+"""Stages that encode or train with the model: on Kubernetes they run on `config.hardware`
+(GPU node, tolerations, resources), in ZenML and in Kubeflow alike. The other stages run on
 CPU nodes with the resources their orchestrator config gives them."""
 
 SUBMITTING_STAGE = "train"

@@ -83,7 +83,10 @@ def _keys(dataset: Dataset, position: int) -> list[str] | None:
     columns = _text_columns(dataset)
     if len(columns) <= position:
         return None
-    return [normalise(str(text)) for text in dataset.data.column(columns[position]).to_pylist()]
+    # `with_format("arrow")` honours a split's indices mapping; `dataset.data` would be
+    # the whole table the split was cut from.
+    texts = dataset.with_format("arrow")[columns[position]]
+    return [normalise(str(text)) for text in texts.to_pylist()]
 
 
 def _shared(held_out: list[str], training: set[str]) -> list[int]:

@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from trainer.config import EvaluatorConfig, RunConfig, hub_repo_id
+from trainer.mining import MiningReports
 from trainer.results import (
     DataReport,
     Emissions,
@@ -259,6 +260,20 @@ def _evaluation(evaluation: Evaluation) -> str:
     return f"## Evaluation\n\n{intro}\n\n{table}"
 
 
+def _leakage(data: DataReport) -> str:
+    """Held-out rows also present in training (exact after whitespace/case folding)."""
+    assert data.leakage is not None
+    parts = [
+        f"`{name}`: {leak.shared_queries} of {leak.held_out_rows} queries, "
+        f"{leak.shared_positives} positives"
+        for name, leak in data.leakage.datasets.items()
+    ]
+    return (
+        "Held-out rows also found in the training data (exact match after collapsing "
+        f"whitespace and case): {'; '.join(parts) or 'no held-out data'}."
+    )
+
+
 def _batch_line(training: TrainingSummary) -> str:
     if training.world_size == 1:
         return f"- Global batch: {_cell(training.global_batch_size)} pairs per step (1 process)"
@@ -278,6 +293,7 @@ def _training(
     training: TrainingSummary,
     data: DataReport,
     search: SearchResult | None,
+    mining: MiningReports | None = None,
 ) -> str:
     data_rows, loss_rows = [], []
     for name, dataset in config.datasets.items():
@@ -315,6 +331,8 @@ def _training(
         _batch_line(training),
         f"- Final training loss: {_num(training.train_loss)}",
     ]
+    for report in mining.datasets.values() if mining else []:
+        facts.append(f"- Hard negatives: {report.summary_line()}")
     if training.speed is not None:
         levers = ", ".join(f"`{name}`" for name in training.speed.active_levers()) or "none"
         facts.append(f"- Speed levers ({training.speed.device}): {levers}")
@@ -340,6 +358,7 @@ def _training(
             if data.warnings
             else []
         ),
+        *([_leakage(data)] if data.leakage is not None else []),
         "### Losses",
         _table(["Dataset", "Loss", "Parameters", "Matryoshka dims", "Cached", "Prompt"], loss_rows),
         "### Hyperparameters",
@@ -397,6 +416,7 @@ def render_model_card(
     data: DataReport,
     run: RunRef | None = None,
     search: SearchResult | None = None,
+    mining: MiningReports | None = None,
 ) -> str:
     """README.md text: YAML front matter (with model-index) plus the markdown body.
 
@@ -408,7 +428,7 @@ def render_model_card(
         _summary(config, training.model_info, training.lineage),
         _usage(config),
         _evaluation(evaluation),
-        _training(config, training, data, search),
+        _training(config, training, data, search, mining),
         _lineage(run),
     ]
     body = "\n\n".join(section for section in sections if section) + "\n"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.data_report import DataReport, DatasetReport, SourceReport
 from trainer.fast_path import SpeedReport
+from trainer.guards import GuardResult
 from trainer.lineage import ModelLineage
 
 __all__ = [
@@ -177,6 +178,7 @@ class GateDecision(_Result):
     value: float
     base_value: float | None = None
     improvement: float | None = None
+    guards: list[GuardResult] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
 
     def log_line(self) -> str:
@@ -187,8 +189,9 @@ class GateDecision(_Result):
                 if self.base_value is not None and self.improvement is not None
                 else ""
             )
+            guards = "".join(f"; {guard.summary()}" for guard in self.guards)
             return (
-                f"gate PASSED: {self.metric} = {format_metric(self.value)}{base}; "
+                f"gate PASSED: {self.metric} = {format_metric(self.value)}{base}{guards}; "
                 "model may be pushed and promoted"
             )
         return f"gate FAILED: {'; '.join(self.reasons)}; model not pushed, not promoted"

@@ -41,6 +41,7 @@ from trainer.distributed import (
     processes_per_node,
 )
 from trainer.evaluation import build_evaluators, compare, run_evaluators
+from trainer.leakage import check_leakage, enforce_leakage_policy
 from trainer.results import (
     CheckpointSummary,
     DataReport,
@@ -93,8 +94,16 @@ that differs only in these continues the same checkpoint series."""
 
 def load_stage(config: RunConfig) -> tuple[DatasetDict, DatasetDict, DataReport]:
     """Train and held-out `DatasetDict`s keyed by dataset name, and what loading found
-    (rows, columns, dropped blank texts, duplicates, warnings)."""
-    return load_datasets_with_report(config)
+    (rows, columns, dropped blank texts, duplicates, rows shared between training and
+    held-out data, warnings). A held-out query that also occurs in training stops the
+    run (`LeakageError`) unless `leakage.on_query_overlap: warn`."""
+    train_datasets, held_out, report = load_datasets_with_report(config)
+    leakage = check_leakage(train_datasets, held_out)
+    warnings = enforce_leakage_policy(leakage, config.leakage)
+    for warning in warnings:
+        logger.warning(warning)
+    report = report.model_copy(update={"leakage": leakage, "leakage_warnings": warnings})
+    return train_datasets, held_out, report
 
 
 # --- train -----------------------------------------------------------------------------

@@ -127,6 +127,20 @@ def check_evaluators(
     for index, evaluator in enumerate(configs):
         where = f"evaluators.{index}" if config.evaluators else "evaluators"
         name = evaluator.display_name
+        if evaluator.type == "beir":  # reads its own corpus, queries and judgements
+            try:
+                built = build_evaluator(evaluator, None)
+            except (DataValidationError, ValueError) as error:
+                found.problem(where, str(error))
+                unknown.append(name)
+                continue
+            names = sorted({key for fn in similarities for key in metric_names(built, fn)})
+            metrics.extend(names)
+            shown.extend(metric_names(built, similarity or DEFAULT_SIMILARITY))
+            if index == 0 and similarity:
+                primary = primary_metric_name(built, similarity)
+            found.checked.append(f"evaluator {name}: {evaluator.path}, {len(names)} metrics")
+            continue
         rows = _real_rows(evaluator, held_out, where, found)
         built = None
         try:
@@ -164,6 +178,7 @@ def check_evaluators(
 
 
 def check_gate(config: RunConfig, metrics: EvaluatorMetrics, found: Findings) -> str | None:
+    _check_guards(config, metrics, found)
     metric = config.gate.metric or metrics.primary
     if metric is None or metric in metrics.names:
         if metric is not None:
@@ -192,3 +207,20 @@ def check_gate(config: RunConfig, metrics: EvaluatorMetrics, found: Findings) ->
             f"one of: {valid}",
         )
     return metric
+
+
+def _check_guards(config: RunConfig, metrics: EvaluatorMetrics, found: Findings) -> None:
+    """Every `gate.guards[i].metric` must be a metric the evaluators report."""
+    if metrics.unknown or not metrics.names:
+        return
+    for index, guard in enumerate(config.gate.guards):
+        if guard.metric in metrics.names:
+            found.checked.append(f"gate guard {guard.metric}")
+            continue
+        close = difflib.get_close_matches(guard.metric, metrics.shown, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        found.problem(
+            f"gate.guards[{index}].metric",
+            f"{guard.metric!r} is not reported by any evaluator; {hint}they report: "
+            f"{', '.join(metrics.shown)}",
+        )
