@@ -185,10 +185,11 @@ def test_unscheduled_config_is_one_orchestrator_job() -> None:
     run = k8s_manifests.load_run(BASE)
     assert run.schedule is None
     documents = k8s_manifests.render(run)
-    assert [doc["kind"] for doc in documents] == ["Job"] * len(k8s_manifests.STEP_NAMES)
-    # No search block: no search step Job.
-    names = [doc["metadata"]["annotations"].get("zenml.io/step_name") for doc in documents]
-    assert "hyperparameter_search" not in names
+    names = [doc["metadata"]["labels"].get("step_name") for doc in documents]
+    # No search block and no hard negatives: neither optional step gets a Job.
+    optional = {"hyperparameter_search", "mine_hard_negatives"}
+    assert names[1:] == [step for step in k8s_manifests.STEP_NAMES if step not in optional]
+    assert [doc["kind"] for doc in documents] == ["Job"] * len(names)
     with pytest.raises(ValueError, match="cron_expression"):
         k8s_manifests.cron_job(run)
 
