@@ -121,7 +121,7 @@ def test_tracked_pipeline_run_logs_curves_metrics_parameters_and_card(
     assert "improvement/docs-ir_cosine_mrr_10" in metrics
 
     params = mlflow_run.data.params
-    assert params["training.learning_rate"] == "2e-05"
+    assert params["training.learning_rate"] == "5e-05"  # the in-batch-negatives default
     assert params["training.per_device_train_batch_size"] == "8"
     assert params["data.docs.train_rows"] == "45"
     assert params["data.docs.eval_rows"] == "15"

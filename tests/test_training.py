@@ -159,3 +159,29 @@ def test_package_model_resolves_to_shipped_weights() -> None:
     assert (path / "model.safetensors").is_file()
     with pytest.raises(ValueError, match=r"package 'no_such_pkg' is not installed"):
         training.resolve_model_path("package:no_such_pkg")
+
+
+@pytest.mark.parametrize(
+    ("losses", "expected"),
+    [
+        ([{"name": "MultipleNegativesRankingLoss"}], (32, 5e-5)),
+        ([{"name": "MultipleNegativesSymmetricRankingLoss"}], (32, 5e-5)),
+        ([{"name": "MultipleNegativesRankingLoss", "cached": True}], (128, 1e-4)),
+        ([{"name": "CoSENTLoss"}], (16, 2e-5)),  # not measured: the generic defaults
+        ([{"name": "MultipleNegativesRankingLoss"}, {"name": "CoSENTLoss"}], (16, 2e-5)),
+    ],
+)
+def test_defaults_follow_the_loss_family(
+    tiny_model_path: Path, losses: list[dict], expected: tuple[int, float]
+) -> None:
+    datasets = {
+        f"d{i}": {"source": {"path": f"d{i}.jsonl"}, "loss": loss} for i, loss in enumerate(losses)
+    }
+    document = tiny_run_config(tiny_model_path, datasets)
+    document["training"] = {}
+    arguments = training.effective_training_arguments(RunConfig.model_validate(document))
+    assert (arguments["per_device_train_batch_size"], arguments["learning_rate"]) == expected
+    # Whatever the config says wins over any default.
+    document["training"] = {"learning_rate": 3e-5}
+    arguments = training.effective_training_arguments(RunConfig.model_validate(document))
+    assert arguments["learning_rate"] == 3e-5

@@ -203,7 +203,7 @@ class HardNegativesConfig(_Strict):
 
     num_negatives: int = Field(default=1, ge=1)
     range_min: int = Field(default=0, ge=0)
-    range_max: int = Field(default=50, gt=0)
+    range_max: int = Field(default=100, gt=0)
     relative_margin: float | None = Field(default=None, ge=0.0, lt=1.0)
     absolute_margin: float | None = Field(default=None, ge=0.0)
     sampling_strategy: Literal["top", "random"] = "top"
