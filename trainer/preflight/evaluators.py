@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trainer.config import RunConfig
 from trainer.preflight.report import Findings
@@ -94,6 +94,27 @@ class EvaluatorMetrics:
     unknown: list[str]
 
 
+def _build(
+    evaluator: EvaluatorConfig, held_out: DatasetDict, where: str, found: Findings
+) -> tuple[Any, str | None]:
+    """The evaluator as the evaluate stage will build it, and what it was checked on
+    (None: built on stand-in rows because its real rows are unusable, problem recorded).
+
+    A BEIR evaluator reads its own folder; the others read their rows, or a one-row
+    stand-in so their metric names are still known."""
+    from trainer.evaluation import build_evaluator
+
+    if evaluator.type == "beir":
+        return build_evaluator(evaluator, None), str(evaluator.path)
+    rows = _real_rows(evaluator, held_out, where, found)
+    if rows is not None:
+        try:
+            return build_evaluator(evaluator, rows), f"{len(rows)} rows"
+        except DataValidationError as error:
+            found.problem(where, str(error))
+    return build_evaluator(evaluator, _stand_in_rows(evaluator)), None
+
+
 def check_evaluators(
     config: RunConfig,
     held_out: DatasetDict,
@@ -104,7 +125,7 @@ def check_evaluators(
     """Build every evaluator on the rows it will read, as the evaluate stage will, and
     list the metric names they will report."""
     from trainer.config import EvaluatorConfig
-    from trainer.evaluation import build_evaluator, evaluator_configs
+    from trainer.evaluation import evaluator_configs
     from trainer.metric_names import (
         DEFAULT_SIMILARITY,
         SIMILARITY_FUNCTIONS,
@@ -127,37 +148,20 @@ def check_evaluators(
     for index, evaluator in enumerate(configs):
         where = f"evaluators.{index}" if config.evaluators else "evaluators"
         name = evaluator.display_name
-        if evaluator.type == "beir":  # reads its own corpus, queries and judgements
-            try:
-                built = build_evaluator(evaluator, None)
-            except (DataValidationError, ValueError) as error:
-                found.problem(where, str(error))
-                unknown.append(name)
-                continue
-            names = sorted({key for fn in similarities for key in metric_names(built, fn)})
-            metrics.extend(names)
-            shown.extend(metric_names(built, similarity or DEFAULT_SIMILARITY))
-            if index == 0 and similarity:
-                primary = primary_metric_name(built, similarity)
-            found.checked.append(f"evaluator {name}: {evaluator.path}, {len(names)} metrics")
-            continue
-        rows = _real_rows(evaluator, held_out, where, found)
-        built = None
         try:
-            if rows is not None:
-                try:
-                    built = build_evaluator(evaluator, rows)
-                except DataValidationError as error:
-                    found.problem(where, str(error))
-            if built is None:
-                built = build_evaluator(evaluator, _stand_in_rows(evaluator))
+            built, checked = _build(evaluator, held_out, where, found)
         except (TypeError, ValueError, AssertionError) as error:
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else "invalid"
-            found.problem(
-                f"{where}.params",
-                f"sentence-transformers rejects evaluator {name!r}: "
-                f"{type(error).__name__}: {detail}",
-            )
+            if isinstance(error, DataValidationError) or evaluator.type == "beir":
+                # The stand-in fails the same way as the real rows (its own files): once.
+                if str(error) not in {problem.message for problem in found.problems}:
+                    found.problem(where, str(error))
+            else:
+                detail = str(error).strip().splitlines()[0] if str(error).strip() else "invalid"
+                found.problem(
+                    f"{where}.params",
+                    f"sentence-transformers rejects evaluator {name!r}: "
+                    f"{type(error).__name__}: {detail}",
+                )
             unknown.append(name)
             continue
         names = sorted({key for fn in similarities for key in metric_names(built, fn)})
@@ -165,8 +169,8 @@ def check_evaluators(
         shown.extend(metric_names(built, similarity or DEFAULT_SIMILARITY))
         if index == 0 and similarity:
             primary = primary_metric_name(built, similarity)
-        if rows is not None:
-            found.checked.append(f"evaluator {name}: {len(rows)} rows, {len(names)} metrics")
+        if checked:
+            found.checked.append(f"evaluator {name}: {checked}, {len(names)} metrics")
     if not configs and not failed_datasets:
         found.problem(
             "evaluators",
