@@ -198,13 +198,13 @@ def core_worker(config_path: Path, output_dir: Path, started: float) -> dict[str
     evaluation = compare(load_model(config.model), result.model, build_evaluators(config, held_out))
     marks["evaluate"] = time.perf_counter()
     result.model.save(str(output_dir / "model"))
-    (output_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
+    (output_dir / "evaluation.json").write_text(evaluation.model_dump_json(indent=2))
     marks["save"] = time.perf_counter()
     return {
         "phases": _phases(started, marks),
         "train_seconds": result.train_seconds,
-        "base": evaluation["base"],
-        "finetuned": evaluation["finetuned"],
+        "base": evaluation.base,
+        "finetuned": evaluation.finetuned,
     }
 
 
@@ -233,8 +233,8 @@ for run in runs.items:
                        "end": step.end_time.timestamp() if step.end_time else None}
     training = run.steps["train"].outputs["training"][0].load()
     evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
-    out.append({"name": run.name, "steps": steps, "train_seconds": training["train_seconds"],
-                "finetuned": evaluation["finetuned"], "base": evaluation["base"]})
+    out.append({"name": run.name, "steps": steps, "train_seconds": training.train_seconds,
+                "finetuned": evaluation.finetuned, "base": evaluation.base})
 print("RESULT " + json.dumps(out))
 """
     log_file = home / "breakdown.log"
