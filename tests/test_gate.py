@@ -170,7 +170,7 @@ def test_a_guard_that_drops_too_far_stops_publishing_and_promotion() -> None:
     assert (guard.metric, guard.passed) == (GENERAL, False)
     assert guard.drop == pytest.approx(0.10)
     assert decision.log_line() == (
-        f"gate FAILED: guard {GENERAL} FAILED: 0.6000 -> 0.5000 (drop +0.1000, max 0.0200); "
+        f"gate FAILED: guard {GENERAL} FAILED: 0.6000 -> 0.5000 (-0.1000; allowed drop 0.0200); "
         "model not pushed, not promoted"
     )
     promoted, reason = promotion_verdict(decision, production_score=None)
@@ -181,7 +181,7 @@ def test_guards_within_their_tolerance_pass_and_are_reported() -> None:
     gate = GateConfig(guards=[{"metric": GENERAL, "max_drop": 0.02}])
     decision = decide(gate, evaluation(0.40, 0.52, **{GENERAL: (0.60, 0.59)}))
     assert decision.passed
-    assert f"guard {GENERAL} passed: 0.6000 -> 0.5900 (drop +0.0100, max 0.0200)" in (
+    assert f"guard {GENERAL} passed: 0.6000 -> 0.5900 (-0.0100; allowed drop 0.0200)" in (
         decision.log_line()
     )
 

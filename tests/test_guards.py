@@ -18,7 +18,7 @@ def test_guard_that_drops_more_than_max_drop_fails_and_is_named() -> None:
     assert not result.passed
     assert result.drop == pytest.approx(0.05)
     assert result.summary() == (
-        "guard general_ndcg@10 FAILED: 0.5000 -> 0.4500 (drop +0.0500, max 0.0200)"
+        "guard general_ndcg@10 FAILED: 0.5000 -> 0.4500 (-0.0500; allowed drop 0.0200)"
     )
 
 

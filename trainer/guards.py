@@ -39,7 +39,7 @@ class GuardResult(BaseModel):
         verdict = "passed" if self.passed else "FAILED"
         return (
             f"guard {self.metric} {verdict}: {self.base:.4f} -> {self.finetuned:.4f} "
-            f"(drop {self.drop:+.4f}, max {self.max_drop:.4f})"
+            f"({self.finetuned - self.base:+.4f}; allowed drop {self.max_drop:.4f})"
         )
 
 
