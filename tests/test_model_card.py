@@ -294,3 +294,20 @@ def test_no_token_in_the_card(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert TOKEN not in text
     assert "hf_***" in text
+
+
+def test_the_card_states_the_gate_and_every_guard() -> None:
+    """The card says what push and promotion decided from, guards included."""
+    guarded = f"{STS}_spearman_cosine"
+    passing = render(run_config(gate={"guards": [{"metric": guarded, "max_drop": 0.05}]}))
+    assert "### Release gate" in passing
+    assert f"`{IR}_cosine_ndcg@10` = 0.5500 (base 0.4100, +0.1400): **passed**." in passing
+    assert f"- guard {guarded} passed: 0.8000 -> 0.7800 (-0.0200; allowed drop 0.0500)" in (passing)
+
+    failing = render(run_config(gate={"guards": [{"metric": guarded, "max_drop": 0.01}]}))
+    assert "**failed**" in failing
+    assert f"- guard {guarded} FAILED: 0.8000 -> 0.7800 (-0.0200; allowed drop 0.0100)" in (failing)
+
+    unknown = render(run_config(gate={"metric": "typo_ndcg@10"}))
+    assert "Not decided: gate metric 'typo_ndcg@10' was not evaluated" in unknown
+    assert "### Release gate" not in render(evaluation=Evaluation())

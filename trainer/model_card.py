@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from trainer.config import EvaluatorConfig, RunConfig, hub_repo_id
+from trainer.gate import decide
 from trainer.mining import MiningReports
 from trainer.results import (
     DataReport,
@@ -260,6 +261,29 @@ def _evaluation(evaluation: Evaluation) -> str:
     return f"## Evaluation\n\n{intro}\n\n{table}"
 
 
+def _gate(config: RunConfig, evaluation: Evaluation) -> str:
+    """The release gate and each regression guard, decided from this run's evaluation
+    exactly as `push_to_hub` and `promote` decide them."""
+    if not evaluation.finetuned:
+        return ""
+    try:
+        decision = decide(config.gate, evaluation)
+    except ValueError as error:
+        return f"### Release gate\n\nNot decided: {error}."
+    base = (
+        f" (base {_num(decision.base_value)}, {decision.improvement:+.4f})"
+        if decision.base_value is not None and decision.improvement is not None
+        else ""
+    )
+    verdict = "passed" if decision.passed else "failed"
+    lines = [f"`{decision.metric}` = {_num(decision.value)}{base}: **{verdict}**."]
+    lines += [f"- {reason}" for reason in decision.reasons if not reason.startswith("guard ")]
+    if decision.guards:
+        lines.append("\nRegression guards (no metric may fall more than its allowed drop):\n")
+        lines += [f"- {guard.summary()}" for guard in decision.guards]
+    return "### Release gate\n\n" + "\n".join(lines)
+
+
 def _leakage(data: DataReport) -> str:
     """Held-out rows also present in training (exact after whitespace/case folding)."""
     assert data.leakage is not None
@@ -428,6 +452,7 @@ def render_model_card(
         _summary(config, training.model_info, training.lineage),
         _usage(config),
         _evaluation(evaluation),
+        _gate(config, evaluation),
         _training(config, training, data, search, mining),
         _lineage(run),
     ]
