@@ -31,7 +31,7 @@ import argparse
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
@@ -113,9 +113,12 @@ def mine_hard_negatives(
 
 def hyperparameter_search(
     config: str, train_data: Input[Dataset], eval_data: Input[Dataset], report: Output[HTML]
-) -> str:
-    """Search `config.search` (Optuna through the trainer); returns the tuned config JSON
-    (best trial's parameters applied, `search` cleared) that the train task uses."""
+) -> NamedTuple("SearchOutputs", [("tuned_config", str), ("search", dict)]):
+    """Search `config.search` (Optuna through the trainer). Returns the tuned config JSON
+    (best trial's parameters applied, `search` cleared) that the train task and the card
+    use, and the search result the card records."""
+    from collections import namedtuple
+
     from datasets import load_from_disk
 
     from trainer.config import RunConfig
@@ -126,7 +129,8 @@ def hyperparameter_search(
     result = run_search(run, load_from_disk(train_data.path), load_from_disk(eval_data.path))
     with open(report.path, "w", encoding="utf-8") as handle:
         handle.write(render_search_html(result))
-    return apply_best(run, result).model_dump_json()
+    outputs = namedtuple("SearchOutputs", ["tuned_config", "search"])
+    return outputs(apply_best(run, result).model_dump_json(), result.model_dump(mode="json"))
 
 
 def train(
@@ -219,13 +223,16 @@ def model_card(
     run_name: str,
     run_id: str,
     card: Output[Markdown],
-    mining: dict = {},  # noqa: B006 (a KFP parameter default, never mutated)
+    mining: dict = {},  # noqa: B006 (KFP parameter defaults, never mutated)
+    search: dict = {},  # noqa: B006
 ) -> None:
-    """The Hub README.md (front matter + body), also rendered in the KFP UI."""
+    """The Hub README.md (front matter + body), also rendered in the KFP UI. `config` is
+    the one the model was trained with (tuned, when a search ran)."""
     from trainer.config import RunConfig
     from trainer.mining import MiningReports
     from trainer.model_card import render_model_card
     from trainer.results import DataReport, Evaluation, RunRef, TrainingSummary
+    from trainer.search import SearchResult
 
     text = render_model_card(
         RunConfig.model_validate_json(config),
@@ -234,6 +241,7 @@ def model_card(
         data=DataReport.model_validate(data_report),
         run=RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune"),
         mining=MiningReports.model_validate(mining) if mining else None,
+        search=SearchResult.model_validate(search) if search else None,
     )
     with open(card.path, "w", encoding="utf-8") as handle:
         handle.write(text)
@@ -412,7 +420,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
                 run,
             )
             train_data = mining.outputs["mined_data"]
-        train_config = config
+        train_config, card_inputs = config, {}
         if run.search is not None:
             searched = _configure(
                 ops["hyperparameter_search"](
@@ -424,7 +432,8 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
                 "hyperparameter_search",
                 run,
             )
-            train_config = searched.outputs["Output"]
+            train_config = searched.outputs["tuned_config"]
+            card_inputs["search"] = searched.outputs["search"]
         trained = _configure(
             ops["train"](
                 config=train_config,
@@ -449,10 +458,11 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
             "evaluate",
             run,
         )
-        card_inputs = {"mining": mining.outputs["Output"]} if mining is not None else {}
+        if mining is not None:
+            card_inputs["mining"] = mining.outputs["Output"]
         card = _configure(
             ops["model_card"](
-                config=config,
+                config=train_config,
                 evaluation=evaluated.outputs["Output"],
                 training=trained.outputs["Output"],
                 data_report=data.outputs["Output"],

@@ -232,3 +232,72 @@ def test_the_preflight_component_stops_a_bad_config(
     document["gate"] = {"metric": "docs-ir_cosine_ndcg@100"}
     with pytest.raises(PreflightFailed, match=r"gate\.metric: 'docs-ir_cosine_ndcg@100'"):
         kfp_pipeline.preflight(RunConfig.model_validate(document).model_dump_json(), str(tmp_path))
+
+
+def test_a_search_feeds_the_train_task_and_the_card(tmp_path: Path) -> None:
+    """With a `search` block, training and the card use the tuned config, and the card
+    gets the search result (what the ZenML pipeline does too)."""
+    document = yaml.safe_load(CONFIG.read_text())
+    document["parameters"]["config"]["search"] = {
+        "space": {"learning_rate": {"low": 1e-5, "high": 1e-4, "log": True}},
+        "n_trials": 2,
+        "metric": document["parameters"]["config"]["gate"]["metric"],
+    }
+    source = tmp_path / "search.yaml"
+    source.write_text(yaml.safe_dump(document))
+    output = kfp_pipeline.compile_pipeline(source, tmp_path / "search_kfp.yaml", image=IMAGE)
+    tasks = yaml.safe_load_all(output.read_text()).__next__()["root"]["dag"]["tasks"]
+
+    def upstream(task: str, parameter: str) -> dict[str, str]:
+        return tasks[task]["inputs"]["parameters"][parameter]["taskOutputParameter"]
+
+    tuned = {"producerTask": "hyperparameter-search", "outputParameterKey": "tuned_config"}
+    assert upstream("train", "config") == tuned
+    assert upstream("model-card", "config") == tuned
+    assert upstream("model-card", "search") == {
+        "producerTask": "hyperparameter-search",
+        "outputParameterKey": "search",
+    }
+
+
+def test_the_search_component_returns_the_tuned_config_and_the_card_records_it(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from tests.conftest import docs_pipeline_config
+    from trainer.config import RunConfig
+    from trainer.results import DataReport, Evaluation, TrainingSummary
+
+    document = docs_pipeline_config(tiny_model_path, pairs_file)
+    document["search"] = {
+        "space": {"learning_rate": {"low": 1e-4, "high": 1e-3, "log": True}},
+        "n_trials": 2,
+        "metric": "docs-ir_cosine_ndcg@10",
+        "max_samples": 16,
+    }
+    config = RunConfig.model_validate(document).model_dump_json()
+    train_data, eval_data, report, card = (
+        SimpleNamespace(path=str(tmp_path / name)) for name in ("train", "eval", "report", "card")
+    )
+    kfp_pipeline.load_datasets(config, train_data, eval_data)
+
+    tuned_config, search = kfp_pipeline.hyperparameter_search(config, train_data, eval_data, report)
+
+    tuned = RunConfig.model_validate_json(tuned_config)
+    assert tuned.search is None
+    best = search["best_params"]["learning_rate"]
+    assert tuned.training["learning_rate"] == best
+    assert json.loads(json.dumps(search)) == search  # a KFP parameter
+    assert "<table" in Path(report.path).read_text()
+    kfp_pipeline.model_card(
+        tuned_config,
+        Evaluation().model_dump(mode="json"),
+        TrainingSummary(train_seconds=1.0, global_step=2).model_dump(mode="json"),
+        DataReport(datasets={}).model_dump(mode="json"),
+        "run-1",
+        "id-1",
+        card,
+        search=search,
+    )
+    assert "Hyperparameters chosen by a search of 2 trials" in Path(card.path).read_text()
