@@ -50,6 +50,22 @@ def test_queries_are_checked_across_datasets_and_positives_separately() -> None:
     assert leak.shared_positives == 1 and leak.positive_examples == ["Shared  Doc"]
 
 
+def test_training_rows_are_read_in_batches_through_the_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches of 3 rows over a split of 10: matches in the first, a middle and the last
+    batch are found, and rows outside the split (the `select`ed indices) are not."""
+    import trainer.leakage as leakage
+
+    monkeypatch.setattr(leakage, "BATCH_ROWS", 3)
+    table = _pairs([f"q{i}" for i in range(12)], [f"d{i}" for i in range(12)])
+    train = {"docs": table.select(range(10))}  # q10, q11 are outside the split
+    held_out = {"docs": _pairs(["Q0", "q4", "q9", "q10", "q11"], ["x", "y", "D9", "z", "w"])}
+    leak = check_leakage(train, held_out).datasets["docs"]
+    assert leak.shared_queries == 3 and leak.query_examples == ["Q0", "q4", "q9"]
+    assert leak.shared_positives == 1 and leak.positive_examples == ["D9"]
+
+
 def test_warn_policy_reports_instead_of_failing() -> None:
     report = check_leakage({"docs": _pairs(["q"], ["d"])}, {"docs": _pairs(["Q"], ["D"])})
     warnings = enforce_leakage_policy(report, LeakageConfig(on_query_overlap="warn"))

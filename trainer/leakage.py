@@ -9,13 +9,17 @@ Texts match after collapsing whitespace and case folding (`"  Return the SUM"` e
 `"return the sum"`). Anchors (first text column) and positives (second text column)
 are checked separately: shared positives are common and often harmless (two queries for
 one document), shared anchors are not. Held-out anchors are checked against the
-anchors of every training dataset, since datasets are trained together. Work is set
-membership over normalised unique strings: about a second per million rows.
+anchors of every training dataset, since datasets are trained together.
+
+Only the held-out side is held in memory (its normalised texts, as sets); training rows
+are read in batches of `BATCH_ROWS` and checked against those sets, so memory does not
+grow with the training data (a million pairs would otherwise mean millions of Python
+strings) and the work is about a second per million rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from datasets import Dataset
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +28,8 @@ from trainer.config import LeakageConfig
 from trainer.losses import LABEL_COLUMNS
 
 MAX_EXAMPLES = 3
+BATCH_ROWS = 10_000
+"""Training rows normalised at a time."""
 
 
 class LeakageError(ValueError):
@@ -79,14 +85,38 @@ def _text_columns(dataset: Dataset) -> list[str]:
     return [c for c in dataset.column_names if c not in (*LABEL_COLUMNS, "dataset_name")]
 
 
-def _keys(dataset: Dataset, position: int) -> list[str] | None:
+def _batches(dataset: Dataset, position: int) -> Iterator[list[str]] | None:
+    """Normalised texts of the `position`-th text column, `BATCH_ROWS` rows at a time;
+    None when the dataset has no such column."""
     columns = _text_columns(dataset)
     if len(columns) <= position:
         return None
+    column = columns[position]
     # `with_format("arrow")` honours a split's indices mapping; `dataset.data` would be
     # the whole table the split was cut from.
-    texts = dataset.with_format("arrow")[columns[position]]
-    return [normalise(str(text)) for text in texts.to_pylist()]
+    arrow = dataset.with_format("arrow")
+
+    def batches() -> Iterator[list[str]]:
+        for start in range(0, len(dataset), BATCH_ROWS):
+            texts = arrow[start : start + BATCH_ROWS][column].to_pylist()
+            yield [normalise(str(text)) for text in texts]
+
+    return batches()
+
+
+def _keys(dataset: Dataset, position: int) -> list[str] | None:
+    """All normalised texts of a column: for the held-out side only."""
+    batches = _batches(dataset, position)
+    return None if batches is None else [key for batch in batches for key in batch]
+
+
+def _found(dataset: Dataset, position: int, wanted: set[str]) -> set[str]:
+    """Which of `wanted` occur in the `position`-th text column, read in batches."""
+    batches = _batches(dataset, position) if wanted else None
+    found: set[str] = set()
+    for batch in batches or ():
+        found.update(key for key in batch if key in wanted)
+    return found
 
 
 def _shared(held_out: list[str], training: set[str]) -> list[int]:
@@ -105,11 +135,14 @@ def check_leakage(train: Mapping[str, Dataset], held_out: Mapping[str, Dataset])
     `held_out` may hold any named row sets with (query, document) columns first, e.g.
     the held-out splits plus an evaluator's own rows or a BEIR set's queries.
     """
-    train_anchors = {name: set(_keys(rows, 0) or ()) for name, rows in train.items()}
+    held_out_anchors = {name: _keys(rows, 0) or [] for name, rows in held_out.items()}
+    wanted = set().union(*held_out_anchors.values()) if held_out_anchors else set()
+    # Per training dataset: which held-out anchors it contains.
+    train_anchors = {name: _found(rows, 0, wanted) for name, rows in train.items()}
     all_anchors = set().union(*train_anchors.values()) if train_anchors else set()
     report: dict[str, DatasetLeakage] = {}
     for name, rows in held_out.items():
-        anchors = _keys(rows, 0) or []
+        anchors = held_out_anchors[name]
         shared_queries = _shared(anchors, all_anchors)
         by_dataset = {
             source: count
@@ -117,10 +150,9 @@ def check_leakage(train: Mapping[str, Dataset], held_out: Mapping[str, Dataset])
             if (count := len(_shared(anchors, keys)))
         }
         positives = _keys(rows, 1)
-        train_positives = _keys(train[name], 1) if name in train else None
         shared_positives: list[int] = []
-        if positives is not None and train_positives is not None:
-            shared_positives = _shared(positives, set(train_positives))
+        if positives is not None and name in train:
+            shared_positives = _shared(positives, _found(train[name], 1, set(positives)))
         report[name] = DatasetLeakage(
             dataset=name,
             held_out_rows=len(rows),
