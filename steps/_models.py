@@ -19,7 +19,6 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 from zenml.utils import io_utils
 
-from steps.materializers import MODEL_DIR, SentenceTransformerMaterializer
 from trainer.config import ZENML_PREFIX, RunConfig, parse_zenml_model_ref
 from trainer.lineage import ModelLineage
 
@@ -78,6 +77,10 @@ def _model_artifact(model_version: ModelVersionResponse, reference: str) -> Arti
 
 def _materialize(artifact: ArtifactVersionResponse, target: Path) -> None:
     """Copy the stored model folder; load + save for artifacts another materializer wrote."""
+    # Imported here: it imports sentence-transformers (and torch), which the preflight
+    # step, also a user of this module, must not pay for.
+    from steps.materializers import MODEL_DIR, SentenceTransformerMaterializer
+
     materializer = artifact.materializer.import_path if artifact.materializer else ""
     if materializer.endswith(SentenceTransformerMaterializer.__name__):
         io_utils.copy_dir(os.path.join(artifact.uri, MODEL_DIR), str(target), overwrite=True)

@@ -112,9 +112,9 @@ def test_load_step_stores_its_datasets_with_the_arrow_materializer(
     assert held_out["docs"].num_rows == 15
 
 
-LOAD_POD = """
+LIGHT_POD = """
 import sys
-from steps.load_datasets import load_datasets
+from steps.{module} import {module}
 from trainer.config import RunConfig
 RunConfig.model_validate({
     "model": {"name_or_path": "x"},
@@ -126,11 +126,12 @@ print(sorted(m for m in ("torch", "sentence_transformers", "transformers") if m 
 """
 
 
-def test_a_load_step_pod_never_imports_torch(tmp_path: Path) -> None:
-    """What a Kubernetes pod of the load step imports: its step module, then it validates
-    the run config. Neither may pull in torch (about 570 MiB resident)."""
-    script = tmp_path / "load_pod.py"  # ZenML wants a main module with a file
-    script.write_text(LOAD_POD)
+@pytest.mark.parametrize("module", ["load_datasets", "preflight"])
+def test_light_step_pods_never_import_torch(tmp_path: Path, module: str) -> None:
+    """What a Kubernetes pod of the load or preflight step imports: its step module, then
+    it validates the run config. Neither may pull in torch (about 570 MiB resident)."""
+    script = tmp_path / "light_pod.py"  # ZenML wants a main module with a file
+    script.write_text(LIGHT_POD.replace("{module}", module))
     result = subprocess.run(
         [sys.executable, str(script)],
         cwd=REPO_ROOT,
