@@ -7,7 +7,7 @@ from zenml import get_step_context
 from zenml.client import Client
 from zenml.exceptions import StepContextError
 
-from trainer.results import RunRef
+from trainer.results import ResumeInfo, RunRef
 
 
 def run_ref() -> RunRef:
@@ -36,3 +36,21 @@ def artifact_store_location() -> tuple[str, AbstractFileSystem | None]:
     store = Client().active_stack.artifact_store
     filesystem = getattr(store, "filesystem", None)
     return store.path, filesystem if isinstance(filesystem, AbstractFileSystem) else None
+
+
+def unfinished_earlier_run(resume: ResumeInfo, current: RunRef) -> str | None:
+    """The earlier ZenML run whose checkpoint this training continued, when ZenML still
+    records it as unfinished: a process killed without SIGTERM (SIGKILL, OOM, a laptop
+    stopped hard) cannot report its end, so the dashboard keeps showing it as running.
+    None for a fresh start, a retry within this run, or a run that ended properly."""
+    prefix = RunRef(orchestrator="zenml", name="").label()
+    if not resume.resumed or not (resume.from_run or "").startswith(prefix):
+        return None
+    name = (resume.from_run or "")[len(prefix) :]
+    if name == current.name:
+        return None
+    try:
+        earlier = Client().get_pipeline_run(name)
+    except KeyError:  # deleted since
+        return None
+    return None if earlier.status.is_finished else name

@@ -20,7 +20,7 @@ from zenml import get_step_context, step
 from zenml.logger import get_logger
 
 from steps._cluster import current_cluster
-from steps._context import artifact_store_location, run_ref
+from steps._context import artifact_store_location, run_ref, unfinished_earlier_run
 from steps._metadata import log_step_metadata
 from steps._models import resolve_base_model
 from steps._tracking import mlflow_tracked, training_callbacks
@@ -84,5 +84,16 @@ def train(
         log_run_parameters(config, summary.train_rows, eval_rows)
         if summary.world_size > 1:  # the ranks could not stream curves from their processes
             log_training_history(summary.history)
-    log_step_metadata(summary.metadata())
+    metadata = summary.metadata()
+    interrupted = unfinished_earlier_run(summary.resume, run)
+    if interrupted is not None:
+        logger.warning(
+            "run %s, whose checkpoint this training continued, is still shown as running: "
+            "it was stopped without a chance to report it (e.g. SIGKILL). Remove it with "
+            "`zenml pipeline runs delete %s`",
+            interrupted,
+            interrupted,
+        )
+        metadata["interrupted_run"] = interrupted
+    log_step_metadata(metadata)
     return trained.model, summary

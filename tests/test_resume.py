@@ -307,7 +307,12 @@ def test_zenml_pipeline_killed_then_rerun_resumes(
     assert resume["from_run"] == f"ZenML run {killed.name}"
     training = rerun.steps["train"].outputs["training"][0].load()
     assert training.global_step == training.planned_steps == 6
-    assert f"resuming from global step {newest}" in _step_log(rerun.steps["train"])
+    log = _step_log(rerun.steps["train"])
+    assert f"resuming from global step {newest}" in log
+    # The killed run could not report its end; the rerun names it and how to remove it.
+    assert zenml_client.get_pipeline_run(killed.id).status == ExecutionStatus.RUNNING
+    assert rerun.steps["train"].run_metadata["interrupted_run"] == killed.name
+    assert f"`zenml pipeline runs delete {killed.name}`" in log
 
 
 def _step_log(step: Any) -> str:
