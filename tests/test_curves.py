@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.conftest import tiny_run_config
+from tests.conftest import pairs_dataset, tiny_run_config
 from trainer.config import RunConfig
 from trainer.curves import (
     eval_metric_keys,
@@ -35,13 +35,7 @@ def history(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     config = RunConfig.model_validate(
         tiny_run_config(
             tiny_model_path,
-            {
-                "docs": {
-                    "source": {"path": str(pairs)},
-                    "columns": {"query": "anchor", "document": "positive"},
-                    "eval_size": 0.25,
-                }
-            },
+            {"docs": pairs_dataset(pairs, eval_size=0.25)},
             evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
             training={"per_device_train_batch_size": 8, "logging_steps": 1, "num_train_epochs": 2,
                       "eval_strategy": "steps", "eval_steps": 3},

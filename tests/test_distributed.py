@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from tests.conftest import REPO_ROOT, tiny_run_config, write_jsonl
+from tests.conftest import REPO_ROOT, pairs_dataset, tiny_run_config, write_jsonl
 from trainer.checkpoints import CheckpointStore
 from trainer.config import RunConfig
 from trainer.run import TrainedModel, load_stage, train_stage
@@ -40,12 +40,7 @@ def ddp_config(model_path: Path, folder: Path) -> RunConfig:
     pairs = write_jsonl(folder / "pairs.jsonl", rows[:64])
     document = tiny_run_config(
         model_path,
-        {
-            "docs": {
-                "source": {"path": str(pairs)},
-                "columns": {"query": "anchor", "document": "positive"},
-            }
-        },
+        {"docs": pairs_dataset(pairs)},
         checkpoints={"every_n_steps": 2},
         distributed={"nproc_per_node": 2},
         output={"dir": str(folder / "out")},

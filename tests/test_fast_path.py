@@ -20,7 +20,7 @@ from transformers import TrainerCallback
 
 import trainer.pretokenize as pretokenize
 import trainer.training as training
-from tests.conftest import tiny_run_config, write_jsonl
+from tests.conftest import pairs_dataset, tiny_run_config, write_jsonl
 from trainer.config import CheckpointConfig, ModelConfig, RunConfig
 from trainer.data import load_datasets
 from trainer.fast_path import Device, gpu_argument_levers, speed_report
@@ -45,12 +45,7 @@ def _pairs(prefix: str, n: int) -> list[dict[str, Any]]:
 
 
 def _docs(path: Path) -> dict[str, Any]:
-    return {
-        "docs": {
-            "source": {"path": str(path)},
-            "columns": {"query": "anchor", "document": "positive"},
-        }
-    }
+    return {"docs": pairs_dataset(path)}
 
 
 def _config(model_path: Path, datasets: dict, tmp_path: Path, **training: Any) -> RunConfig:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import trainer.training as training
-from tests.conftest import tiny_run_config
+from tests.conftest import pairs_dataset, tiny_run_config
 from trainer.config import RunConfig
 from trainer.data import load_datasets
 from trainer.fast_path import speed_report
@@ -89,12 +89,7 @@ def test_length_grouping_trains_through_build_trainer(
     config = RunConfig.model_validate(
         tiny_run_config(
             tiny_model_path,
-            {
-                "docs": {
-                    "source": {"path": str(pairs_file)},
-                    "columns": {"query": "anchor", "document": "positive"},
-                }
-            },
+            {"docs": pairs_dataset(pairs_file)},
             speed={"length_grouping": True, "length_grouping_batches": 4, "cache": False},
         )
     )

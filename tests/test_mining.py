@@ -9,7 +9,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 from pydantic import ValidationError
 
-from tests.conftest import tiny_run_config, write_jsonl
+from tests.conftest import pairs_dataset, tiny_run_config, write_jsonl
 from tests.static_model import static_model
 from trainer.config import HardNegativesConfig, RunConfig
 from trainer.data import DataValidationError, load_datasets
@@ -89,12 +89,11 @@ def test_mined_rows_train_and_never_come_from_held_out_rows(
         tiny_run_config(
             tiny_model_path,
             {
-                "docs": {
-                    "source": {"path": str(train_file)},
-                    "eval_source": {"path": str(eval_file)},
-                    "columns": {"query": "anchor", "document": "positive"},
-                    "hard_negatives": {"num_negatives": 2, "range_max": 40},
-                }
+                "docs": pairs_dataset(
+                    train_file,
+                    eval_source={"path": str(eval_file)},
+                    hard_negatives={"num_negatives": 2, "range_max": 40},
+                )
             },
         )
     )
@@ -140,12 +139,11 @@ def test_triplet_loss_mines_one_negative_from_pairs(
         tiny_run_config(
             tiny_model_path,
             {
-                "docs": {
-                    "source": {"path": str(pairs_file)},
-                    "columns": {"query": "anchor", "document": "positive"},
-                    "loss": {"name": "TripletLoss"},
-                    "hard_negatives": {"num_negatives": 1, "range_max": 50},
-                }
+                "docs": pairs_dataset(
+                    pairs_file,
+                    loss={"name": "TripletLoss"},
+                    hard_negatives={"num_negatives": 1, "range_max": 50},
+                )
             },
         )
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_run_config
+from tests.conftest import pairs_dataset, tiny_run_config
 from trainer.config import RunConfig
 from trainer.data import load_datasets
 from trainer.progress import (
@@ -84,10 +84,7 @@ def test_training_logs_plain_progress_lines(
         tiny_run_config(
             tiny_model_path,
             {
-                "docs": {
-                    "source": {"path": str(pairs_file)},
-                    "columns": {"query": "anchor", "document": "positive"},
-                }
+                "docs": pairs_dataset(pairs_file)
             },
             training={"per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
                       "logging_steps": 1},

@@ -26,6 +26,7 @@ import pytest
 from tests.conftest import (
     REPO_ROOT,
     docs_pipeline_config,
+    pairs_dataset,
     tiny_run_config,
     write_jsonl,
     write_run_yaml,
@@ -103,12 +104,7 @@ def pairs_config(tiny_model_path: Path, pairs_file: Path, **checkpoints: Any) ->
     """60 pairs, batch 8, 2 epochs: 16 optimizer steps."""
     document = tiny_run_config(
         tiny_model_path,
-        {
-            "docs": {
-                "source": {"path": str(pairs_file)},
-                "columns": {"query": "anchor", "document": "positive"},
-            }
-        },
+        {"docs": pairs_dataset(pairs_file)},
         checkpoints=checkpoints,
     )
     document["training"]["num_train_epochs"] = 2

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from transformers import TrainerCallback
 
 import trainer.training as training
-from tests.conftest import tiny_run_config, write_run_yaml
+from tests.conftest import pairs_dataset, tiny_run_config, write_run_yaml
 from trainer.config import RunConfig
 from trainer.data import load_datasets
 from trainer.search import SearchResult, TrialRecord, apply_best, run_search
@@ -21,13 +21,7 @@ from trainer.training import build_trainer
 def _config(model_path: Path, pairs_file: Path, search: dict[str, Any] | None) -> dict:
     return tiny_run_config(
         model_path,
-        {
-            "docs": {
-                "source": {"path": str(pairs_file)},
-                "columns": {"query": "anchor", "document": "positive"},
-                "eval_size": 0.25,
-            }
-        },
+        {"docs": pairs_dataset(pairs_file, eval_size=0.25)},
         evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
         search=search,
     )

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import trainer.training as training
-from tests.conftest import tiny_run_config, write_jsonl
+from tests.conftest import pairs_dataset, tiny_run_config, write_jsonl
 from trainer.config import RunConfig
 from trainer.data import load_datasets
 from trainer.evaluation import build_evaluators, compare
@@ -32,13 +32,7 @@ def test_single_dataset_trains_and_records_history(
     config = RunConfig.model_validate(
         tiny_run_config(
             tiny_model_path,
-            {
-                "docs": {
-                    "source": {"path": str(pairs_file)},
-                    "columns": {"query": "anchor", "document": "positive"},
-                    "eval_size": 0.25,
-                }
-            },
+            {"docs": pairs_dataset(pairs_file, eval_size=0.25)},
         )
     )
     train_data, held_out = load_datasets(config)

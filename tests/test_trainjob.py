@@ -13,7 +13,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import REPO_ROOT, tiny_run_config, write_jsonl
+from tests.conftest import REPO_ROOT, pairs_dataset, tiny_run_config, write_jsonl
 from tests.k8s_server import FakeCluster, fake_kubernetes, node_log
 from trainer.config import RunConfig
 from trainer.distributed import DistributedSpec
@@ -155,12 +155,7 @@ def two_node_config(model_path: Path, folder: Path) -> RunConfig:
     pairs = write_jsonl(folder / "pairs.jsonl", rows[:48])
     document = tiny_run_config(
         model_path,
-        {
-            "docs": {
-                "source": {"path": str(pairs)},
-                "columns": {"query": "anchor", "document": "positive"},
-            }
-        },
+        {"docs": pairs_dataset(pairs)},
         hardware={"nodes": 2, "gpu_count": 0, "tolerations": [], "shm_size": None},
         distributed={"nproc_per_node": 1, "poll_seconds": 0.2},
         checkpoints={"every_n_steps": 2},
