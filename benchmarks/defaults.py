@@ -12,7 +12,7 @@ epoch with each candidate recipe and scores base and fine-tuned models on held-o
   against the quickstart recipe where the quickstart reports its numbers.
 
 Every run goes through the project's own path (`RunConfig` -> `load_datasets` ->
-optional `mine_hard_negatives_for_run` -> `trainer.training.train` -> the configured
+optional `mine_hard_negatives_for_run` -> `trainer.training.trainer.train` -> the configured
 evaluators), one run at a time, seed 42. Results are written after every run, so an
 interrupted sweep keeps what it measured.
 
@@ -130,10 +130,10 @@ def _retrieval(metrics: dict[str, float], prefix: str) -> dict[str, float]:
 
 def measure(name: str, case: dict[str, Any], base_cache: dict[str, dict[str, float]]) -> dict:
     """Train one recipe and score base and fine-tuned models on its held-out data."""
-    from trainer.data import load_datasets
+    from trainer.data import load_datasets, mine_hard_negatives_for_run
     from trainer.evaluation import build_evaluators, run_evaluators
-    from trainer.mining import mine_hard_negatives_for_run
-    from trainer.training import load_model, train
+    from trainer.models import load_model
+    from trainer.training import train
 
     config = run_config(case)
     prefix = config.evaluators[0].display_name

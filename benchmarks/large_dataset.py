@@ -15,7 +15,7 @@ the same data before the load step runs:
   ZenML pipeline on the local stack, in a fresh subprocess with its own ZenML store and
   `datasets` cache (so every run pays the same jsonl -> Arrow conversion, checks and
   artifact writes, as a Kubernetes pod of that step would);
-* the library facts config validation reads (`trainer.library_facts`) are cached before
+* the library facts config validation reads (`trainer.catalog.facts`) are cached before
   the runs, as the image build does, so no measured process imports torch to validate;
 * the child reports its own peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`: imports,
   pipeline compilation, the step and the materializer together, as `zenml pipeline run`
@@ -153,7 +153,7 @@ def _imported() -> list[str]:
 def _core_child(data: Path, workdir: Path) -> dict[str, Any]:
     """The load stage without ZenML, as the Kubeflow component runs it: validate the
     config, load and check the data, write both `DatasetDict`s with `save_to_disk`."""
-    from trainer.run import load_stage
+    from trainer.stages import load_stage
 
     config = _run_config(data)
     modules_before = _imported()
@@ -166,7 +166,7 @@ def _core_child(data: Path, workdir: Path) -> dict[str, Any]:
     wall_s = time.perf_counter() - started
     return {
         "variant": "core",
-        "step": "trainer.run.load_stage + save_to_disk (no ZenML)",
+        "step": "trainer.stages.run.load_stage + save_to_disk (no ZenML)",
         "materializer_class": None,
         "status": "completed",
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -370,7 +370,7 @@ def main() -> None:
     # What the image build does (k8s/Dockerfile): no measured step imports torch to
     # validate its config.
     subprocess.run(
-        [sys.executable, "-m", "trainer.library_facts"],
+        [sys.executable, "-m", "trainer.catalog.facts"],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         check=True,

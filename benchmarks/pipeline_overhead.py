@@ -127,7 +127,7 @@ def plain_worker(config_path: Path, output_dir: Path, started: float) -> dict[st
 
     from trainer.config import load_run_config
     from trainer.evaluation import build_evaluators, run_evaluators
-    from trainer.training import resolve_model_path
+    from trainer.models import resolve_model_path
 
     marks["imports"] = time.perf_counter()
     config = load_run_config(config_path)
@@ -145,7 +145,7 @@ def plain_worker(config_path: Path, output_dir: Path, started: float) -> dict[st
     model = SentenceTransformer(model_path)
     model.max_seq_length = config.model.max_seq_length
     marks["model"] = time.perf_counter()
-    # Same evaluator objects as the pipeline (trainer.evaluation), on the same rows.
+    # Same evaluator objects as the pipeline (trainer.evaluation.evaluators), on the same rows.
     from datasets import DatasetDict
 
     evaluators = build_evaluators(config, DatasetDict({DATASET: held_out}))
@@ -187,7 +187,8 @@ def core_worker(config_path: Path, output_dir: Path, started: float) -> dict[str
     from trainer.config import load_run_config
     from trainer.data import load_datasets
     from trainer.evaluation import build_evaluators, compare
-    from trainer.training import load_model, train
+    from trainer.models import load_model
+    from trainer.training import train
 
     marks["imports"] = time.perf_counter()
     config = load_run_config(config_path)

@@ -39,8 +39,8 @@ def main() -> None:
 
     from trainer.config import RunConfig, load_run_config
     from trainer.data import load_datasets
-    from trainer.progress import TrainingProgressCallback
-    from trainer.search import apply_best, run_search
+    from trainer.training import apply_best, run_search
+    from trainer.training.callbacks import TrainingProgressCallback
 
     os.chdir(REPO_ROOT)  # the config's data paths are relative to the repository
     quickstart = load_run_config(REPO_ROOT / "configs" / "quickstart.yaml")

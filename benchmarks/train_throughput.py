@@ -7,8 +7,8 @@ with the same loss (MultipleNegativesRankingLoss), batch size, seed, step count 
 * plain - `SentenceTransformer` + `SentenceTransformerTrainingArguments` +
   `SentenceTransformerTrainer` written by hand, as the sentence-transformers docs show
   (bf16 on GPU, as a GPU user would set it);
-* ours - a `RunConfig` -> `trainer.data.load_datasets` -> `trainer.training.build_trainer`,
-  i.e. the fast path with its default levers (`trainer/fast_path.py`);
+* ours - a `RunConfig` -> `trainer.data.loading.load_datasets` -> `trainer.training.trainer.build_trainer`,
+  i.e. the fast path with its default levers (`trainer/speed/levers.py`);
 * on GPU also ours with `speed.length_grouping` and ours with `speed.compile`, each once,
   as evidence for or against turning them on by default.
 

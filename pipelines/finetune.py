@@ -30,15 +30,16 @@ from steps.preflight import preflight
 from steps.promote import promote
 from steps.push_to_hub import push_to_hub
 from steps.train import train
-from trainer.config import RunConfig
-from trainer.run import reconcile_model_facts, uses_hub
+from trainer.config import RunConfig, reconcile_model_facts
+from trainer.stages import ConfigVariant, PipelinePlan, Stage, pipeline_plan
 
 
-def _hub_secret(config: RunConfig) -> dict[str, Any]:
-    """`secrets=[hub.secret_name]` for steps that may reach the Hub, when that secret
-    exists (ZenML refuses a run naming a missing one; public models need no token, and
-    the preflight says when publishing lacks it)."""
-    if not uses_hub(config):
+def _hub_secret(plan: PipelinePlan, stage: Stage) -> dict[str, Any]:
+    """`secrets=[hub.secret_name]` for the stages the plan gives the Hub token, when that
+    secret exists (ZenML refuses a run naming a missing one; public models need no token,
+    and the preflight says when publishing lacks it)."""
+    config = plan.config
+    if stage not in plan or not plan[stage].hub_token:
         return {}
     try:
         Client().get_secret(config.hub.secret_name)
@@ -54,48 +55,61 @@ def _with_zenml_model(config: RunConfig) -> RunConfig:
     return reconcile_model_facts(config, model_name=model.name, license=model.license)
 
 
+def _options(plan: PipelinePlan, stage: Stage) -> dict[str, Any]:
+    """A step's options from the plan: its pod on Kubernetes (the local orchestrator
+    skips these settings with an info message, so one config serves both) and the Hub
+    token secret where the stage needs it."""
+    return {"settings": stage_settings(plan, stage), **_hub_secret(plan, stage)}
+
+
 # Fail fast: a failing step ends the run at once, and what it says (for the preflight, the
 # list of problems) is the last thing on screen rather than lines about skipped steps.
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST)
 def finetune_pipeline(config: RunConfig) -> None:
-    """Fine-tune `config.model` on `config.datasets` and compare it with the base model."""
+    """Fine-tune `config.model` on `config.datasets` and compare it with the base model.
+
+    The steps, their order, which config each gets and which may reach the Hub come
+    from `trainer.stages.pipeline_plan`, which the Kubeflow build follows too."""
     config = _with_zenml_model(config)
-    hub = _hub_secret(config)
+    plan = pipeline_plan(config)
     # Nothing heavy starts before the preflight has passed.
-    checked = preflight.with_options(**hub)(config=config)
-    train_datasets, eval_datasets, data_report = load_datasets.with_options(**hub)(
-        config=config, after=checked
-    )
-    # On a Kubernetes orchestrator the stages that train land on a GPU node; the local
-    # orchestrator skips these settings with an info message, so one config serves both.
+    checked = preflight.with_options(**_options(plan, Stage.PREFLIGHT))(config=config)
+    train_datasets, eval_datasets, data_report = load_datasets.with_options(
+        **_options(plan, Stage.LOAD)
+    )(config=config, after=checked)
     mining = None
-    if any(dataset.hard_negatives for dataset in config.datasets.values()):
-        # Negatives are mined from the training splits only, with the base model.
-        train_datasets, mining = mine_hard_negatives.with_options(
-            settings=stage_settings(config, "mine_hard_negatives"), **hub
-        )(config=config, train_datasets=train_datasets)
-    search, train_config = None, config
-    if config.search is not None:
-        # The final training uses the best trial's parameters (the search block cleared).
-        searching = stage_settings(config, "hyperparameter_search")
-        search, _, train_config = hyperparameter_search.with_options(settings=searching, **hub)(
+    if Stage.MINE in plan:
+        train_datasets, mining = mine_hard_negatives.with_options(**_options(plan, Stage.MINE))(
+            config=config, train_datasets=train_datasets
+        )
+    search, tuned = None, config
+    if Stage.SEARCH in plan:
+        search, _, tuned = hyperparameter_search.with_options(**_options(plan, Stage.SEARCH))(
             config=config, train_datasets=train_datasets, eval_datasets=eval_datasets
         )
-    # With hardware.nodes > 1 the train step's pod only submits the TrainJob.
-    training_pod = stage_settings(config, "train")
-    model, training = tracked(train).with_options(settings=training_pod, **hub)(
-        config=train_config, train_datasets=train_datasets, eval_datasets=eval_datasets
+    configs = {ConfigVariant.RUN: config, ConfigVariant.TUNED: tuned}
+    model, training = tracked(train).with_options(**_options(plan, Stage.TRAIN))(
+        config=configs[plan[Stage.TRAIN].config],
+        train_datasets=train_datasets,
+        eval_datasets=eval_datasets,
     )
-    evaluation, _ = tracked(evaluate).with_options(**hub)(
-        config=config, model=model, eval_datasets=eval_datasets, training=training
+    evaluation, _ = tracked(evaluate).with_options(**_options(plan, Stage.EVALUATE))(
+        config=configs[plan[Stage.EVALUATE].config],
+        model=model,
+        eval_datasets=eval_datasets,
+        training=training,
     )
-    card = tracked(model_card)(
-        config=train_config,
+    card = tracked(model_card).with_options(**_options(plan, Stage.CARD))(
+        config=configs[plan[Stage.CARD].config],
         evaluation=evaluation,
         training=training,
         data_report=data_report,
         search=search,
         mining=mining,
     )
-    hub_push = push_to_hub(config=config, model=model, evaluation=evaluation, model_card=card)
-    promote(config=config, evaluation=evaluation, hub_push=hub_push)
+    hub_push = push_to_hub.with_options(**_options(plan, Stage.PUSH))(
+        config=configs[plan[Stage.PUSH].config], model=model, evaluation=evaluation, model_card=card
+    )
+    promote.with_options(**_options(plan, Stage.PROMOTE))(
+        config=configs[plan[Stage.PROMOTE].config], evaluation=evaluation, hub_push=hub_push
+    )

@@ -55,23 +55,14 @@ from zenml.integrations.kubernetes.orchestrators.kubernetes_orchestrator_entrypo
 from zenml.utils import pydantic_utils
 
 from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, stage_settings
-from trainer.config import RunConfig
-from trainer.kubernetes import to_manifest
+from trainer.cluster import to_manifest
+from trainer.config import RunConfig, read_config_document
+from trainer.stages import Stage, pipeline_plan
 
 PIPELINE_NAME = "finetune_pipeline"
-STEP_NAMES = (
-    "preflight",
-    "load_datasets",
-    "mine_hard_negatives",
-    "hyperparameter_search",
-    "train",
-    "evaluate",
-    "model_card",
-    "push_to_hub",
-    "promote",
-)
-"""Steps of `pipelines.finetune.finetune_pipeline`, in run order (`mine_hard_negatives`
-and `hyperparameter_search` only run for configs that ask for them)."""
+STEP_NAMES = tuple(stage.value for stage in Stage)
+"""Every step `pipelines.finetune.finetune_pipeline` can have, in run order; which of
+them a run has is `trainer.stages.pipeline_plan`'s decision."""
 PREVIEW_IMAGE = "registry.example.com/st-finetune:preview"
 _PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -117,7 +108,7 @@ class StepSettings:
 
 def load_run(path: str | Path) -> PipelineRunConfiguration:
     """Parse a ZenML run config with ZenML's own model (unknown keys are errors)."""
-    return PipelineRunConfiguration.model_validate(yaml.safe_load(Path(path).read_text()))
+    return PipelineRunConfiguration.model_validate(read_config_document(path))
 
 
 def run_config(run: PipelineRunConfiguration) -> RunConfig:
@@ -147,7 +138,7 @@ def pipeline_settings(run: PipelineRunConfiguration) -> KubernetesOrchestratorSe
 
 def step_settings(run: PipelineRunConfiguration, step: str) -> StepSettings:
     """Effective settings of `step`, merged in ZenML's compile order."""
-    code_settings = stage_settings(run_config(run), step)
+    code_settings = stage_settings(pipeline_plan(run_config(run)), Stage(step))
     # As ZenML's compiler keeps them: only the fields the code set (`model_fields_set`).
     update = StepConfigurationUpdate(
         settings={key: value.model_dump(exclude_unset=True) for key, value in code_settings.items()}
@@ -289,13 +280,7 @@ def render(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> list[di
     """Every object of one run as plain manifests: the orchestrator Job (or CronJob),
     then one Job per step."""
     top = cron_job(run, image) if run.schedule else orchestrator_job(run, image)
-    config = run_config(run)
-    skipped = set()
-    if config.search is None:
-        skipped.add("hyperparameter_search")
-    if not any(dataset.hard_negatives for dataset in config.datasets.values()):
-        skipped.add("mine_hard_negatives")
-    steps = [step for step in STEP_NAMES if step not in skipped]
+    steps = pipeline_plan(run_config(run)).names()
     return [to_manifest(top), *(to_manifest(step_job(run, step, image)) for step in steps)]
 
 

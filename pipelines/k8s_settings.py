@@ -17,9 +17,9 @@ from typing import Any
 from zenml.integrations.kubernetes.flavors import KubernetesOrchestratorSettings
 from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
 
-from trainer.config import RunConfig
-from trainer.hardware import HardwareSpec
-from trainer.kubernetes import PodHardware, pod_hardware, stage_pod, to_manifest
+from trainer.cluster import PodHardware, pod_hardware, to_manifest
+from trainer.config import HardwareConfig
+from trainer.stages import PipelinePlan, Stage
 
 KUBERNETES_SETTINGS_KEY = "orchestrator.kubernetes"
 """Settings key that resolves to whichever Kubernetes orchestrator the stack has."""
@@ -40,7 +40,7 @@ def pod_settings(parts: PodHardware) -> KubernetesPodSettings:
     )
 
 
-def kubernetes_settings(hardware: HardwareSpec | None) -> dict[str, Any]:
+def kubernetes_settings(hardware: HardwareConfig | None) -> dict[str, Any]:
     """Step settings placing a step on the hardware `hardware` describes.
 
     Returns an empty dict for `None` (no hardware configured), so the caller can always
@@ -54,17 +54,18 @@ def kubernetes_settings(hardware: HardwareSpec | None) -> dict[str, Any]:
     return _settings(pod_hardware(hardware), hardware)
 
 
-def stage_settings(config: RunConfig, stage: str) -> dict[str, Any]:
-    """Step settings of pipeline stage `stage`: the hardware for stages that train (for
-    the train stage of a multi-node run, the light pod that submits the TrainJob), none
-    for the others (`trainer.kubernetes.stage_pod`)."""
-    parts = stage_pod(config.hardware, config.distributed, stage)
-    if parts is None or config.hardware is None:
+def stage_settings(plan: PipelinePlan, stage: Stage) -> dict[str, Any]:
+    """Step settings of pipeline stage `stage`: the hardware for stages the plan puts on
+    it (for the train stage of a multi-node run, the light pod that submits the
+    TrainJob), none for the others."""
+    hardware = plan.config.hardware
+    parts = plan.pod(stage)
+    if parts is None or hardware is None:
         return {}
-    return _settings(parts, config.hardware)
+    return _settings(parts, hardware)
 
 
-def _settings(parts: PodHardware, hardware: HardwareSpec) -> dict[str, Any]:
+def _settings(parts: PodHardware, hardware: HardwareConfig) -> dict[str, Any]:
     return {
         KUBERNETES_SETTINGS_KEY: KubernetesOrchestratorSettings(
             pod_settings=pod_settings(parts),

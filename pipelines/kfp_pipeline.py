@@ -9,10 +9,10 @@ or submit with `kfp.Client().create_run_from_pipeline_package(...)`.
 Why not ZenML's Kubeflow orchestrator: it needs a live KFP endpoint to compile, lags
 behind current kfp, and drops per-step pod settings, so the GPU step would land on any
 node. This is a native KFP pipeline instead: each step is a lightweight component that
-adapts KFP artifacts to one stage of `trainer.run` (the same stages the ZenML steps
+adapts KFP artifacts to one stage of `trainer.stages.run` (the same stages the ZenML steps
 call), inside the image built from `k8s/Dockerfile` (kfp is installed there, so nothing
 is pip-installed at run time). The `train` task gets its accelerator, node selector,
-tolerations, resources and `/dev/shm` from `trainer.kubernetes`, the same translation
+tolerations, resources and `/dev/shm` from `trainer.cluster.pods`, the same translation
 of `config.hardware` the ZenML path uses; the other tasks' resources and every task's
 retries come from the run YAML's ZenML part, read by `pipelines.kfp_settings`.
 
@@ -26,7 +26,6 @@ go to `checkpoints.uri`, or under the run's pipeline root when fsspec can write 
 
 # No `from __future__ import annotations`: kfp reads the components' annotations as
 # real types (Input[Dataset], Output[Model], ...), not strings.
-
 import argparse
 import logging
 from collections.abc import Callable
@@ -36,26 +35,26 @@ from typing import Any, NamedTuple
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
-from pipelines.kfp_settings import (
-    TaskSettings,
-    read_run_document,
-    task_settings,
-    zenml_model_facts,
+from pipelines.kfp_settings import TaskSettings, task_settings
+from trainer.cluster import PodHardware
+from trainer.config import (
+    HF_TOKEN_KEY,
+    HardwareConfig,
+    RunConfig,
+    model_entry,
+    read_config_document,
+    reconcile_model_facts,
+    run_config_part,
 )
-from trainer.config import RunConfig
-from trainer.hardware import HardwareSpec
-from trainer.kubernetes import PodHardware, stage_pod
-from trainer.run import reconcile_model_facts, uses_hub
+from trainer.stages import ConfigVariant, PipelinePlan, Stage, pipeline_plan
 
 logger = logging.getLogger(__name__)
 
 PIPELINE_NAME = "st-finetune"
 DEFAULT_IMAGE = "st-finetune:0.1.0"
-HF_TOKEN_KEY = "HF_TOKEN"
-"""Key of the Kubernetes Secret (named `hub.secret_name`) and the env var it becomes."""
 
 
-# --- components: thin adapters between KFP artifacts and `trainer.run` ------------------
+# --- components: thin adapters between KFP artifacts and `trainer.stages` ---------------
 # KFP ships each function's source into the pod, so every import lives inside it.
 
 
@@ -64,13 +63,13 @@ def preflight(config: str, pipeline_root: str) -> dict:
     starts. The Hub token is the HF_TOKEN env var from the Secret `hub.secret_name`."""
     import os
 
-    from trainer.config import RunConfig
+    from trainer.config import HF_TOKEN_KEY, RunConfig
     from trainer.preflight import PreflightFailed
     from trainer.preflight import preflight as check_run
 
     report = check_run(
         RunConfig.model_validate_json(config),
-        secret_exists=lambda _name: bool(os.environ.get("HF_TOKEN")),
+        secret_exists=lambda _name: bool(os.environ.get(HF_TOKEN_KEY)),
         artifact_root=pipeline_root,
     )
     for warning in report.warnings:
@@ -84,7 +83,7 @@ def preflight(config: str, pipeline_root: str) -> dict:
 def load_datasets(config: str, train_data: Output[Dataset], eval_data: Output[Dataset]) -> dict:
     """Train and held-out DatasetDicts (saved with `save_to_disk`) plus the data report."""
     from trainer.config import RunConfig
-    from trainer.run import load_stage
+    from trainer.stages import load_stage
 
     train, held_out, report = load_stage(RunConfig.model_validate_json(config))
     train.save_to_disk(train_data.path)
@@ -100,7 +99,7 @@ def mine_hard_negatives(
     from datasets import load_from_disk
 
     from trainer.config import RunConfig
-    from trainer.mining import mine_hard_negatives_for_run
+    from trainer.data import mine_hard_negatives_for_run
 
     mined, reports = mine_hard_negatives_for_run(
         RunConfig.model_validate_json(config), load_from_disk(train_data.path)
@@ -122,8 +121,8 @@ def hyperparameter_search(
     from datasets import load_from_disk
 
     from trainer.config import RunConfig
-    from trainer.search import apply_best, run_search
-    from trainer.search_report import render_search_html
+    from trainer.reports import render_search_html
+    from trainer.training import apply_best, run_search
 
     run = RunConfig.model_validate_json(config)
     result = run_search(run, load_from_disk(train_data.path), load_from_disk(eval_data.path))
@@ -148,49 +147,22 @@ def train(
     this task submits and follows. The model is saved as a sentence-transformers folder."""
     from datasets import load_from_disk
 
-    from trainer.checkpoints import fsspec_can_open
+    from trainer.cluster import cluster_for
     from trainer.config import RunConfig
     from trainer.results import RunRef
-    from trainer.run import checkpoint_uri, train_stage
-    from trainer.trainjob import (
-        Cluster,
-        kubernetes_api,
-        own_namespace,
-        shared_root,
-        train_job_name,
-        train_on_nodes,
-    )
+    from trainer.stages import TrainingSite, train_stage
 
     run = RunConfig.model_validate_json(config)
-    train_datasets, eval_datasets = load_from_disk(train_data.path), load_from_disk(eval_data.path)
-    lineage = RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune")
-    on_nodes = run.hardware is not None and run.hardware.nodes > 1
-    root = shared_root(run, pipeline_root) if on_nodes else pipeline_root
-    uri = (
-        checkpoint_uri(run, train_datasets, root=root, pipeline="st-finetune")
-        if run.checkpoints.uri or fsspec_can_open(root)
-        else None
+    site = TrainingSite(
+        storage_root=pipeline_root,
+        pipeline="st-finetune",
+        run=RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune"),
+        cluster=lambda run_config: cluster_for(run_config, image=image),
+        log=lambda line: print(line, flush=True),
     )
-    if on_nodes:
-        name = train_job_name(run.output.name, run_id)
-        cluster = Cluster(
-            api=kubernetes_api(),
-            namespace=run.distributed.namespace or own_namespace(),
-            image=run.hardware.image or image,
-        )
-        trained = train_on_nodes(
-            run,
-            train_datasets,
-            eval_datasets,
-            cluster=cluster,
-            name=name,
-            job_uri=f"{root.rstrip('/')}/trainjobs/{name}",
-            checkpoint_uri=uri,
-            run=lineage,
-            log=lambda line: print(line, flush=True),
-        )
-    else:
-        trained = train_stage(run, train_datasets, eval_datasets, checkpoint_uri=uri, run=lineage)
+    trained = train_stage(
+        run, load_from_disk(train_data.path), load_from_disk(eval_data.path), site
+    )
     trained.model.save(model.path)
     return trained.summary.model_dump(mode="json")
 
@@ -203,7 +175,7 @@ def evaluate(
     from sentence_transformers import SentenceTransformer
 
     from trainer.config import RunConfig
-    from trainer.run import evaluate_stage
+    from trainer.stages import evaluate_stage
 
     evaluation = evaluate_stage(
         RunConfig.model_validate_json(config),
@@ -229,10 +201,15 @@ def model_card(
     """The Hub README.md (front matter + body), also rendered in the KFP UI. `config` is
     the one the model was trained with (tuned, when a search ran)."""
     from trainer.config import RunConfig
-    from trainer.mining import MiningReports
-    from trainer.model_card import render_model_card
-    from trainer.results import DataReport, Evaluation, RunRef, TrainingSummary
-    from trainer.search import SearchResult
+    from trainer.release import render_model_card
+    from trainer.results import (
+        DataReport,
+        Evaluation,
+        MiningReports,
+        RunRef,
+        SearchResult,
+        TrainingSummary,
+    )
 
     text = render_model_card(
         RunConfig.model_validate_json(config),
@@ -255,7 +232,7 @@ def push_to_hub(
     import shutil
 
     from trainer.config import RunConfig
-    from trainer.hub import gated_push
+    from trainer.release import gated_push
     from trainer.results import Evaluation, RunRef
 
     def write_folder(folder):
@@ -266,7 +243,7 @@ def push_to_hub(
         RunConfig.model_validate_json(config),
         Evaluation.model_validate(evaluation),
         write_folder=write_folder,
-        token=lambda: os.environ.get("HF_TOKEN", ""),
+        token=lambda: os.environ.get(HF_TOKEN_KEY, ""),
         run_label=RunRef(orchestrator="kubeflow", name=run_name).label(),
         log=lambda line: print(line, flush=True),
     )
@@ -277,9 +254,9 @@ def push_to_hub(
 
 
 def apply_hardware(
-    task: dsl.PipelineTask, parts: PodHardware, hardware: HardwareSpec
+    task: dsl.PipelineTask, parts: PodHardware, hardware: HardwareConfig
 ) -> dsl.PipelineTask:
-    """Give `task` the pod settings `trainer.kubernetes` derived from `hardware`."""
+    """Give `task` the pod settings `trainer.cluster.pods` derived from `hardware`."""
     for key, value in parts.node_selector.items():
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     for toleration in parts.tolerations:
@@ -329,12 +306,13 @@ def _set_resources(task: dsl.PipelineTask, settings: TaskSettings) -> None:
 
 
 def _configure(
-    task: dsl.PipelineTask, document: dict[str, Any], step: str, run: RunConfig
+    task: dsl.PipelineTask, document: dict[str, Any], plan: PipelinePlan, stage: Stage
 ) -> dsl.PipelineTask:
-    """Display name, retries, resources (the hardware step's from `config.hardware`, the
-    others' from the run YAML) and, for tasks that may talk to the Hub, the token Secret."""
+    """Display name, retries, resources (a training pod's from `config.hardware`, the
+    others' from the run YAML) and, for the stages the plan gives it, the Hub token Secret."""
+    step, run = stage.value, plan.config
     task.set_display_name(step)
-    parts = stage_pod(run.hardware, run.distributed, step)
+    parts = plan.pod(stage)
     # The hardware owns a training pod's resources; a TrainJob submitter's come from YAML.
     owns = parts is not None and bool(parts.resources.requests or parts.resources.limits)
     settings = task_settings(document, step, hardware_step=owns)
@@ -344,13 +322,13 @@ def _configure(
         _set_resources(task, settings)
     if settings.retries:
         task.set_retry(num_retries=settings.retries)
-    if uses_hub(run):
+    if plan[stage].hub_token:
         kubernetes.use_secret_as_env(
             task,
             secret_name=run.hub.secret_name,
             secret_key_to_env={HF_TOKEN_KEY: HF_TOKEN_KEY},
-            # Only publishing needs it for sure; public Hub models download without.
-            optional=not run.hub.enabled,
+            # Publishing needs it; public Hub models and datasets download without.
+            optional=stage is not Stage.PUSH,
         )
     return task
 
@@ -361,16 +339,14 @@ def _configure(
 def run_config(document: dict[str, Any]) -> RunConfig:
     """`parameters.config` of the run YAML, with the model name and license taken from
     its ZenML `model:` entry (they must agree where both are given)."""
-    try:
-        config = RunConfig.model_validate(document["parameters"]["config"])
-    except (KeyError, TypeError):
-        raise ValueError("the run config must hold parameters.config") from None
-    name, license_ = zenml_model_facts(document)
+    config = RunConfig.model_validate(run_config_part(document, "the run config"))
+    name, license_ = model_entry(document)
     return reconcile_model_facts(config, model_name=name, license=license_)
 
 
 def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
-    """The KFP pipeline for a run YAML (the same YAML the ZenML path runs)."""
+    """The KFP pipeline for a run YAML (the same YAML the ZenML path runs): the stages of
+    `trainer.stages.pipeline_plan`, except those that need ZenML's model registry."""
     run = run_config(document)
     if run.model.zenml_ref is not None:
         raise ValueError(
@@ -383,18 +359,21 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
             "checkpoints.uri is not set: the train task keeps checkpoints under the run's "
             "pipeline root when it is an fsspec URL (s3://, gs://), else only in its pod"
         )
+    plan = pipeline_plan(run)
+    components = {
+        Stage.PREFLIGHT: preflight,
+        Stage.LOAD: load_datasets,
+        Stage.MINE: mine_hard_negatives,
+        Stage.SEARCH: hyperparameter_search,
+        Stage.TRAIN: train,
+        Stage.EVALUATE: evaluate,
+        Stage.CARD: model_card,
+        Stage.PUSH: push_to_hub,
+    }
     ops = {
-        fn.__name__: dsl.component(func=fn, base_image=image, install_kfp_package=False)
-        for fn in (
-            preflight,
-            load_datasets,
-            mine_hard_negatives,
-            hyperparameter_search,
-            train,
-            evaluate,
-            model_card,
-            push_to_hub,
-        )
+        stage: dsl.component(func=fn, base_image=image, install_kfp_package=False)
+        for stage, fn in components.items()
+        if stage in plan
     }
 
     @dsl.pipeline(
@@ -402,89 +381,50 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
         description="Fine-tune a sentence-transformers model; evaluate; card; gated Hub push.",
     )
     def finetune(config: str = run.model_dump_json()) -> None:
-        checked = _configure(
-            ops["preflight"](config=config, pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER),
-            document,
-            "preflight",
-            run,
-        )
-        data = _configure(ops["load_datasets"](config=config), document, "load_datasets", run)
+        configs: dict[ConfigVariant, Any] = {ConfigVariant.RUN: config, ConfigVariant.TUNED: config}
+
+        def add(stage: Stage, **inputs: Any) -> dsl.PipelineTask:
+            task = ops[stage](config=configs[plan[stage].config], **inputs)
+            return _configure(task, document, plan, stage)
+
+        checked = add(Stage.PREFLIGHT, pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER)
+        data = add(Stage.LOAD)
         data.after(checked)
-        train_data = data.outputs["train_data"]
-        mining = None
-        if any(dataset.hard_negatives for dataset in run.datasets.values()):
-            mining = _configure(
-                ops["mine_hard_negatives"](config=config, train_data=train_data),
-                document,
-                "mine_hard_negatives",
-                run,
-            )
+        train_data, eval_data = data.outputs["train_data"], data.outputs["eval_data"]
+        card_inputs: dict[str, Any] = {}
+        if Stage.MINE in plan:
+            mining = add(Stage.MINE, train_data=train_data)
             train_data = mining.outputs["mined_data"]
-        train_config, card_inputs = config, {}
-        if run.search is not None:
-            searched = _configure(
-                ops["hyperparameter_search"](
-                    config=config,
-                    train_data=train_data,
-                    eval_data=data.outputs["eval_data"],
-                ),
-                document,
-                "hyperparameter_search",
-                run,
-            )
-            train_config = searched.outputs["tuned_config"]
-            card_inputs["search"] = searched.outputs["search"]
-        trained = _configure(
-            ops["train"](
-                config=train_config,
-                train_data=train_data,
-                eval_data=data.outputs["eval_data"],
-                pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
-                run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                image=image,
-            ),
-            document,
-            "train",
-            run,
-        )
-        evaluated = _configure(
-            ops["evaluate"](
-                config=config,
-                eval_data=data.outputs["eval_data"],
-                model=trained.outputs["model"],
-            ),
-            document,
-            "evaluate",
-            run,
-        )
-        if mining is not None:
             card_inputs["mining"] = mining.outputs["Output"]
-        card = _configure(
-            ops["model_card"](
-                config=train_config,
-                evaluation=evaluated.outputs["Output"],
-                training=trained.outputs["Output"],
-                data_report=data.outputs["Output"],
-                run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                **card_inputs,
-            ),
-            document,
-            "model_card",
-            run,
+        if Stage.SEARCH in plan:
+            searched = add(Stage.SEARCH, train_data=train_data, eval_data=eval_data)
+            configs[ConfigVariant.TUNED] = searched.outputs["tuned_config"]
+            card_inputs["search"] = searched.outputs["search"]
+        trained = add(
+            Stage.TRAIN,
+            train_data=train_data,
+            eval_data=eval_data,
+            pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
+            run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            image=image,
         )
-        _configure(
-            ops["push_to_hub"](
-                config=config,
-                model=trained.outputs["model"],
-                evaluation=evaluated.outputs["Output"],
-                card=card.outputs["card"],
-                run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            ),
-            document,
-            "push_to_hub",
-            run,
+        evaluated = add(Stage.EVALUATE, eval_data=eval_data, model=trained.outputs["model"])
+        card = add(
+            Stage.CARD,
+            evaluation=evaluated.outputs["Output"],
+            training=trained.outputs["Output"],
+            data_report=data.outputs["Output"],
+            run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            **card_inputs,
+        )
+        add(
+            Stage.PUSH,
+            model=trained.outputs["model"],
+            evaluation=evaluated.outputs["Output"],
+            card=card.outputs["card"],
+            run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         )
 
     return finetune
@@ -496,7 +436,7 @@ def compile_pipeline(
     """Compile the pipeline for `config_path` to `output` (YAML); offline."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    pipeline = build_pipeline(read_run_document(config_path), image)
+    pipeline = build_pipeline(read_config_document(config_path), image)
     compiler.Compiler().compile(pipeline, package_path=str(output))
     return output
 
@@ -504,11 +444,19 @@ def compile_pipeline(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Compile the KFP v2 fine-tuning pipeline.")
     parser.add_argument("--config", default="configs/finetune-k8s.yaml")
-    parser.add_argument("--image", default=DEFAULT_IMAGE, help="image built from k8s/Dockerfile")
+    parser.add_argument(
+        "--image",
+        required=True,
+        help="the image built from k8s/Dockerfile that every task runs, e.g. "
+        f"REGISTRY/{DEFAULT_IMAGE}",
+    )
     parser.add_argument("--output", default="build/finetune_kfp.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    print(compile_pipeline(args.config, args.output, args.image))
+    try:
+        print(compile_pipeline(args.config, args.output, args.image))
+    except ValueError as error:  # a config this build cannot take: one line, not a traceback
+        parser.exit(2, f"error: {args.config}: {error}\n")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,7 @@ importing ZenML. The GPU step's placement and resources come from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 ORCHESTRATOR_KEY = "orchestrator.kubernetes"
 
@@ -26,14 +23,6 @@ class TaskSettings:
     requests: dict[str, str] = field(default_factory=dict)
     limits: dict[str, str] = field(default_factory=dict)
     retries: int = 0
-
-
-def read_run_document(path: str | Path) -> dict[str, Any]:
-    """The run YAML as a mapping (a clear error for anything else)."""
-    document = yaml.safe_load(Path(path).read_text())
-    if not isinstance(document, dict):
-        raise ValueError(f"{path}: expected a YAML mapping, got {type(document).__name__}")
-    return document
 
 
 def _resources(settings: Any) -> dict[str, Any]:
@@ -67,9 +56,3 @@ def task_settings(document: dict[str, Any], step: str, *, hardware_step: bool) -
         limits={**(pipeline_level.get("limits") or {}), **(own.get("limits") or {})},
         retries=int(retry.get("max_retries") or 0),
     )
-
-
-def zenml_model_facts(document: dict[str, Any]) -> tuple[str | None, str | None]:
-    """`model.name` and `model.license` of the run YAML's ZenML model entry, if any."""
-    model = document.get("model") or {}
-    return model.get("name"), model.get("license")

@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The core's layers and orchestrator-neutrality (contracts in pyproject.toml).
+.venv/bin/lint-imports
 .venv/bin/python -m pytest -q "$@"

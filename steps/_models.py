@@ -20,7 +20,7 @@ from zenml.enums import ModelStages
 from zenml.utils import io_utils
 
 from trainer.config import ZENML_PREFIX, RunConfig, parse_zenml_model_ref
-from trainer.lineage import ModelLineage
+from trainer.results import ModelLineage
 
 if TYPE_CHECKING:
     from zenml.models import ArtifactVersionResponse, ModelVersionResponse

@@ -6,14 +6,14 @@ import os
 
 from zenml.client import Client
 
-TOKEN_KEY = "HF_TOKEN"
+from trainer.config import HF_TOKEN_KEY
 
 
 def hub_token(secret_name: str) -> str | None:
     """HF_TOKEN of the named ZenML secret; else the env var `@step(secrets=[...])` sets
     (or the user exported); None when neither has one."""
     try:
-        token = Client().get_secret(secret_name).secret_values.get(TOKEN_KEY)
+        token = Client().get_secret(secret_name).secret_values.get(HF_TOKEN_KEY)
     except KeyError:
         token = None
-    return token or os.environ.get(TOKEN_KEY) or None
+    return token or os.environ.get(HF_TOKEN_KEY) or None

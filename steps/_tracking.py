@@ -18,7 +18,7 @@ from zenml import get_step_context
 from zenml.client import Client
 from zenml.exceptions import StepContextError
 
-from trainer.tracking import reporting_callbacks
+from trainer.training import reporting_callbacks
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -63,6 +63,6 @@ def training_callbacks(config: RunConfig) -> list[TrainerCallback]:
 
 
 def mlflow_tracked() -> bool:
-    """Whether this step logs to an MLflow run (the `trainer.tracking.log_*` functions)."""
+    """Whether this step logs to an MLflow run (the `trainer.training.tracking.log_*` functions)."""
     tracker = step_tracker()
     return tracker is not None and tracker.flavor == "mlflow"

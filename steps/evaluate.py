@@ -20,11 +20,11 @@ from steps._metadata import log_step_metadata
 from steps._models import lineage_model_folder, production_model
 from steps._tracking import mlflow_tracked
 from trainer.config import RunConfig
-from trainer.report import render_comparison_html
+from trainer.models import load_model
+from trainer.reports import render_comparison_html
 from trainer.results import Evaluation, TrainingSummary
-from trainer.run import evaluate_stage
-from trainer.tracking import log_evaluation, log_html
-from trainer.training import load_model
+from trainer.stages import evaluate_stage
+from trainer.training import log_evaluation, log_html
 
 
 def _base_model(config: RunConfig, training: TrainingSummary) -> SentenceTransformer:

@@ -18,8 +18,9 @@ from zenml.types import HTMLString
 from steps._metadata import log_step_metadata
 from steps._models import resolve_base_model
 from trainer.config import RunConfig
-from trainer.search import SearchResult, apply_best, run_search
-from trainer.search_report import render_search_html
+from trainer.reports import render_search_html
+from trainer.results import SearchResult
+from trainer.training import apply_best, run_search
 
 logger = get_logger(__name__)
 

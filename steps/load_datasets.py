@@ -11,7 +11,7 @@ from steps._metadata import log_step_metadata
 from steps.dataset_materializer import DatasetDictMaterializer
 from trainer.config import RunConfig
 from trainer.results import DataReport
-from trainer.run import load_stage
+from trainer.stages import load_stage
 
 
 @step(

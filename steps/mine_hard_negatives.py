@@ -17,7 +17,8 @@ from steps._metadata import log_step_metadata
 from steps._models import resolve_base_model
 from steps.dataset_materializer import DatasetDictMaterializer
 from trainer.config import RunConfig
-from trainer.mining import MiningReports, mine_hard_negatives_for_run
+from trainer.data import mine_hard_negatives_for_run
+from trainer.results import MiningReports
 
 logger = get_logger(__name__)
 

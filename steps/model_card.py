@@ -15,11 +15,9 @@ from zenml.types import MarkdownString
 from steps._context import run_ref
 from steps._tracking import mlflow_tracked
 from trainer.config import RunConfig
-from trainer.mining import MiningReports
-from trainer.model_card import render_model_card
-from trainer.results import DataReport, Evaluation, TrainingSummary
-from trainer.search import SearchResult
-from trainer.tracking import log_model_card
+from trainer.release import render_model_card
+from trainer.results import DataReport, Evaluation, MiningReports, SearchResult, TrainingSummary
+from trainer.training import log_model_card
 
 
 @step

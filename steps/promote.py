@@ -17,7 +17,7 @@ from zenml.exceptions import StepContextError
 from zenml.logger import get_logger
 
 from trainer.config import RunConfig
-from trainer.gate import decide, promotion_verdict
+from trainer.release import decide, promotion_verdict
 from trainer.results import Evaluation, Promotion, PushOutcome
 
 logger = get_logger(__name__)

@@ -16,9 +16,9 @@ from zenml.logger import get_logger
 from zenml.types import MarkdownString
 
 from steps._context import run_ref
-from steps._secrets import TOKEN_KEY, hub_token
-from trainer.config import RunConfig
-from trainer.hub import gated_push
+from steps._secrets import hub_token
+from trainer.config import HF_TOKEN_KEY, RunConfig
+from trainer.release import gated_push
 from trainer.results import Evaluation, PushOutcome
 
 logger = get_logger(__name__)
@@ -30,7 +30,7 @@ def _hub_token(secret_name: str) -> str:
     if not token:
         raise RuntimeError(
             f"no Hugging Face token: create the secret with `zenml secret create "
-            f"{secret_name} --{TOKEN_KEY}=<token>`"
+            f"{secret_name} --{HF_TOKEN_KEY}=<token>`"
         )
     return token
 

@@ -27,9 +27,8 @@ from steps._tracking import mlflow_tracked, training_callbacks
 from steps.materializers import SentenceTransformerMaterializer
 from trainer.config import RunConfig
 from trainer.results import TrainingSummary
-from trainer.run import checkpoint_uri, train_stage
-from trainer.tracking import log_run_parameters, log_training_history
-from trainer.trainjob import shared_root, train_job_name, train_on_nodes
+from trainer.stages import TrainingSite, train_stage
+from trainer.training import log_run_parameters, log_training_history
 
 logger = get_logger(__name__)
 
@@ -46,38 +45,17 @@ def train(
         logger.info("base model: %s", lineage.describe())
     root, filesystem = artifact_store_location()
     run = run_ref()
-    on_nodes = config.hardware is not None and config.hardware.nodes > 1
-    uri = checkpoint_uri(
-        config,
-        train_datasets,
-        root=shared_root(config, root) if on_nodes else root,
+    site = TrainingSite(
+        storage_root=root,
         pipeline=get_step_context().pipeline.name,
+        run=run,
+        filesystem=filesystem,
         base_model_id=lineage.artifact_id if lineage else None,
+        cluster=current_cluster,
+        callbacks=training_callbacks(config),
+        log=logger.info,
     )
-    if on_nodes:
-        name = train_job_name(config.output.name, run.id or run.name)
-        trained = train_on_nodes(
-            config,
-            train_datasets,
-            eval_datasets,
-            cluster=current_cluster(config),
-            name=name,
-            job_uri=f"{shared_root(config, root).rstrip('/')}/trainjobs/{name}",
-            checkpoint_uri=uri,
-            run=run,
-            log=logger.info,
-        )
-    else:
-        trained = train_stage(
-            config,
-            train_datasets,
-            eval_datasets,
-            checkpoint_uri=uri,
-            # The artifact store's credentials are for the artifact store only.
-            filesystem=filesystem if uri.startswith(root) else None,
-            run=run,
-            callbacks=training_callbacks(config),
-        )
+    trained = train_stage(config, train_datasets, eval_datasets, site)
     summary = trained.summary.model_copy(update={"lineage": lineage})
     if mlflow_tracked():
         eval_rows = {name: len(dataset) for name, dataset in eval_datasets.items()}

@@ -142,3 +142,20 @@ def docs_pipeline_config(model_path: Path, pairs_file: Path) -> dict:
         evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
         gate={"min_improvement": None},
     )
+
+
+def train_at(config, train_datasets, eval_datasets=None, *, checkpoint_uri, run=None, **kwargs):
+    """`train_stage` with its checkpoint series at `checkpoint_uri` (the config's
+    `checkpoints.uri`, as a user would set it) and no orchestrator storage."""
+    from trainer.stages import TrainingSite, train_stage
+
+    checkpoints = config.checkpoints.model_copy(update={"uri": checkpoint_uri})
+    site = TrainingSite(
+        storage_root=None,
+        pipeline="tests",
+        run=run,
+        **kwargs,
+    )
+    return train_stage(
+        config.model_copy(update={"checkpoints": checkpoints}), train_datasets, eval_datasets, site
+    )

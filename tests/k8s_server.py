@@ -1,6 +1,6 @@
 """A loopback Kubernetes API for TrainJobs, with a "cluster" that runs them on this machine.
 
-It answers the calls `trainer.trainjob` makes through the official `kubernetes` client
+It answers the calls `trainer.cluster.trainjob` makes through the official `kubernetes` client
 (create, get, get status, delete of `trainer.kubeflow.org/v1alpha1` trainjobs, with the
 API server's 404/409 `Status` bodies), and runs each created TrainJob as Kubeflow
 Trainer's torch runtime would: `numNodes` processes running the TrainJob's own command

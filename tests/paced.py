@@ -3,7 +3,7 @@ kill it between two checkpoints, as a preempted pod is killed.
 
     python -m tests.paced <seconds per step> <module:function> '<json kwargs>'
 
-Every trainer built through `trainer.training.build_trainer` in the child sleeps for the
+Every trainer built through `trainer.training.trainer.build_trainer` in the child sleeps for the
 given time at the end of each optimizer step; nothing else changes.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-import trainer.training as training
+import trainer.training.trainer as training
 
 
 class Pace(TrainerCallback):

@@ -6,11 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from trainer.arguments import training_argument_problems, training_value_problems
+from trainer.catalog import loss_param_problems, training_value_problems
 from trainer.config import LossConfig, ModelConfig, RunConfig, load_run_config
-from trainer.losses import loss_param_problems
+from trainer.models import model_source_problems
 from trainer.problems import Problem
-from trainer.training import effective_training_arguments, model_source_problems
+from trainer.training import effective_training_arguments, training_argument_problems
+
+
+def _loss(config: LossConfig) -> tuple:
+    return config.name, config.params
 
 
 def _run(training: dict) -> RunConfig:
@@ -82,31 +86,31 @@ def test_warmup_ratio_is_honoured() -> None:
 
 
 def test_loss_params_are_checked_against_the_loss_signature() -> None:
-    assert loss_param_problems(LossConfig(name="MultipleNegativesRankingLoss")) == []
+    assert loss_param_problems(*_loss(LossConfig(name="MultipleNegativesRankingLoss"))) == []
     good = LossConfig(
         name="TripletLoss", params={"distance_metric": "EUCLIDEAN", "triplet_margin": 1}
     )
-    assert loss_param_problems(good) == []
+    assert loss_param_problems(*_loss(good)) == []
     directions = LossConfig(
         name="MultipleNegativesRankingLoss", params={"directions": ["query_to_doc"]}
     )
-    assert loss_param_problems(directions) == []
+    assert loss_param_problems(*_loss(directions)) == []
     bad_metric = LossConfig(name="ContrastiveLoss", params={"distance_metric": "MANHATTEN"})
-    assert loss_param_problems(bad_metric, field="datasets.x.loss") == [
+    assert loss_param_problems(*_loss(bad_metric), field="datasets.x.loss") == [
         Problem(
             field="datasets.x.loss.params.distance_metric",
             message="distance_metric 'MANHATTEN' is not known for ContrastiveLoss",
         )
     ]
     run_sets = LossConfig(name="SoftmaxLoss", params={"num_labels": 3, "embedding_dimension": 8})
-    (problem,) = loss_param_problems(run_sets)
+    (problem,) = loss_param_problems(*_loss(run_sets))
     assert "does not take 'embedding_dimension' (the run sets it)" in problem.message
 
 
 def test_softmax_loss_builds_with_the_models_dimension(tiny_model_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from trainer.losses import build_loss
+    from trainer.training import build_loss
 
     model = SentenceTransformer(str(tiny_model_path), device="cpu")
     loss = build_loss(model, LossConfig(name="SoftmaxLoss", params={"num_labels": 3}))

@@ -23,7 +23,7 @@ from steps.load_datasets import load_datasets
 from steps.materializers import SentenceTransformerMaterializer
 from tests.conftest import docs_pipeline_config
 from trainer.config import ModelConfig, RunConfig, parse_zenml_model_ref
-from trainer.training import load_model, resolve_model_path
+from trainer.models import load_model, resolve_model_path
 from trainer.training import train as run_training
 
 MODEL_NAME = "tiny-retrain"

@@ -11,8 +11,8 @@ from datasets import Dataset, DatasetDict
 from pydantic import ValidationError
 
 from tests.static_model import static_model
-from trainer.beir import BeirFormatError, load_beir
 from trainer.config import EvaluatorConfig, RunConfig
+from trainer.data import BeirFormatError, load_beir
 from trainer.evaluation import add_distractors, build_evaluator, build_evaluators, run_evaluators
 
 # Two queries, four documents, 3-d vectors chosen so that the cosine ranks are:

@@ -14,12 +14,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from trainer.checkpoints import (
-    MANIFEST_NAME,
-    CheckpointStore,
-    fsspec_can_open,
-    open_checkpoint,
-)
+from trainer.training import MANIFEST_NAME, CheckpointStore, fsspec_can_open, open_checkpoint
 
 
 def trainer_checkpoint(root: Path, step: int) -> Path:
@@ -70,7 +65,7 @@ def test_a_checkpoint_without_manifest_is_never_used(
     store.publish(trainer_checkpoint(tmp_path / "b", 4), 4)
     store.fs.rm(f"{store.root}/checkpoint-4/{MANIFEST_NAME}")  # killed before the manifest
 
-    with caplog.at_level(logging.INFO, logger="trainer.checkpoints"):
+    with caplog.at_level(logging.INFO, logger="trainer.training.checkpoints"):
         assert store.newest().step == 2
     assert f"checkpoint-4 has no {MANIFEST_NAME}: an interrupted save, ignored" in caplog.text
 

@@ -10,15 +10,15 @@ import pytest
 
 from tests.conftest import pairs_dataset, tiny_run_config
 from trainer.config import RunConfig
-from trainer.curves import (
+from trainer.data import load_datasets
+from trainer.evaluation import build_evaluators
+from trainer.reports import (
     eval_metric_keys,
     nice_ticks,
     render_chart,
     render_training_curves_html,
     series,
 )
-from trainer.data import load_datasets
-from trainer.evaluation import build_evaluators
 from trainer.training import build_trainer
 
 SVG = "{http://www.w3.org/2000/svg}"

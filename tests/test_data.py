@@ -10,7 +10,8 @@ from datasets import Dataset
 
 from tests.conftest import write_jsonl
 from trainer.config import RunConfig
-from trainer.data import DataValidationError, load_datasets
+from trainer.data import load_datasets
+from trainer.problems import DataValidationError
 
 
 def _run(datasets: dict, **extra: object) -> RunConfig:

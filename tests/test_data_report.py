@@ -10,12 +10,8 @@ import pytest
 
 from tests.conftest import write_jsonl
 from trainer.config import RunConfig
-from trainer.data import (
-    DataReport,
-    check_data,
-    load_datasets,
-    load_datasets_with_report,
-)
+from trainer.data import check_data, load_datasets, load_datasets_with_report
+from trainer.results import DataReport
 
 
 def _run(datasets: dict) -> RunConfig:
@@ -34,7 +30,7 @@ def test_blank_texts_are_dropped_counted_and_warned(
 ) -> None:
     rows = [*_rows(20), {"q": "   ", "d": "x"}, {"q": "y", "d": ""}, {"q": "\t\n", "d": " "}]
     path = write_jsonl(tmp_path / "pairs.jsonl", rows)
-    with caplog.at_level(logging.WARNING, logger="trainer.data_report"):
+    with caplog.at_level(logging.WARNING, logger="trainer.data.checks"):
         train, held_out, report = load_datasets_with_report(
             _run({"qa": {"source": {"path": str(path)}, "columns": COLUMNS, "eval_size": 4}})
         )
@@ -158,7 +154,7 @@ def test_duplicate_count_matches_a_plain_count(seed: int) -> None:
 
     from datasets import Dataset, concatenate_datasets
 
-    from trainer import data_report
+    from trainer.data import checks as data_report
 
     rng = random.Random(seed)
     rows = [

@@ -1,7 +1,7 @@
 """Several training processes on CPU (gloo), through the same code path as several GPUs.
 
 `train_stage` launches torchrun with `distributed.nproc_per_node` ranks running
-`trainer.entrypoint`; the ranks train with DDP and in-batch negatives gathered across
+`trainer.cluster.entrypoint`; the ranks train with DDP and in-batch negatives gathered across
 processes, rank 0 alone publishes checkpoints and writes the model. The training is
 first stopped by SIGTERM (forwarded to the ranks, which save), then run again: it
 resumes, as a retried pod would.
@@ -22,17 +22,17 @@ from typing import Any
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from tests.conftest import REPO_ROOT, pairs_dataset, tiny_run_config, write_jsonl
-from trainer.checkpoints import CheckpointStore
+from tests.conftest import REPO_ROOT, pairs_dataset, tiny_run_config, train_at, write_jsonl
 from trainer.config import RunConfig
-from trainer.run import TrainedModel, load_stage, train_stage
+from trainer.stages import load_stage
+from trainer.training import CheckpointStore, TrainedModel
 
 
 def child_train(config: str, checkpoint_uri: str) -> None:
     """Run in a child process: the train stage, as the ZenML step runs it."""
     run = RunConfig.model_validate_json(config)
     train_datasets, _, _ = load_stage(run)
-    train_stage(run, train_datasets, checkpoint_uri=checkpoint_uri)
+    train_at(run, train_datasets, checkpoint_uri=checkpoint_uri)
 
 
 def ddp_config(model_path: Path, folder: Path) -> RunConfig:
@@ -90,7 +90,7 @@ def ddp_run(
     assert stopped, output
 
     train_datasets, _, _ = load_stage(config)
-    trained = train_stage(config, train_datasets, checkpoint_uri=uri)
+    trained = train_at(config, train_datasets, checkpoint_uri=uri)
     return config, folder, output, int(stopped.group(1)), trained
 
 

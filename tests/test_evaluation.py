@@ -9,15 +9,15 @@ from datasets import Dataset, DatasetDict
 
 from tests.conftest import write_jsonl
 from trainer.config import EvaluatorConfig, RunConfig
-from trainer.data import DataValidationError
 from trainer.evaluation import (
     build_evaluator,
     build_evaluators,
     compare,
     information_retrieval_inputs,
 )
-from trainer.report import render_comparison_html
-from trainer.training import load_model
+from trainer.models import load_model
+from trainer.problems import DataValidationError
+from trainer.reports import render_comparison_html
 
 
 def _config(evaluators: list[dict], tiny_model_path: Path) -> RunConfig:

@@ -1,7 +1,7 @@
 """The fast path trains exactly like plain sentence-transformers where its levers are exact.
 
 "Plain" here is `SentenceTransformerTrainer` built by hand with the same arguments, data
-and losses; the fast path is `trainer.training.build_trainer` with the default speed
+and losses; the fast path is `trainer.training.trainer.build_trainer` with the default speed
 config (on CPU: tokenize once, everything else inactive). Same seed, same batches, same
 token ids: the loss of every step and the final weights must match.
 """
@@ -18,14 +18,14 @@ from datasets import Dataset, DatasetDict
 from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
 from transformers import TrainerCallback
 
-import trainer.pretokenize as pretokenize
-import trainer.training as training
+import trainer.speed.tokenize as pretokenize
+import trainer.training.trainer as training
 from tests.conftest import pairs_dataset, tiny_run_config, write_jsonl
 from trainer.config import CheckpointConfig, ModelConfig, RunConfig
 from trainer.data import load_datasets
-from trainer.fast_path import Device, gpu_argument_levers, speed_report
-from trainer.losses import build_loss
-from trainer.pretokenized_collator import PreTokenizedCollator, pad_values_of
+from trainer.speed import Device, gpu_argument_levers, speed_report
+from trainer.speed.collator import PreTokenizedCollator, pad_values_of
+from trainer.training import build_loss
 
 TOLERANCE = 1e-6
 
@@ -303,7 +303,7 @@ def test_resume_from_a_checkpoint_continues_the_same_run(
     whole = training.train(
         config, train, output_dir=tmp_path / "whole", callbacks=[KeepCheckpoint4()]
     )
-    assert whole.global_step == 8
+    assert whole.summary.global_step == 8
 
     resumed = training.train(
         config, train, output_dir=interrupted, resume_from=interrupted / "checkpoint-4"
@@ -312,7 +312,7 @@ def test_resume_from_a_checkpoint_continues_the_same_run(
     def losses_after_4(history: list[dict]) -> list[tuple[int, float]]:
         return [(row["step"], row["loss"]) for row in history if "loss" in row and row["step"] > 4]
 
-    after, again = losses_after_4(whole.history), losses_after_4(resumed.history)
+    after, again = losses_after_4(whole.summary.history), losses_after_4(resumed.summary.history)
     assert again and [step for step, _ in again] == [step for step, _ in after]
     assert [loss for _, loss in again] == pytest.approx([loss for _, loss in after], abs=TOLERANCE)
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from trainer.config import GateConfig
-from trainer.gate import decide, promotion_verdict
+from trainer.release import decide, promotion_verdict
 from trainer.results import Evaluation, GateDecision
 
 NDCG = "docs-information_retrieval_cosine_ndcg@10"

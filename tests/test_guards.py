@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from trainer.guards import GuardConfig, GuardMetricError, check_guards
+from trainer.config import GuardConfig
+from trainer.release import GuardMetricError, check_guards
 
 BASE = {"general_ndcg@10": 0.50, "target_ndcg@10": 0.40}
 

@@ -14,15 +14,15 @@ from huggingface_hub.errors import OfflineModeIsEnabled
 
 from tests.hub_server import FakeHub, use_fake_hub
 from trainer.config import HubConfig, RunConfig
-from trainer.hub import (
+from trainer.release import (
     HubPushError,
     PushResult,
     is_transient,
     push_model_folder,
     redact,
+    render_model_card,
     with_retries,
 )
-from trainer.model_card import render_model_card
 from trainer.results import DataReport, Evaluation, ModelInfo, TrainingSummary
 
 TOKEN = "hf_TestTokenThatMustNeverLeak0123456789"
@@ -151,7 +151,7 @@ def test_transient_failures_are_retried(
     hub.fail_next("create_repo", times=2, status=503)
     hub.fail_next("commit", times=2, status=500)
 
-    with caplog.at_level(logging.WARNING, logger="trainer.hub"):
+    with caplog.at_level(logging.WARNING, logger="trainer.release.hub"):
         result = push(model_folder, hub)
 
     assert len(hub.requests_to("create_repo")) == 3

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from pipelines import k8s_manifests
-from trainer.kubernetes import to_manifest
+from trainer.cluster import to_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 K8S_DIR = REPO / "k8s"

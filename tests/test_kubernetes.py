@@ -17,13 +17,15 @@ from zenml.integrations.kubernetes.manifest_utils import build_pod_manifest
 
 from pipelines import k8s_manifests
 from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, kubernetes_settings
-from trainer import kubernetes as k8s
-from trainer.hardware import HardwareSpec, Toleration
-from trainer.kubernetes import HARDWARE_STAGES
+from trainer.cluster import pods as k8s
+from trainer.config import HardwareConfig, Toleration
+from trainer.stages import Stage
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BASE = CONFIGS / "finetune-k8s.yaml"
 SCHEDULED = CONFIGS / "finetune-k8s-scheduled.yaml"
+# The stages the plan may put on the training hardware (mining and search only when asked).
+HARDWARE_STAGES = frozenset({Stage.MINE.value, Stage.SEARCH.value, Stage.TRAIN.value})
 CPU_STEPS = [step for step in k8s_manifests.STEP_NAMES if step not in HARDWARE_STAGES]
 GPU = "nvidia.com/gpu"
 
@@ -36,11 +38,11 @@ def _job(config: Path, step: str) -> dict[str, Any]:
     return k8s.to_manifest(k8s_manifests.step_job(k8s_manifests.load_run(config), step))
 
 
-# --- trainer/kubernetes.py: pure builders ----------------------------------------------
+# --- trainer/cluster/pods.py: pure builders ----------------------------------------------
 
 
 def test_builders_translate_every_hardware_field() -> None:
-    spec = HardwareSpec(
+    spec = HardwareConfig(
         gpu_count=2,
         accelerator_label="cloud.google.com/gke-accelerator",
         accelerator="nvidia-h100-80gb",
@@ -68,7 +70,7 @@ def test_builders_translate_every_hardware_field() -> None:
 
 
 def test_cpu_only_spec_has_no_gpu_and_no_shm() -> None:
-    spec = HardwareSpec(gpu_count=0, tolerations=[], shm_size=None, cpu="4")
+    spec = HardwareConfig(gpu_count=0, tolerations=[], shm_size=None, cpu="4")
     parts = k8s.pod_hardware(spec)
     assert parts.resources.limits is None
     assert parts.resources.requests == {"cpu": "4"}
@@ -81,7 +83,7 @@ def test_kubernetes_settings_is_empty_without_hardware() -> None:
 
 def test_settings_go_through_zenml_pod_builder() -> None:
     """`kubernetes_settings` as ZenML's `build_pod_manifest` applies it to a step pod."""
-    spec = HardwareSpec(accelerator_label="acc", accelerator="l4", memory="8Gi")
+    spec = HardwareConfig(accelerator_label="acc", accelerator="l4", memory="8Gi")
     settings = kubernetes_settings(spec)[KUBERNETES_SETTINGS_KEY]
     pod = k8s.to_manifest(
         build_pod_manifest(

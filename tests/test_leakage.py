@@ -8,8 +8,13 @@ import pytest
 from datasets import Dataset
 
 from trainer.config import LeakageConfig, RunConfig, load_run_config
-from trainer.data import load_datasets
-from trainer.leakage import LeakageError, check_leakage, enforce_leakage_policy, normalise
+from trainer.data import (
+    LeakageError,
+    check_leakage,
+    enforce_leakage_policy,
+    load_datasets,
+    normalise,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +60,7 @@ def test_training_rows_are_read_in_batches_through_the_split(
 ) -> None:
     """Batches of 3 rows over a split of 10: matches in the first, a middle and the last
     batch are found, and rows outside the split (the `select`ed indices) are not."""
-    import trainer.leakage as leakage
+    import trainer.data.leakage as leakage
 
     monkeypatch.setattr(leakage, "BATCH_ROWS", 3)
     table = _pairs([f"q{i}" for i in range(12)], [f"d{i}" for i in range(12)])
@@ -121,7 +126,7 @@ def test_a_split_is_checked_as_its_own_rows_not_the_table_it_was_cut_from() -> N
     distinct queries on each side must not count as shared."""
     from datasets import Dataset
 
-    from trainer.leakage import check_leakage
+    from trainer.data import check_leakage
 
     rows = Dataset.from_dict(
         {"anchor": [f"query {i}" for i in range(40)], "positive": [f"doc {i}" for i in range(40)]}

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-import trainer.training as training
+import trainer.training.trainer as training
 from tests.conftest import pairs_dataset, tiny_run_config
 from trainer.config import RunConfig
 from trainer.data import load_datasets
-from trainer.fast_path import speed_report
-from trainer.length_grouping import LengthGroupedBatchSampler
+from trainer.speed import speed_report
+from trainer.speed.length_grouping import LengthGroupedBatchSampler
 
 
 class _Shuffled:

@@ -20,15 +20,17 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic.errors import PydanticSchemaGenerationError
 
 from tests.conftest import REPO_ROOT
-from trainer.library_facts import (
+from trainer.catalog import (
     DISTANCE_ENUMS,
     LibraryFacts,
     ParameterFacts,
     cache_path,
+    from_spec,
     library_facts,
     read_facts,
+    to_spec,
+    type_name,
 )
-from trainer.type_specs import from_spec, to_spec, type_name
 
 PROBES: list[Any] = [
     None,
@@ -195,10 +197,10 @@ def test_a_damaged_cache_file_is_replaced(empty_cache: Path) -> None:
 
 VALIDATE = """
 import sys
-import trainer.library_facts as facts
+import trainer.catalog.facts as facts
 if sys.argv[1] == "warm":  # must read the cache, not compute anything
     facts._in_a_subprocess = facts.read_facts = None
-from trainer.config import RunConfig
+from trainer.config.run import RunConfig
 try:
     RunConfig.model_validate({
         "model": {"name_or_path": "x"},

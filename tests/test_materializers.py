@@ -115,7 +115,7 @@ def test_load_step_stores_its_datasets_with_the_arrow_materializer(
 LIGHT_POD = """
 import sys
 from steps.{module} import {module}
-from trainer.config import RunConfig
+from trainer.config.run import RunConfig
 RunConfig.model_validate({
     "model": {"name_or_path": "x"},
     "datasets": {"d": {"source": {"path": "a.jsonl"}, "loss": {

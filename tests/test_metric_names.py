@@ -13,8 +13,13 @@ import pytest
 from datasets import Dataset
 
 from trainer.config import EvaluatorConfig, ModelConfig
-from trainer.evaluation import build_evaluator, primary_metric
-from trainer.metric_names import metric_names, model_similarity, primary_metric_name
+from trainer.evaluation import (
+    build_evaluator,
+    metric_names,
+    model_similarity,
+    primary_metric,
+    primary_metric_name,
+)
 
 ROWS: dict[str, dict[str, list[Any]]] = {
     "information_retrieval": {

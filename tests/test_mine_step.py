@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT, docs_pipeline_config, write_jsonl, write_run_yaml
-from trainer.mining import MiningReports
+from trainer.results import MiningReports
 
 
 def test_the_pipeline_mines_then_trains_on_the_triplets(

@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from tests.conftest import pairs_dataset, tiny_run_config, write_jsonl
 from tests.static_model import static_model
 from trainer.config import HardNegativesConfig, RunConfig
-from trainer.data import DataValidationError, load_datasets
-from trainer.mining import MiningReports, mine_dataset, mine_hard_negatives_for_run
+from trainer.data import load_datasets, mine_dataset, mine_hard_negatives_for_run
+from trainer.problems import DataValidationError
+from trainer.results import MiningReports
 from trainer.training import train
 
 # Cosine to q1: p1 0.9 (its positive), fn1 0.9 (an unlabelled positive: a false negative),
@@ -115,8 +116,8 @@ def test_mined_rows_train_and_never_come_from_held_out_rows(
     assert MiningReports.model_validate_json(reports.model_dump_json()) == reports
 
     result = train(config, mined, output_dir=tmp_path / "checkpoints")
-    assert result.global_step > 0
-    assert result.train_rows == {"docs": len(rows)}
+    assert result.summary.global_step > 0
+    assert result.summary.train_rows == {"docs": len(rows)}
 
 
 def test_unmined_datasets_pass_through(tiny_model_path: Path, pairs_file: Path) -> None:

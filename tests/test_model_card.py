@@ -8,7 +8,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from trainer.config import RunConfig
-from trainer.model_card import base_model_hub_id, group_metrics, render_model_card
+from trainer.release import base_model_hub_id, group_metrics, render_model_card
 from trainer.results import (
     DataReport,
     DatasetReport,

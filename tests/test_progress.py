@@ -10,13 +10,8 @@ import pytest
 from tests.conftest import pairs_dataset, tiny_run_config
 from trainer.config import RunConfig
 from trainer.data import load_datasets
-from trainer.progress import (
-    ProgressLogger,
-    TrainingProgressCallback,
-    format_duration,
-    progress,
-)
-from trainer.training import train
+from trainer.training import ProgressLogger, format_duration, progress, train
+from trainer.training.callbacks import TrainingProgressCallback
 
 
 class FakeClock:
@@ -91,14 +86,18 @@ def test_training_logs_plain_progress_lines(
         )
     )  # fmt: skip
     train_data, _ = load_datasets(config)
-    with caplog.at_level(logging.INFO, logger="trainer.progress"):
+    with caplog.at_level(logging.INFO, logger="trainer.training.progress_log"):
         train(
             config,
             train_data,
             output_dir=tmp_path / "ckpt",
             callbacks=[TrainingProgressCallback(every_s=0)],
         )
-    lines = [record.getMessage() for record in caplog.records if record.name == "trainer.progress"]
+    lines = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "trainer.training.progress_log"
+    ]
     # 60 rows / (4 x 2 accumulation) = 8 optimizer steps (the last one partial).
     assert lines[0] == (
         "step 0/8: started | 1 epoch(s), global batch 8 (4 x 1 process(es) x 2 accumulation)"

@@ -4,7 +4,7 @@ Each scenario starts the real stage in a child process (`tests.paced` slows each
 optimizer step down so the kill lands between two checkpoints), kills it as a preempted
 pod is killed, then runs the same config again, unchanged, and checks where it resumed.
 The same behaviour is shown through the trainer core, the ZenML pipeline on the local
-stack and the Kubeflow component functions, because all three call `trainer.run`.
+stack and the Kubeflow component functions, because all three call `trainer.stages.run`.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from tests.conftest import (
     docs_pipeline_config,
     pairs_dataset,
     tiny_run_config,
+    train_at,
     write_jsonl,
     write_run_yaml,
 )
-from trainer.checkpoints import CheckpointStore
 from trainer.config import RunConfig
-from trainer.run import load_stage, train_stage
+from trainer.stages import load_stage
+from trainer.training import CheckpointStore
 
 PACE_S = 0.4
 """Seconds each optimizer step takes in the child: long enough to kill between saves."""
@@ -45,7 +46,7 @@ PACE_S = 0.4
 def child_train(config: str, checkpoint_uri: str) -> None:
     run = RunConfig.model_validate_json(config)
     train_datasets, _, _ = load_stage(run)
-    train_stage(run, train_datasets, checkpoint_uri=checkpoint_uri)
+    train_at(run, train_datasets, checkpoint_uri=checkpoint_uri)
 
 
 def child_kfp_train(config: str, folder: str) -> None:
@@ -145,7 +146,7 @@ def test_sigkill_then_rerun_resumes_from_the_newest_complete_checkpoint(
     assert saved[-1] >= 4 and CheckpointStore(uri).finished() is None
 
     train_datasets, _, _ = load_stage(config)
-    resumed = train_stage(config, train_datasets, checkpoint_uri=uri)
+    resumed = train_at(config, train_datasets, checkpoint_uri=uri)
 
     summary = resumed.summary
     assert summary.resume.resumed
@@ -164,10 +165,8 @@ def test_resume_is_exact(killed_series: tuple[RunConfig, Path, list[int]], tmp_p
 
     config = killed_series[0]
     train_datasets, _, _ = load_stage(config)
-    straight = train_stage(config, train_datasets, checkpoint_uri=str(tmp_path / "straight"))
-    resumed = train_stage(
-        config, train_datasets, checkpoint_uri=resume_copy(killed_series, tmp_path)
-    )
+    straight = train_at(config, train_datasets, checkpoint_uri=str(tmp_path / "straight"))
+    resumed = train_at(config, train_datasets, checkpoint_uri=resume_copy(killed_series, tmp_path))
 
     assert resumed.summary.resume.resumed
     expected, actual = straight.model.state_dict(), resumed.model.state_dict()
@@ -183,7 +182,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before(
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
 
     train_datasets, _, _ = load_stage(config)
-    resumed = train_stage(config, train_datasets, checkpoint_uri=uri)
+    resumed = train_at(config, train_datasets, checkpoint_uri=uri)
 
     assert resumed.summary.resume.from_step == saved[-2]
     assert resumed.summary.global_step == 16
@@ -197,7 +196,7 @@ def test_resume_from_a_named_checkpoint(
     resume = {"resume": f"{uri}/checkpoint-{saved[0]}"}
     named = config.model_copy(update={"checkpoints": config.checkpoints.model_copy(update=resume)})
     train_datasets, _, _ = load_stage(named)
-    resumed = train_stage(named, train_datasets, checkpoint_uri=uri)
+    resumed = train_at(named, train_datasets, checkpoint_uri=uri)
     assert resumed.summary.resume.from_step == saved[0]
     assert resumed.summary.resume.reason == "named by checkpoints.resume"
     assert resumed.summary.global_step == 16
@@ -226,7 +225,7 @@ def test_sigterm_saves_a_checkpoint_at_the_step_it_arrived_and_exits_non_zero(
     assert complete_steps(uri)[-1] == stopped_at
 
     train_datasets, _, _ = load_stage(config)
-    resumed = train_stage(config, train_datasets, checkpoint_uri=uri)
+    resumed = train_at(config, train_datasets, checkpoint_uri=uri)
     assert resumed.summary.resume.from_step == stopped_at
     assert resumed.summary.global_step == 16
 
@@ -237,9 +236,9 @@ def test_finished_series_trains_afresh_and_never_clears(
     uri = str(tmp_path / "series")
     config = pairs_config(tiny_model_path, pairs_file, every_n_steps=4)
     train_datasets, _, _ = load_stage(config)
-    train_stage(config, train_datasets, checkpoint_uri=uri)
+    train_at(config, train_datasets, checkpoint_uri=uri)
 
-    again = train_stage(config, train_datasets, checkpoint_uri=uri)
+    again = train_at(config, train_datasets, checkpoint_uri=uri)
     assert not again.summary.resume.resumed
     assert "was finished at step 16; a finished training is not resumed" in (
         again.summary.resume.reason
@@ -253,7 +252,7 @@ def test_finished_series_trains_afresh_and_never_clears(
     never = config.model_copy(
         update={"checkpoints": config.checkpoints.model_copy(update={"resume": "never"})}
     )
-    fresh = train_stage(never, train_datasets, checkpoint_uri=uri)
+    fresh = train_at(never, train_datasets, checkpoint_uri=uri)
     assert fresh.summary.resume.reason == "checkpoints.resume is 'never'"
     assert min(row["step"] for row in fresh.summary.history) == 1
 

@@ -8,14 +8,9 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from tests.conftest import tiny_run_config, write_jsonl
-from trainer.config import RunConfig
-from trainer.run import (
-    checkpoint_uri,
-    content_digest,
-    reconcile_model_facts,
-    series_digest,
-    uses_hub,
-)
+from trainer.config import RunConfig, reconcile_model_facts
+from trainer.stages import uses_hub
+from trainer.training import checkpoint_uri, content_digest, series_digest
 
 PAIRS = {"docs": {"source": {"path": "pairs.jsonl"}}}
 

@@ -10,12 +10,12 @@ import pytest
 from pydantic import ValidationError
 from transformers import TrainerCallback
 
-import trainer.training as training
+import trainer.training.trainer as training
 from tests.conftest import pairs_dataset, tiny_run_config, write_run_yaml
 from trainer.config import RunConfig
 from trainer.data import load_datasets
-from trainer.search import SearchResult, TrialRecord, apply_best, run_search
-from trainer.training import build_trainer
+from trainer.results import SearchResult, TrialRecord
+from trainer.training import apply_best, build_trainer, run_search
 
 
 def _config(model_path: Path, pairs_file: Path, search: dict[str, Any] | None) -> dict:

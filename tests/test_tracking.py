@@ -12,7 +12,7 @@ from transformers.integrations import MLflowCallback
 from steps._tracking import tracked
 from tests.conftest import docs_pipeline_config, write_run_yaml
 from trainer.config import RunConfig
-from trainer.tracking import (
+from trainer.training import (
     evaluation_metrics,
     log_model_card,
     metric_name,

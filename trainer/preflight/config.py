@@ -9,7 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trainer.config import RunConfig, read_config_document, run_config_part
+from trainer.config import (
+    RunConfig,
+    model_entry,
+    read_config_document,
+    reconcile_model_facts,
+    run_config_part,
+)
 from trainer.preflight.report import Findings
 from trainer.problems import Problem, problems_from_validation_error
 
@@ -95,15 +101,11 @@ def _with_orchestrator_model(
 ) -> RunConfig:
     """A ZenML run config may name the model (`model: {name, license}`) outside
     `parameters.config`; the two must agree, as the pipeline requires."""
-    model = document.get("model") if "parameters" in document else None
-    if not isinstance(model, dict):
+    if "parameters" not in document:
         return config
-    from trainer.run import reconcile_model_facts
-
+    name, license_ = model_entry(document)
     try:
-        return reconcile_model_facts(
-            config, model_name=model.get("name"), license=model.get("license")
-        )
+        return reconcile_model_facts(config, model_name=name, license=license_)
     except ValueError as error:
         found.problem("output.model_name", str(error))
         return config

@@ -57,7 +57,7 @@ def _stand_in_rows(evaluator: EvaluatorConfig) -> Dataset:
 def _would_be_default(config: RunConfig, name: str) -> bool:
     """Whether a dataset that failed to load would have had a default evaluator:
     held-out rows of label-free texts, at least two of them (`evaluator_configs`)."""
-    from trainer.losses import LOSS_SPECS
+    from trainer.catalog import LOSS_SPECS
 
     dataset = config.datasets[name]
     spec = LOSS_SPECS[dataset.loss.name]
@@ -125,10 +125,10 @@ def check_evaluators(
     """Build every evaluator on the rows it will read, as the evaluate stage will, and
     list the metric names they will report."""
     from trainer.config import EvaluatorConfig
-    from trainer.evaluation import evaluator_configs
-    from trainer.metric_names import (
+    from trainer.evaluation import (
         DEFAULT_SIMILARITY,
         SIMILARITY_FUNCTIONS,
+        evaluator_configs,
         metric_names,
         primary_metric_name,
     )

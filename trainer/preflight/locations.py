@@ -10,13 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainer.config import RESUME_AUTO, RESUME_NEVER, RunConfig
+from trainer.config import HF_TOKEN_KEY, RESUME_AUTO, RESUME_NEVER, RunConfig
 from trainer.preflight.report import Findings
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
-
-TOKEN_KEY = "HF_TOKEN"
 
 
 def check_hub(
@@ -43,9 +41,9 @@ def check_hub(
     elif not secret_exists(hub.secret_name):
         found.problem(
             "hub.secret_name",
-            f"no secret {hub.secret_name!r} holding {TOKEN_KEY}, so the model could not be "
+            f"no secret {hub.secret_name!r} holding {HF_TOKEN_KEY}, so the model could not be "
             f"pushed; create it (ZenML: `zenml secret create {hub.secret_name} "
-            f"--{TOKEN_KEY}=<token>`) or set hub.enabled: false",
+            f"--{HF_TOKEN_KEY}=<token>`) or set hub.enabled: false",
         )
     else:
         found.checked.append(f"hub secret {hub.secret_name}")
@@ -101,7 +99,7 @@ def checkpoint_write_problem(
     import fsspec
     from fsspec.implementations.local import LocalFileSystem
 
-    from trainer.checkpoints import fsspec_can_open
+    from trainer.training import fsspec_can_open
 
     if not fsspec_can_open(location):
         protocol = fsspec.core.split_protocol(location)[0]
@@ -125,7 +123,7 @@ def _check_resume(resume: str, found: Findings) -> None:
     """A checkpoint named by `checkpoints.resume` must exist (and be complete)."""
     if resume in (RESUME_AUTO, RESUME_NEVER):
         return
-    from trainer.checkpoints import open_checkpoint
+    from trainer.training import open_checkpoint
 
     try:
         open_checkpoint(resume)

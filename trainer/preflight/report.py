@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from trainer.data_report import DataReport
 from trainer.problems import Problem
+from trainer.results import DataReport
 
 CHECK_COMMAND = "python -m trainer.preflight"
 

@@ -1,0 +1,33 @@
+"""Running on a cluster: the hardware as Kubernetes pod parts, torchrun in a pod, the
+entrypoint every rank runs, and Kubeflow Trainer TrainJobs across nodes.
+"""
+
+from trainer.cluster.pods import PodHardware, PodKind, pod_hardware, stage_pod, to_manifest
+from trainer.cluster.torchrun import train_with_torchrun
+from trainer.cluster.trainjob import (
+    Cluster,
+    TrainJobFailed,
+    build_train_job,
+    cluster_for,
+    shared_root,
+    submit,
+    train_job_name,
+    train_on_nodes,
+)
+
+__all__ = [
+    "Cluster",
+    "PodHardware",
+    "PodKind",
+    "TrainJobFailed",
+    "build_train_job",
+    "cluster_for",
+    "pod_hardware",
+    "shared_root",
+    "stage_pod",
+    "submit",
+    "to_manifest",
+    "train_job_name",
+    "train_on_nodes",
+    "train_with_torchrun",
+]

@@ -1,0 +1,32 @@
+"""Training and evaluation data: sources (Hub ids, csv/jsonl/parquet, compressed),
+column mapping, content checks, the leakage check, BEIR folders and hard-negative mining.
+"""
+
+from trainer.data.beir import BeirFormatError, load_beir
+from trainer.data.leakage import LeakageError, check_leakage, enforce_leakage_policy, normalise
+from trainer.data.loading import (
+    check_data,
+    check_data_keeping_held_out,
+    load_datasets,
+    load_datasets_with_report,
+    load_documents,
+    load_evaluator_rows,
+)
+from trainer.data.mining import mine_dataset, mine_hard_negatives_for_run
+
+__all__ = [
+    "BeirFormatError",
+    "LeakageError",
+    "check_data",
+    "check_data_keeping_held_out",
+    "check_leakage",
+    "enforce_leakage_policy",
+    "load_beir",
+    "load_datasets",
+    "load_datasets_with_report",
+    "load_documents",
+    "load_evaluator_rows",
+    "mine_dataset",
+    "mine_hard_negatives_for_run",
+    "normalise",
+]

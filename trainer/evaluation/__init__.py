@@ -1,0 +1,37 @@
+"""Evaluators built from the config, the metric names they will report (known before
+any model runs), and the base-vs-fine-tuned comparison.
+"""
+
+from trainer.evaluation.evaluators import (
+    add_distractors,
+    build_evaluator,
+    build_evaluators,
+    compare,
+    evaluator_configs,
+    information_retrieval_inputs,
+    primary_metric,
+    run_evaluators,
+)
+from trainer.evaluation.metrics import (
+    DEFAULT_SIMILARITY,
+    SIMILARITY_FUNCTIONS,
+    metric_names,
+    model_similarity,
+    primary_metric_name,
+)
+
+__all__ = [
+    "DEFAULT_SIMILARITY",
+    "SIMILARITY_FUNCTIONS",
+    "add_distractors",
+    "build_evaluator",
+    "build_evaluators",
+    "compare",
+    "evaluator_configs",
+    "information_retrieval_inputs",
+    "metric_names",
+    "model_similarity",
+    "primary_metric",
+    "primary_metric_name",
+    "run_evaluators",
+]

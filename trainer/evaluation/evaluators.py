@@ -1,0 +1,215 @@
+"""Evaluators from config, and the base-vs-fine-tuned comparison.
+
+Every evaluator runs on both models with the same rows, so the comparison measures the
+fine-tuning and nothing else. Metric keys are sentence-transformers' own
+(`<name>_cosine_ndcg@10`, `<name>_spearman_cosine`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from datasets import Dataset, DatasetDict
+
+from trainer.catalog import LABEL_COLUMNS
+from trainer.config import EvaluatorConfig, RunConfig
+from trainer.data import load_beir, load_documents, load_evaluator_rows
+from trainer.problems import DataValidationError
+from trainer.results import Evaluation
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.evaluation import BaseEvaluator
+
+
+def _columns(rows: Dataset, evaluator: EvaluatorConfig, needed: list[str]) -> list[list[Any]]:
+    missing = [column for column in needed if column not in rows.column_names]
+    if missing:
+        raise DataValidationError(
+            f"evaluator {evaluator.display_name!r}: column(s) {', '.join(map(repr, missing))} "
+            f"not found; the rows have: {', '.join(rows.column_names)}"
+        )
+    return [rows[column] for column in needed]
+
+
+def _text_columns(rows: Dataset, evaluator: EvaluatorConfig, n_texts: int) -> list[str]:
+    """The first `n_texts` text (non-label) columns, in dataset order."""
+    texts = [c for c in rows.column_names if c not in (*LABEL_COLUMNS, "dataset_name")]
+    if len(texts) < n_texts:
+        raise DataValidationError(
+            f"evaluator {evaluator.display_name!r}: needs {n_texts} text columns, got {texts}"
+        )
+    return texts[:n_texts]
+
+
+def _label_column(rows: Dataset, evaluator: EvaluatorConfig) -> str:
+    for column in LABEL_COLUMNS:
+        if column in rows.column_names:
+            return column
+    raise DataValidationError(
+        f"evaluator {evaluator.display_name!r}: needs a 'label' or 'score' column; "
+        f"the rows have: {', '.join(rows.column_names)}"
+    )
+
+
+def information_retrieval_inputs(
+    queries: list[str], documents: list[str]
+) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    """Queries, corpus and relevance from aligned (query, relevant document) rows.
+
+    Identical documents share one corpus id and identical queries one query id, so a
+    repeated text is neither a duplicate corpus entry nor a query with a wrong answer.
+    """
+    corpus_ids: dict[str, str] = {}
+    query_ids: dict[str, str] = {}
+    relevant: dict[str, set[str]] = {}
+    for query, document in zip(queries, documents, strict=True):
+        doc_id = corpus_ids.setdefault(document, f"d{len(corpus_ids)}")
+        query_id = query_ids.setdefault(query, f"q{len(query_ids)}")
+        relevant.setdefault(query_id, set()).add(doc_id)
+    return (
+        {qid: text for text, qid in query_ids.items()},
+        {did: text for text, did in corpus_ids.items()},
+        relevant,
+    )
+
+
+def add_distractors(corpus: dict[str, str], distractors: list[str]) -> dict[str, str]:
+    """The corpus plus distractor documents under new ids (`x0`, `x1`, ...).
+
+    A distractor whose text is already a corpus document is that document (it keeps
+    its id, so it stays relevant where it was); repeated distractors are added once.
+    """
+    known = set(corpus.values())
+    extended = dict(corpus)
+    for text in dict.fromkeys(distractors):
+        if text not in known:
+            extended[f"x{len(extended) - len(corpus)}"] = text
+    return extended
+
+
+SCORE_MATRIX_MIB = 512
+"""Memory budget of one (queries x corpus chunk) float32 score matrix in retrieval evaluation."""
+
+
+def corpus_chunk_size(n_queries: int, *, budget_mib: int = SCORE_MATRIX_MIB) -> int:
+    """Documents scored per chunk: the evaluator holds all queries x one chunk of scores,
+    so the chunk shrinks as queries grow (capped at sentence-transformers' 50,000)."""
+    return int(max(1, min(50_000, budget_mib * 2**20 // (4 * max(n_queries, 1)))))
+
+
+def retrieval_evaluator(
+    evaluator: EvaluatorConfig,
+    queries: dict[str, str],
+    corpus: dict[str, str],
+    relevant: dict[str, set[str]],
+) -> BaseEvaluator:
+    """`InformationRetrievalEvaluator` with the project's metric cut-offs, encoding and
+    scoring the corpus in chunks (`corpus_chunk_size`): top-k hits are kept per query,
+    never a full queries x corpus score matrix."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    params = dict(evaluator.params)
+    params.setdefault("accuracy_at_k", [1, 5, 10])
+    params.setdefault("precision_recall_at_k", [1, 5, 10])
+    params.setdefault("map_at_k", [10])
+    params.setdefault(
+        "corpus_chunk_size", evaluator.corpus_chunk_size or corpus_chunk_size(len(queries))
+    )
+    return st_eval.InformationRetrievalEvaluator(
+        queries, corpus, relevant, name=evaluator.display_name, write_csv=False, **params
+    )
+
+
+def build_evaluator(evaluator: EvaluatorConfig, rows: Dataset | None) -> BaseEvaluator:
+    """One sentence-transformers evaluator over `rows` (None for `beir`, which reads its folder)."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    if evaluator.type == "beir":
+        assert evaluator.path is not None
+        data = load_beir(evaluator.path, evaluator.beir_split)
+        return retrieval_evaluator(evaluator, data.queries, data.corpus, data.relevant)
+    assert rows is not None
+    name, params = evaluator.display_name, dict(evaluator.params)
+    if evaluator.type == "information_retrieval":
+        queries, documents = _columns(
+            rows, evaluator, [evaluator.query_column, evaluator.document_column]
+        )
+        q, corpus, relevant = information_retrieval_inputs(queries, documents)
+        if evaluator.distractors is not None:
+            what = f"evaluator {evaluator.display_name!r} distractors"
+            corpus = add_distractors(corpus, load_documents(evaluator.distractors, what=what))
+        return retrieval_evaluator(evaluator, q, corpus, relevant)
+    if evaluator.type == "triplet":
+        anchors, positives, negatives = _columns(rows, evaluator, _text_columns(rows, evaluator, 3))
+        return st_eval.TripletEvaluator(
+            anchors, positives, negatives, name=name, write_csv=False, **params
+        )
+    first, second = _columns(rows, evaluator, _text_columns(rows, evaluator, 2))
+    (labels,) = _columns(rows, evaluator, [_label_column(rows, evaluator)])
+    if evaluator.type == "embedding_similarity":
+        return st_eval.EmbeddingSimilarityEvaluator(
+            first, second, [float(x) for x in labels], name=name, write_csv=False, **params
+        )
+    return st_eval.BinaryClassificationEvaluator(
+        first, second, [int(x) for x in labels], name=name, write_csv=False, **params
+    )
+
+
+def evaluator_configs(config: RunConfig, eval_datasets: DatasetDict) -> list[EvaluatorConfig]:
+    """The evaluators a run uses: the configured ones; with none configured, information
+    retrieval on each held-out split whose loss trains (anchor, positive) pairs."""
+    configs = list(config.evaluators)
+    if not configs:
+        for name, rows in eval_datasets.items():
+            texts = [c for c in rows.column_names if c not in LABEL_COLUMNS]
+            if len(texts) >= 2 and len(texts) == len(rows.column_names):
+                configs.append(
+                    EvaluatorConfig(dataset=name, query_column=texts[0], document_column=texts[1])
+                )
+    return configs
+
+
+def build_evaluators(config: RunConfig, eval_datasets: DatasetDict) -> list[BaseEvaluator]:
+    """All evaluators of the run (see `evaluator_configs`)."""
+    return [
+        build_evaluator(ev, None if ev.type == "beir" else load_evaluator_rows(ev, eval_datasets))
+        for ev in evaluator_configs(config, eval_datasets)
+    ]
+
+
+def primary_metric(evaluator: BaseEvaluator) -> str:
+    """The full metric key an evaluator reports as its main score (name-prefixed)."""
+    key = evaluator.primary_metric
+    if evaluator.name and not key.startswith(f"{evaluator.name}_"):
+        key = f"{evaluator.name}_{key}"
+    return key
+
+
+def run_evaluators(model: SentenceTransformer, evaluators: list[BaseEvaluator]) -> dict[str, float]:
+    """Run every evaluator on `model`; metric keys are prefixed with the evaluator name."""
+    metrics: dict[str, float] = {}
+    for evaluator in evaluators:
+        for key, value in evaluator(model).items():
+            metrics[key] = float(value)
+    return metrics
+
+
+def compare(
+    base: SentenceTransformer,
+    finetuned: SentenceTransformer,
+    evaluators: list[BaseEvaluator],
+) -> Evaluation:
+    """Evaluate both models on identical data: metrics, improvement and the primary metric."""
+    base_metrics = run_evaluators(base, evaluators)
+    tuned_metrics = run_evaluators(finetuned, evaluators)
+    return Evaluation(
+        primary_metric=primary_metric(evaluators[0]) if evaluators else None,
+        base=base_metrics,
+        finetuned=tuned_metrics,
+        improvement={
+            key: tuned_metrics[key] - base_metrics[key]
+            for key in tuned_metrics
+            if key in base_metrics
+        },
+    )

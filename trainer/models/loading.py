@@ -1,0 +1,124 @@
+"""Base models by reference: a local folder, a Hub id or `package:<module>` (a Python
+package that ships the weights), checked without loading and loaded with the card
+metadata kept offline. `zenml:` references are resolved by the ZenML steps before any
+of this runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trainer.config import PACKAGE_PREFIX, ModelConfig, parse_zenml_model_ref
+from trainer.problems import Problem, raise_problems
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """`package:<module>` -> the weights directory that package ships; anything else as is."""
+    if parse_zenml_model_ref(name_or_path) is not None:
+        raise ValueError(
+            f"model.name_or_path {name_or_path!r} is a ZenML model version: the pipeline "
+            "resolves it to a local folder before training (steps/_models.py)"
+        )
+    if not name_or_path.startswith(PACKAGE_PREFIX):
+        return name_or_path
+    module_name = name_or_path[len(PACKAGE_PREFIX) :]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(
+            f"model.name_or_path {name_or_path!r}: package {module_name!r} is not installed"
+        ) from error
+    if hasattr(module, "get_model_path"):
+        return str(module.get_model_path())
+    candidate = Path(module.__file__).parent / "model"
+    if not candidate.is_dir():
+        raise ValueError(
+            f"model.name_or_path {name_or_path!r}: package has no get_model_path() or model/ dir"
+        )
+    return str(candidate)
+
+
+_MODEL_FILES = ("modules.json", "config.json")
+"""A sentence-transformers folder has modules.json; a plain transformers one config.json."""
+
+
+def model_source_problems(config: ModelConfig) -> list[Problem]:
+    """Why `model.name_or_path` cannot be loaded, found without loading it.
+
+    A local directory must exist and hold a model; a name that cannot be a Hub id
+    (`./models/x`, `/abs/path`, `a/b/c`) is taken for a local path that does not exist;
+    with `HF_HUB_OFFLINE` set, a Hub id must already be in the local Hugging Face cache.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    field = "model.name_or_path"
+    name = config.name_or_path
+    try:
+        path = Path(resolve_model_path(name)).expanduser()
+    except ValueError as error:
+        return [Problem(field=field, message=str(error).removeprefix(f"{field} "))]
+    if path.is_dir():
+        if not any((path / marker).is_file() for marker in _MODEL_FILES):
+            return [
+                Problem(
+                    field=field,
+                    message=f"directory {name!r} holds no model (no modules.json or "
+                    "config.json); point it at a folder saved by SentenceTransformer.save",
+                )
+            ]
+        return []
+    if path.exists():
+        return [Problem(field=field, message=f"{name!r} is a file; name a model directory")]
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return [
+            Problem(
+                field=field,
+                message=f"local model directory {name!r} does not exist (and it is not a "
+                "Hub id); check the path, relative paths start from the working directory",
+            )
+        ]
+    if constants.HF_HUB_OFFLINE:
+        cached = any(
+            isinstance(try_to_load_from_cache(name, marker, revision=config.revision), str)
+            for marker in _MODEL_FILES
+        )
+        if not cached:
+            return [
+                Problem(
+                    field=field,
+                    message=f"Hub model {name!r} is not in the local Hugging Face cache and "
+                    "HF_HUB_OFFLINE is set; download it first or name a local directory",
+                )
+            ]
+    return []
+
+
+def load_model(config: ModelConfig, device: str | None = None) -> SentenceTransformer:
+    """Load the base model; card metadata stays offline (`local_files_only`)."""
+    from sentence_transformers import SentenceTransformer
+
+    raise_problems(model_source_problems(config))
+    from sentence_transformers.sentence_transformer.model_card import (
+        SentenceTransformerModelCardData,
+    )
+
+    model = SentenceTransformer(
+        resolve_model_path(config.name_or_path),
+        revision=config.revision,
+        trust_remote_code=config.trust_remote_code,
+        device=device,
+        model_card_data=SentenceTransformerModelCardData(
+            local_files_only=True, generate_widget_examples=False
+        ),
+    )
+    if config.max_seq_length is not None:
+        model.max_seq_length = config.max_seq_length
+    return model

@@ -1,0 +1,84 @@
+"""The quality gate: may this fine-tuned model be published and promoted?
+
+The decision is a pure function of the gate config and the `Evaluation` the evaluate
+stage produced, so it can be unit-tested, re-run on an old run's saved metrics, and
+logged as one sentence a person reads in the step log.
+"""
+
+from __future__ import annotations
+
+import math
+
+from trainer.config import GateConfig
+from trainer.release.guards import check_guards
+from trainer.results import Evaluation, GateDecision
+from trainer.results import format_metric as _fmt
+
+
+def decide(gate: GateConfig, evaluation: Evaluation) -> GateDecision:
+    """Apply `gate` to the fine-tuned model's metrics.
+
+    The metric is `gate.metric`, else the evaluation's primary metric. A metric that was
+    not evaluated is a configuration error (ValueError naming the available metrics), not
+    a failed gate: a typo must not silently block every release. Every guard in
+    `gate.guards` must hold too; a failed guard is a reason, named in the log line.
+    """
+    finetuned = evaluation.finetuned
+    metric = gate.metric or evaluation.primary_metric
+    if not metric:
+        raise ValueError(
+            "the gate has no metric: set gate.metric or configure at least one evaluator"
+        )
+    if metric not in finetuned:
+        available = ", ".join(sorted(finetuned)) or "(none: no evaluator ran)"
+        raise ValueError(
+            f"gate metric {metric!r} was not evaluated; available metrics: {available}"
+        )
+
+    value = float(finetuned[metric])
+    base = evaluation.base.get(metric)
+    base_value = None if base is None else float(base)
+    improvement = evaluation.improvement.get(metric)
+    if improvement is None and base_value is not None:
+        improvement = value - base_value
+
+    reasons: list[str] = []
+    if math.isnan(value):
+        reasons.append(f"{metric} is NaN")
+    if gate.min_value is not None and not value >= gate.min_value:
+        reasons.append(f"{metric} = {_fmt(value)} < min_value {gate.min_value}")
+    if gate.min_improvement is not None:
+        if improvement is None:
+            reasons.append(f"{metric} has no base-model value to compute an improvement from")
+        elif not improvement >= gate.min_improvement:
+            reasons.append(
+                f"{metric} improved by {improvement:+.4f} (base {_fmt(base_value)} -> "
+                f"{_fmt(value)}) < min_improvement {gate.min_improvement}"
+            )
+    guards = check_guards(gate.guards, evaluation.base, evaluation.finetuned)
+    reasons += [guard.summary() for guard in guards if not guard.passed]
+    return GateDecision(
+        passed=not reasons,
+        metric=metric,
+        value=value,
+        base_value=base_value,
+        improvement=None if improvement is None else float(improvement),
+        guards=guards,
+        reasons=reasons,
+    )
+
+
+def promotion_verdict(decision: GateDecision, production_score: float | None) -> tuple[bool, str]:
+    """Whether a model that went through the gate replaces the current production model,
+    and the reason in one phrase: it must pass the gate and beat production's score on
+    the gate metric (any passing model wins when nothing is in production yet)."""
+    if not decision.passed:
+        return False, f"gate failed: {'; '.join(decision.reasons)}"
+    if production_score is None:
+        return True, "first version to pass the gate"
+    if decision.value <= production_score:
+        return False, (
+            f"{decision.metric} {decision.value:.4f} does not beat production "
+            f"{production_score:.4f}"
+        )
+    return True, f"{decision.metric} {decision.value:.4f} beats production {production_score:.4f}"

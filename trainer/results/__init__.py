@@ -1,0 +1,62 @@
+"""Typed results that stages hand to each other: every stage output another stage, the
+dashboard or the model card reads is one of these pydantic models, never a loose dict.
+ZenML stores them as JSON artifacts with its built-in pydantic materializer; the
+Kubeflow components pass `model_dump(mode="json")` and validate it back.
+"""
+
+from trainer.results.base import FrozenResult, Result
+from trainer.results.data import (
+    DataReport,
+    DatasetLeakage,
+    DatasetReport,
+    LeakageReport,
+    MiningReport,
+    MiningReports,
+    SourceReport,
+)
+from trainer.results.evaluation import Evaluation, format_metric
+from trainer.results.release import GateDecision, GuardResult, Promotion, PushOutcome
+from trainer.results.run import RunRef
+from trainer.results.training import (
+    CheckpointSummary,
+    Emissions,
+    LeverState,
+    ModelInfo,
+    ModelLineage,
+    ResumeInfo,
+    SearchResult,
+    SpeedReport,
+    TokenizeRecord,
+    TrainingSummary,
+    TrialRecord,
+)
+
+__all__ = [
+    "CheckpointSummary",
+    "DataReport",
+    "DatasetLeakage",
+    "DatasetReport",
+    "Emissions",
+    "Evaluation",
+    "FrozenResult",
+    "GateDecision",
+    "GuardResult",
+    "LeakageReport",
+    "LeverState",
+    "MiningReport",
+    "MiningReports",
+    "ModelInfo",
+    "ModelLineage",
+    "Promotion",
+    "PushOutcome",
+    "Result",
+    "ResumeInfo",
+    "RunRef",
+    "SearchResult",
+    "SourceReport",
+    "SpeedReport",
+    "TokenizeRecord",
+    "TrainingSummary",
+    "TrialRecord",
+    "format_metric",
+]

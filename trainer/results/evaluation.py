@@ -1,0 +1,25 @@
+"""The evaluation of base, fine-tuned (and production) models on the same evaluators."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from trainer.results.base import Result
+
+
+class Evaluation(Result):
+    """The base and the fine-tuned model scored by the same evaluators on the same rows,
+    and the model currently in production when there is one (what promotion compares)."""
+
+    primary_metric: str | None = None
+    base: dict[str, float] = Field(default_factory=dict)
+    finetuned: dict[str, float] = Field(default_factory=dict)
+    improvement: dict[str, float] = Field(default_factory=dict)
+    production: dict[str, float] | None = None
+    production_model: str | None = None
+    """Which version `production` scored (`version 7 of ZenML model 'x' (production)`)."""
+
+
+def format_metric(value: float | None) -> str:
+    """Metrics at 4 decimals, without trailing zeros (0.41, not 0.4100)."""
+    return "n/a" if value is None else repr(round(value, 4))

@@ -1,0 +1,66 @@
+"""The evaluate stage: the base and the fine-tuned model (and the one in production, when
+there is one) scored by the same evaluators on the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from datasets import DatasetDict
+
+from trainer.config import RunConfig
+from trainer.evaluation import build_evaluators, compare, run_evaluators
+from trainer.models import load_model
+from trainer.results import Evaluation
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_stage(
+    config: RunConfig,
+    model: SentenceTransformer,
+    eval_datasets: DatasetDict,
+    *,
+    base_model: SentenceTransformer | None = None,
+    production: tuple[SentenceTransformer, str] | None = None,
+) -> Evaluation:
+    """Score the base and the fine-tuned model with the same evaluators on the same rows
+    (and `production`, the model in production with its description, when given), log
+    the primary metric, and write `output.dir/evaluation.json` when set."""
+    evaluators = build_evaluators(config, eval_datasets)
+    if not evaluators:
+        raise ValueError(
+            "nothing to evaluate: configure evaluators, or give a dataset eval_size/eval_source"
+        )
+    evaluation = compare(base_model or load_model(config.model), model, evaluators)
+    if production is not None:
+        production_model, described = production
+        evaluation = evaluation.model_copy(
+            update={
+                "production": run_evaluators(production_model, evaluators),
+                "production_model": described,
+            }
+        )
+    primary = evaluation.primary_metric
+    if primary is not None:
+        against = (
+            f" (production {evaluation.production[primary]:.4f})"
+            if evaluation.production and primary in evaluation.production
+            else ""
+        )
+        logger.info(
+            "%s: base %.4f -> fine-tuned %.4f%s",
+            primary,
+            evaluation.base[primary],
+            evaluation.finetuned[primary],
+            against,
+        )
+    path = config.output.evaluation_path
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(evaluation.model_dump_json(indent=2) + "\n")
+    return evaluation

@@ -1,0 +1,77 @@
+"""The configured loss, built around a model: cached and Matryoshka variants, callables
+and distance metrics named in YAML, and gathering in-batch negatives across processes.
+What each loss accepts (names, row shapes, parameter types) is `trainer.catalog.losses`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from trainer.catalog import (
+    CACHED_VARIANTS,
+    DISTANCE_ENUMS,
+    distance_metric_name,
+    similarity_function_name,
+)
+from trainer.config import LossConfig
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from torch import nn
+
+
+def _resolve_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Turn YAML strings into the callables some loss arguments expect.
+
+    `similarity_fct: cos_sim` -> `sentence_transformers.util.cos_sim`;
+    `distance_metric: COSINE` -> the loss module's distance enum is resolved by the
+    loss class itself (see `build_loss`).
+    """
+    from sentence_transformers import util
+
+    resolved = dict(params)
+    fct = resolved.get("similarity_fct")
+    if isinstance(fct, str):
+        resolved["similarity_fct"] = getattr(util, similarity_function_name(fct))
+    return resolved
+
+
+def _distance_metric(loss_name: str, value: str) -> Any:
+    """Resolve `distance_metric: COSINE` against the enum the loss's module defines."""
+    from sentence_transformers.sentence_transformer import losses
+
+    name = distance_metric_name(loss_name, value)
+    return getattr(getattr(losses, DISTANCE_ENUMS[loss_name]), name)
+
+
+def build_loss(
+    model: SentenceTransformer, config: LossConfig, *, gather_across_devices: bool = False
+) -> nn.Module:
+    """Instantiate the configured loss (with its Cached / Matryoshka wrappers) for `model`.
+
+    `gather_across_devices`: losses with in-batch negatives that support it score each
+    anchor against the positives of every process (a global batch of negatives under
+    DDP), unless the loss's `params` set it explicitly.
+    """
+    from sentence_transformers.sentence_transformer import losses
+
+    name = CACHED_VARIANTS[config.name] if config.cached else config.name
+    params = _resolve_params(config.params)
+    if gather_across_devices and _accepts(getattr(losses, name), "gather_across_devices"):
+        params.setdefault("gather_across_devices", True)
+    if isinstance(params.get("distance_metric"), str):
+        params["distance_metric"] = _distance_metric(config.name, params["distance_metric"])
+    if name == "SoftmaxLoss":
+        params.setdefault("embedding_dimension", model.get_embedding_dimension())
+    try:
+        loss = getattr(losses, name)(model, **params)
+    except TypeError as error:
+        raise ValueError(f"loss {name}: bad params {sorted(config.params)}: {error}") from error
+    if config.matryoshka_dims:
+        loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=list(config.matryoshka_dims))
+    return loss
+
+
+def _accepts(loss_class: type, parameter: str) -> bool:
+    return parameter in inspect.signature(loss_class.__init__).parameters

@@ -1,0 +1,202 @@
+"""Training in this process with durable checkpoints: decide whether to resume, fetch the
+checkpoint, train, publish checkpoints as they are saved, stop cleanly on SIGTERM, mark
+the series finished and export the model. Alone, or as one rank under torchrun
+(`trainer.cluster.entrypoint` runs this in every rank).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from datasets import DatasetDict
+
+from trainer.config import RESUME_AUTO, RESUME_NEVER, CheckpointConfig, OutputConfig, RunConfig
+from trainer.results import CheckpointSummary, ResumeInfo, RunRef
+from trainer.training.arguments import training_argument_values
+from trainer.training.checkpoints import (
+    CHECKPOINT_PREFIX,
+    Checkpoint,
+    CheckpointStore,
+    open_checkpoint,
+)
+from trainer.training.distributed import Topology, barrier, broadcast, init_process_group
+from trainer.training.trainer import TrainedModel, train
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+    from sentence_transformers import SentenceTransformer
+    from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+
+def _decide_resume(
+    checkpoints: CheckpointConfig,
+    store: CheckpointStore,
+    filesystem: AbstractFileSystem | None,
+) -> ResumeInfo:
+    """Decide where training starts, and clear what a fresh start must not see (rank 0
+    only: the other ranks receive the decision)."""
+    if checkpoints.resume == RESUME_NEVER:
+        store.reset()
+        return ResumeInfo(reason="checkpoints.resume is 'never'")
+    if checkpoints.resume == RESUME_AUTO:
+        finished = store.finished()
+        if finished is not None:
+            store.reset()
+            by = f" by {finished.run}" if finished.run else ""
+            return ResumeInfo(
+                reason=f"the series at {store.uri} was finished{by} at step {finished.step}; "
+                "a finished training is not resumed"
+            )
+        checkpoint = store.newest()
+        if checkpoint is None:
+            store.reset()
+            return ResumeInfo(reason=f"no complete checkpoint at {store.uri}")
+        reason = "newest complete checkpoint of an unfinished series"
+    else:
+        inside = _inside(checkpoints.resume, store)
+        _, checkpoint = open_checkpoint(checkpoints.resume, filesystem if inside else None)
+        # Later checkpoints of this series would win the next automatic resume.
+        store.reset(keep_up_to=checkpoint.step if inside else None)
+        reason = "named by checkpoints.resume"
+    return ResumeInfo(
+        resumed=True,
+        from_step=checkpoint.step,
+        checkpoint=checkpoint.uri,
+        from_run=checkpoint.run,
+        reason=reason,
+    )
+
+
+def _inside(uri: str, store: CheckpointStore) -> bool:
+    return uri.rstrip("/").startswith(store.uri + "/")
+
+
+def _fetch(
+    resume: ResumeInfo,
+    store: CheckpointStore,
+    filesystem: AbstractFileSystem | None,
+    staging: Path,
+) -> Path:
+    """Copy the checkpoint `resume` names into `staging` (what the Trainer resumes from)."""
+    assert resume.checkpoint is not None and resume.from_step is not None
+    if _inside(resume.checkpoint, store):
+        source = store
+    else:
+        source, _ = open_checkpoint(resume.checkpoint)
+    return source.fetch(Checkpoint(step=resume.from_step, uri=resume.checkpoint), staging)
+
+
+def export_model(model: SentenceTransformer, output: OutputConfig) -> Path | None:
+    """Save the model to `output.dir/model` for people to open; None when not asked to."""
+    if not (output.save_model and output.model_dir is not None):
+        return None
+    model.save(str(output.model_dir))
+    return output.model_dir
+
+
+def train_in_process(
+    config: RunConfig,
+    train_datasets: DatasetDict,
+    eval_datasets: DatasetDict | None = None,
+    *,
+    checkpoint_uri: str | None,
+    filesystem: AbstractFileSystem | None = None,
+    run: RunRef | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    work_dir: Path | None = None,
+) -> TrainedModel:
+    """Train in this process: alone, or as one rank among torchrun's (`work_dir` is then
+    this node's folder, the same for all its ranks).
+
+    Checkpoints are written locally by the Trainer and published to `checkpoint_uri`
+    every `checkpoints.every_n_steps`. On SIGTERM the current step finishes, a checkpoint
+    is published and `TrainingInterrupted` is raised, so the process exits non-zero and
+    the orchestrator's retry resumes. A training that runs to the end marks its series
+    finished (and drops its checkpoints), then exports the model to `output.dir`.
+    Without a `checkpoint_uri` the checkpoints live in a temporary folder of this
+    process only (said in a warning): nothing survives the pod.
+    """
+    # Here, not at the top: the callbacks import transformers' Trainer and torch, which
+    # a load-step pod never needs.
+    from trainer.training.callbacks import PublishCheckpoints, StopOnSignal
+    from trainer.training.checkpoints import TrainingInterrupted
+
+    topology = Topology.from_env()
+    label = run.label() if run else None
+    with contextlib.ExitStack() as stack:
+        staging = work_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="st-finetune-train-"))
+        )
+        if checkpoint_uri is None:
+            checkpoint_uri = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="st-finetune-checkpoints-")
+            )
+            logger.warning(
+                "no durable checkpoint location: checkpoints stay in %s and are lost with "
+                "this pod; set checkpoints.uri to resume after preemption",
+                checkpoint_uri,
+            )
+        store = CheckpointStore(checkpoint_uri, filesystem)
+        if topology.distributed:
+            init_process_group(**process_group_arguments(config))
+        resume = _decide_resume(config.checkpoints, store, filesystem) if topology.is_main else None
+        resume = broadcast(resume)
+        local = None
+        if resume.resumed:
+            local = staging / f"{CHECKPOINT_PREFIX}{resume.from_step}"
+            if topology.is_node_leader:
+                _fetch(resume, store, filesystem, staging)
+            barrier()
+        if topology.is_main:
+            logger.info(resume.log_line())
+        publish = PublishCheckpoints(
+            store, keep=config.checkpoints.keep, run=label, topology=topology
+        )
+        stop = StopOnSignal(topology=topology)
+        with stop.installed():
+            trained = train(
+                config,
+                train_datasets,
+                eval_datasets,
+                output_dir=staging,
+                callbacks=[publish, stop, *callbacks],
+                resume_from=local,
+            )
+        steps = trained.summary
+        if stop.stopped_at is not None and steps.global_step < (steps.planned_steps or 0):
+            raise TrainingInterrupted(
+                f"training stopped by {stop.received.name if stop.received else 'a signal'} "
+                f"at global step {stop.stopped_at} of {steps.planned_steps}; checkpoint "
+                f"saved to {store.uri}: a retry of this step resumes from it"
+            )
+        if topology.is_main:
+            store.mark_finished(steps.global_step, label)
+    if topology.is_main:
+        exported = export_model(trained.model, config.output)
+        if exported is not None:
+            logger.info("fine-tuned model saved to %s", exported)
+    summary = trained.summary.model_copy(
+        update={
+            "resume": resume,
+            "checkpoints": CheckpointSummary(
+                uri=store.uri,
+                every_n_steps=config.checkpoints.every_n_steps,
+                saved_steps=publish.saved_steps,
+                finished=True,
+            ),
+        }
+    )
+    return TrainedModel(model=trained.model, summary=summary)
+
+
+def process_group_arguments(config: RunConfig) -> dict[str, Any]:
+    """What `init_process_group` needs to match the Trainer's own arguments."""
+    arguments = training_argument_values(config)
+    return {"use_cpu": bool(arguments.get("use_cpu")), "backend": arguments.get("ddp_backend")}

@@ -1,0 +1,205 @@
+"""Experiment tracking: what a run sends to the tracker, and the trainer callback that
+streams the curves.
+
+The orchestrator owns the tracker's run: ZenML's experiment-tracker component starts
+an MLflow run before a tracked step and ends it after (one MLflow run per pipeline run;
+the train and evaluate steps both log into it). This module only logs into the run that
+is active; it never starts one, so nothing is sent anywhere unless the orchestrator
+turned tracking on.
+
+The loss / learning-rate / grad-norm curves come from transformers' own reporting
+callbacks (`MLflowCallback`, `WandbCallback`, ...): they log every `logging_steps` while
+training, into the active run. What they do not know — the run config, dataset sizes,
+losses, the base-vs-fine-tuned evaluation and the model card — is logged here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
+
+    from trainer.config import RunConfig
+
+TRACKER_FLAVOR_TO_REPORT_TO: dict[str, str] = {
+    "mlflow": "mlflow",
+    "wandb": "wandb",
+    "comet": "comet_ml",
+    "trackio": "trackio",
+    "neptune": "neptune",
+}
+"""ZenML experiment-tracker flavor -> the transformers `report_to` integration whose
+callback logs into that tracker's active run."""
+
+_INVALID_NAME_CHARACTERS = re.compile(r"[^0-9A-Za-z_\-. :/]")
+
+
+def metric_name(key: str) -> str:
+    """An MLflow-safe metric name: the same substitution transformers' MLflowCallback
+    applies (`cosine_ndcg@10` -> `cosine_ndcg_10`), so final metrics and the metrics
+    logged during training line up."""
+    return _INVALID_NAME_CHARACTERS.sub("_", key)
+
+
+def reporting_callbacks(flavor: str, config: RunConfig) -> list[TrainerCallback]:
+    """The transformers callback that logs curves to a tracker of this ZenML `flavor`.
+
+    Empty for a flavor transformers has no callback for, and when `training.report_to`
+    already names that integration (the trainer adds that callback itself).
+    """
+    from transformers.integrations import INTEGRATION_TO_CALLBACK
+
+    integration = TRACKER_FLAVOR_TO_REPORT_TO.get(flavor)
+    if integration is None or integration not in INTEGRATION_TO_CALLBACK:
+        return []
+    report_to = config.training.get("report_to", "none")
+    named = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    if integration in named or "all" in named:
+        return []
+    return [INTEGRATION_TO_CALLBACK[integration]()]
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """`{"a": {"b": 1}}` -> `("a.b", 1)`; lists and scalars stay leaves."""
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from flatten(value, f"{name}.")
+        else:
+            yield name, value
+
+
+def run_parameters(
+    config: RunConfig, train_rows: Mapping[str, int], eval_rows: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """What defines the run, as flat `section.key` parameters.
+
+    `training.*` are the effective training arguments (defaults + seed + config), i.e.
+    what the model card shows; `data.<name>.*` the row counts and `loss.<name>.*` each
+    dataset's loss. The `training.` prefix keeps them apart from the raw arguments the
+    MLflowCallback logs under their bare names.
+    """
+    from trainer.training.arguments import effective_training_arguments
+
+    parameters: dict[str, Any] = {
+        "model.name_or_path": config.model.name_or_path,
+        "model.max_seq_length": config.model.max_seq_length,
+        "seed": config.seed,
+    }
+    parameters.update(flatten(effective_training_arguments(config), "training."))
+    for name, dataset in config.datasets.items():
+        parameters[f"data.{name}.train_rows"] = train_rows.get(name)
+        if eval_rows is not None:
+            parameters[f"data.{name}.eval_rows"] = eval_rows.get(name)
+        parameters[f"loss.{name}.name"] = dataset.loss.name
+        parameters.update(flatten(dataset.loss.params, f"loss.{name}.params."))
+        if dataset.loss.matryoshka_dims:
+            parameters[f"loss.{name}.matryoshka_dims"] = dataset.loss.matryoshka_dims
+        if dataset.loss.cached:
+            parameters[f"loss.{name}.cached"] = True
+    return {key: value for key, value in parameters.items() if value is not None}
+
+
+def evaluation_metrics(evaluation: Mapping[str, Any] | Any) -> dict[str, float]:
+    """Final metrics as `<section>/<metric>`: every mapping of numbers in the evaluation
+    (`base`, `finetuned`, `improvement`, and `production` when it is compared too).
+
+    Accepts the evaluation dict or a pydantic model of it.
+    """
+    if hasattr(evaluation, "model_dump"):
+        evaluation = evaluation.model_dump()
+    metrics: dict[str, float] = {}
+    for section, values in evaluation.items():
+        if not isinstance(values, Mapping):
+            continue
+        for key, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                metrics[metric_name(f"{section}/{key}")] = float(value)
+    return metrics
+
+
+def _active_run() -> Any:
+    import mlflow
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError(
+            "no active MLflow run: tracking functions log into the run the orchestrator "
+            "started (a step with experiment_tracker=...), they never start one"
+        )
+    return run
+
+
+def log_run_parameters(
+    config: RunConfig, train_rows: Mapping[str, int], eval_rows: Mapping[str, int] | None = None
+) -> None:
+    """Log `run_parameters` to the active MLflow run (values over MLflow's 6,000
+    characters are cut, which only long prompts reach)."""
+    import mlflow
+
+    _active_run()
+    parameters = {
+        key: str(value)[:6000]
+        for key, value in run_parameters(config, train_rows, eval_rows).items()
+    }
+    mlflow.log_params(parameters)
+
+
+def log_training_history(history: list[dict[str, Any]]) -> None:
+    """Log the curves from `log_history` after the fact, step-indexed (for a training that
+    ran without a reporting callback, e.g. in another process)."""
+    import mlflow
+
+    _active_run()
+    for row in history:
+        step = row.get("step")
+        values = {
+            metric_name(key): float(value)
+            for key, value in row.items()
+            if key not in ("step", "epoch")
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        }
+        if values and step is not None:
+            mlflow.log_metrics(values, step=int(step))
+
+
+def log_evaluation(evaluation: Mapping[str, Any] | Any) -> None:
+    """Log the final base / fine-tuned / improvement (/ production) metrics."""
+    import mlflow
+
+    _active_run()
+    mlflow.log_metrics(evaluation_metrics(evaluation))
+
+
+def log_model_card(card: str, artifact_file: str = "model_card/README.md") -> None:
+    """Store the model card as a text artifact of the run (the MLflow UI renders it)."""
+    import mlflow
+
+    _active_run()
+    mlflow.log_text(str(card), artifact_file)
+
+
+def log_html(page: str, artifact_file: str) -> None:
+    """Store an HTML report (evaluation report, training curves) as a run artifact; the
+    MLflow UI shows HTML artifacts in a sandboxed frame, like ZenML's dashboard."""
+    import mlflow
+
+    _active_run()
+    mlflow.log_text(str(page), artifact_file)
+
+
+def subprocess_environment() -> dict[str, str]:
+    """Environment for a training subprocess (torchrun) to log into the active run: the
+    MLflowCallback in the child attaches to `MLFLOW_RUN_ID` instead of starting a run."""
+    import mlflow
+
+    run = _active_run()
+    return {
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        "MLFLOW_RUN_ID": run.info.run_id,
+        "MLFLOW_EXPERIMENT_ID": run.info.experiment_id,
+    }
