@@ -32,7 +32,7 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -211,7 +211,7 @@ def main() -> None:
         raise SystemExit(f"unknown case(s) {unknown}; known: {list(CASES)}")
     report: dict[str, Any] = {
         "question": "held-out NDCG@10 of all-MiniLM-L6-v2 after 1 epoch, per recipe",
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -399,7 +399,7 @@ def main() -> None:
             {
                 "benchmark": "load_datasets (and preflight) step peak RSS and wall time",
                 "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": machine_info(),
                 "setup": {
                     "eval_rows": EVAL_ROWS,

@@ -41,7 +41,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -596,7 +596,7 @@ def main() -> int:
     results: dict[str, Any] = {
         "benchmark": "train_throughput",
         "mode": args.mode,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", *sys.argv]),
         "machine": info,
         "setups": [asdict(setup) for setup in setups],

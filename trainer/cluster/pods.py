@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from kubernetes.client import (
@@ -128,7 +128,7 @@ def pod_hardware(spec: HardwareConfig) -> PodHardware:
     )
 
 
-class PodKind(str, Enum):
+class PodKind(StrEnum):
     """Which pod a pipeline stage gets (the pipeline plan, `trainer.stages.plan`, says
     which stage gets which)."""
 

@@ -9,13 +9,13 @@ optional or given the Hub token here changes both at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from trainer.cluster import PodHardware, PodKind, stage_pod
 from trainer.config import RunConfig, hub_repo_id
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     """A stage of the fine-tuning pipeline; the value is the step / task name."""
 
     PREFLIGHT = "preflight"
@@ -29,7 +29,7 @@ class Stage(str, Enum):
     PROMOTE = "promote"
 
 
-class ConfigVariant(str, Enum):
+class ConfigVariant(StrEnum):
     """Which config a stage receives."""
 
     RUN = "run"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from datasets import DatasetDict
@@ -45,7 +45,7 @@ TRAINJOBS_FOLDER = "trainjobs"
 """Folder under the shared root that holds each TrainJob's inputs and outputs."""
 
 
-class TrainingMode(str, Enum):
+class TrainingMode(StrEnum):
     """How the train stage runs training."""
 
     IN_PROCESS = "in_process"
