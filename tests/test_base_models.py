@@ -26,6 +26,8 @@ from trainer.config import ModelConfig, RunConfig, parse_zenml_model_ref
 from trainer.models import load_model, resolve_model_path
 from trainer.training import train as run_training
 
+pytestmark = pytest.mark.slow  # processes, pipelines or the network: see pyproject.toml
+
 MODEL_NAME = "tiny-retrain"
 TEXTS = ["read a file line by line", "parse command line arguments", "sort a list in place"]
 

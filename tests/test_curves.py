@@ -21,6 +21,8 @@ from trainer.reports import (
 )
 from trainer.training import build_trainer
 
+pytestmark = pytest.mark.slow  # processes, pipelines or the network: see pyproject.toml
+
 SVG = "{http://www.w3.org/2000/svg}"
 
 

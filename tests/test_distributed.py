@@ -27,6 +27,8 @@ from trainer.config import RunConfig
 from trainer.stages import load_stage
 from trainer.training import CheckpointStore, TrainedModel
 
+pytestmark = pytest.mark.slow  # processes, pipelines or the network: see pyproject.toml
+
 
 def child_train(config: str, checkpoint_uri: str) -> None:
     """Run in a child process: the train stage, as the ZenML step runs it."""

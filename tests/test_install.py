@@ -35,6 +35,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+pytestmark = pytest.mark.slow  # processes, pipelines or the network: see pyproject.toml
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = REPO_ROOT / "constraints.txt"
 PYPI = "https://pypi.org/simple"

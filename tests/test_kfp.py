@@ -135,6 +135,7 @@ def test_train_resources_come_from_hardware_only(tmp_path: Path) -> None:
         kfp_pipeline.compile_pipeline(config, tmp_path / "out.yaml", image=IMAGE)
 
 
+@pytest.mark.slow
 def test_the_kfp_build_does_not_import_zenml() -> None:
     """The KFP path reads the run YAML itself: nothing of ZenML's internals."""
     import subprocess
@@ -165,6 +166,7 @@ def test_cpu_only_hardware_sets_no_accelerator(tmp_path: Path) -> None:
     assert "tolerations" not in platform
 
 
+@pytest.mark.slow
 def test_component_functions_run_the_trainer_core(
     tiny_model_path: Path, pairs_file: Path, tmp_path: Path
 ) -> None:
@@ -265,6 +267,7 @@ def test_a_search_feeds_the_train_task_and_the_card(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_the_search_component_returns_the_tuned_config_and_the_card_records_it(
     tiny_model_path: Path, pairs_file: Path, tmp_path: Path
 ) -> None:

@@ -217,6 +217,7 @@ print("imported:", sorted(m for m in ("torch", "sentence_transformers") if m in 
 """
 
 
+@pytest.mark.slow
 def test_validating_a_config_imports_neither_torch_nor_sentence_transformers(
     tmp_path: Path,
 ) -> None:

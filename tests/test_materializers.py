@@ -95,6 +95,7 @@ def test_empty_dataset_dict_round_trips(materializer: DatasetDictMaterializer) -
     assert os.path.isdir(os.path.join(materializer.uri, DATASETS_DIR))
 
 
+@pytest.mark.slow
 def test_load_step_stores_its_datasets_with_the_arrow_materializer(
     zenml_client, tiny_model_path: Path, pairs_file: Path
 ) -> None:
@@ -126,6 +127,7 @@ print(sorted(m for m in ("torch", "sentence_transformers", "transformers") if m 
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["load_datasets", "preflight"])
 def test_light_step_pods_never_import_torch(tmp_path: Path, module: str) -> None:
     """What a Kubernetes pod of the load or preflight step imports: its step module, then

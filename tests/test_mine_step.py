@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT, docs_pipeline_config, write_jsonl, write_run_yaml
 from trainer.results import MiningReports
 
 
+@pytest.mark.slow
 def test_the_pipeline_mines_then_trains_on_the_triplets(
     zenml_client, tiny_model_path: Path, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ def run_config(tiny_model_path: Path, pairs_file: Path, tmp_path: Path) -> dict:
     return document
 
 
+@pytest.mark.slow
 def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_path: Path) -> None:
     from huggingface_hub import ModelCard
     from sentence_transformers import SentenceTransformer

@@ -321,6 +321,7 @@ def test_several_mistakes_are_all_found_in_one_run(
     assert any("hub.secret_name 'huggingface'" in line for line in report.skipped)
 
 
+@pytest.mark.slow
 def test_the_command_prints_every_problem_and_fails(tmp_path: Path) -> None:
     """`python -m trainer.preflight` as a user runs it: one line per problem, the
     verdict last, exit status 1, and no traceback."""

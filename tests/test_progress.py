@@ -72,6 +72,7 @@ def test_durations_read_like_a_person_would_write_them(seconds: float, text: str
     assert format_duration(seconds) == text
 
 
+@pytest.mark.slow
 def test_training_logs_plain_progress_lines(
     tiny_model_path: Path, pairs_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -48,6 +48,7 @@ def evaluation(base: float, tuned: float) -> Evaluation:
     )
 
 
+@pytest.mark.slow
 def test_gate_decides_and_only_a_passing_model_is_pushed(
     zenml_client: Any, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

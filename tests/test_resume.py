@@ -36,6 +36,8 @@ from trainer.config import RunConfig
 from trainer.stages import load_stage
 from trainer.training import CheckpointStore
 
+pytestmark = pytest.mark.slow  # processes, pipelines or the network: see pyproject.toml
+
 PACE_S = 0.4
 """Seconds each optimizer step takes in the child: long enough to kill between saves."""
 

@@ -44,6 +44,7 @@ class _SeenArguments(TrainerCallback):
         self.seen.append((args.learning_rate, args.per_device_train_batch_size))
 
 
+@pytest.mark.slow
 def test_search_picks_the_best_trial_and_the_final_training_uses_it(
     tiny_model_path: Path, pairs_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,6 +209,7 @@ def test_default_evaluator_names_are_valid_metric_prefixes(
     assert RunConfig.model_validate(document).search is not None
 
 
+@pytest.mark.slow
 def test_the_pipeline_searches_then_trains_with_the_best_trial(
     zenml_client: Any, tiny_model_path: Path, pairs_file: Path, tmp_path: Path
 ) -> None:

@@ -71,6 +71,7 @@ def mlflow_stack(zenml_client: Any, tmp_path: Path) -> Any:
         zenml_client.activate_stack("default")
 
 
+@pytest.mark.slow
 def test_tracked_pipeline_run_logs_curves_metrics_parameters_and_card(
     mlflow_stack: Any, zenml_client: Any, run_config: RunConfig, tmp_path: Path
 ) -> None:

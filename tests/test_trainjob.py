@@ -162,6 +162,7 @@ def two_node_config(model_path: Path, folder: Path) -> RunConfig:
     return RunConfig.model_validate(document)
 
 
+@pytest.mark.slow
 def test_two_nodes_train_one_model_through_the_kubernetes_api(
     tiny_model_path: Path, tmp_path: Path
 ) -> None:
