@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -136,14 +136,14 @@ def training_dispatch(
         filesystem=site.filesystem if inside_store else None,
     )
     if mode is TrainingMode.TRAINJOB:
-        assert root is not None
         if site.run is None:
             raise ValueError("a TrainJob is named after its run: give the TrainingSite a run")
+        assert root is not None
         name = train_job_name(config.output.name, site.run.id or site.run.name)
-        dispatch = TrainingDispatch(
-            mode=mode,
-            processes_per_node=dispatch.processes_per_node,
-            checkpoint_uri=uri,
+        # The nodes reach the checkpoints with their own credentials, not this pod's.
+        dispatch = replace(
+            dispatch,
+            filesystem=None,
             job_name=name,
             job_uri=f"{root.rstrip('/')}/{TRAINJOBS_FOLDER}/{name}",
         )
