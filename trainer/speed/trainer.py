@@ -19,7 +19,6 @@ from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
 from torch.utils.data import BatchSampler, DataLoader
 
-from trainer.speed.length_grouping import LengthGroupedBatchSampler
 from trainer.speed.tokenize import TokenizedDataset
 
 
@@ -36,15 +35,12 @@ class FastPathTrainer(SentenceTransformerTrainer):
         speed_report: Any = None,
         train_twins: dict[str | None, TokenizedDataset] | None = None,
         eval_twins: dict[str | None, TokenizedDataset] | None = None,
-        length_grouping_batches: int | None = None,
         hashed_duplicates: bool = False,
         **kwargs: Any,
     ) -> None:
         self.speed_report = speed_report
         self._hashed_duplicates = hashed_duplicates
-        self._length_grouping_batches = length_grouping_batches
         self._text_of: dict[int, Dataset] = {}
-        self._lengths_of: dict[int, Any] = {}
         super().__init__(*args, **kwargs)
         self._train_loader_data = self._loader_data(train_twins, self.train_dataset, "train")
         self._eval_loader_data = self._loader_data(eval_twins, self.eval_dataset, "eval")
@@ -74,13 +70,9 @@ class FastPathTrainer(SentenceTransformerTrainer):
             twin = self.preprocess_dataset(twin, dataset_name=kind)
             for name in texts:
                 self._text_of[id(twin[name])] = texts[name]
-                if kind == "train" and self._length_grouping_batches:
-                    self._lengths_of[id(twin[name])] = twins[name].lengths()
             return twin
         twin_dataset = twins[None].dataset
         self._text_of[id(twin_dataset)] = texts
-        if kind == "train" and self._length_grouping_batches:
-            self._lengths_of[id(twin_dataset)] = twins[None].lengths()
         return twin_dataset
 
     @contextlib.contextmanager
@@ -108,33 +100,12 @@ class FastPathTrainer(SentenceTransformerTrainer):
             return super().get_eval_dataloader(eval_dataset)
 
     def get_batch_sampler(self, dataset: Dataset, *args: Any, **kwargs: Any) -> BatchSampler | None:
-        """The configured sampler, drawn over the texts (as plain), optionally length-grouped."""
+        """The configured sampler, drawn over the texts (as plain)."""
         texts = self._text_of.get(id(dataset), dataset)
         sampler = super().get_batch_sampler(texts, *args, **kwargs)
         if self._hashed_duplicates and type(sampler) is NoDuplicatesBatchSampler:
             sampler = _hashed(sampler, texts, *args, **kwargs)
-        lengths = self._lengths_of.get(id(dataset))
-        if sampler is None or lengths is None or not self._length_grouping_batches:
-            return sampler
-        values = None
-        if isinstance(sampler, NoDuplicatesBatchSampler):
-            text_columns = [
-                column
-                for column in texts.column_names
-                if column not in self.data_collator.valid_label_columns and column != "dataset_name"
-            ]
-
-            def values(index: int) -> set[str]:
-                row = texts[index]
-                return {str(row[column]) for column in text_columns}
-
-        return LengthGroupedBatchSampler(
-            sampler,
-            lengths,
-            mega_batch=self._length_grouping_batches,
-            seed=self.args.seed,
-            values=values,
-        )
+        return sampler
 
 
 HASH_IN_PROCESS_ROWS = 1_000_000
