@@ -223,7 +223,7 @@ def _hints(target: Any) -> dict[str, Any]:
         return {}
 
 
-def _loss_parameters(loss_class: type) -> dict[str, ParameterFacts]:
+def _loss_parameters(loss_class: type[Any]) -> dict[str, ParameterFacts]:
     init = loss_class.__init__
     hints = _hints(init)
     parameters = list(inspect.signature(init).parameters.values())[1:]  # without self

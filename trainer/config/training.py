@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -202,8 +203,8 @@ class SearchConfig(StrictModel):
         self,
         dataset_losses: dict[str, str],
         evaluator_names: list[str],
-        training_argument_names: frozenset[str],
-        managed_arguments: frozenset[str],
+        training_argument_names: Collection[str],
+        managed_arguments: Collection[str],
     ) -> None:
         """Validate the space and the metric against the run config (called by RunConfig)."""
         for key in self.training_keys():

@@ -134,6 +134,8 @@ def apply_attention(model: SentenceTransformer, speed: SpeedConfig, device: Devi
     if not device.cuda:
         return LeverState(active=False, detail=f"no CUDA device (attention: {current})")
     wanted = "sdpa" if speed.sdpa else "eager"
+    if auto_model is None:
+        return LeverState(active=False, detail=f"cannot use {wanted}: no transformers model")
     if current != wanted:
         try:
             auto_model.set_attn_implementation(wanted)
@@ -263,9 +265,8 @@ def _tokenize_datasets(
     args = fast.args
     if args.router_mapping:
         raise _FallBack("router_mapping routes columns to different modules")
-    plain = SentenceTransformerDataCollator(
-        preprocess_fn=model.preprocess, prompts=args.prompts, router_mapping=args.router_mapping
-    )
+    # No router_mapping (empty, checked above): the collator's default.
+    plain = SentenceTransformerDataCollator(preprocess_fn=model.preprocess, prompts=args.prompts)
     speed = config.speed
     cache_dir = None
     if speed.cache:

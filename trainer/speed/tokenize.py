@@ -180,8 +180,9 @@ def _encode_batch(
     *,
     model: SentenceTransformer,
     encodings: list[ColumnEncoding],
-) -> dict[str, list[Any]]:
-    output: dict[str, list[Any]] = {}
+) -> dict[str, Any]:
+    """One `datasets.map` batch: each text column's token columns, unpadded (lists)."""
+    output: dict[str, Any] = {}
     for encoding in encodings:
         tokens = model.preprocess(
             batch[encoding.column], prompt=encoding.prompt, processing_kwargs=UNPADDED

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
@@ -20,6 +20,9 @@ from sentence_transformers.sentence_transformer.trainer import SentenceTransform
 from torch.utils.data import BatchSampler, DataLoader
 
 from trainer.speed.tokenize import TokenizedDataset
+
+if TYPE_CHECKING:
+    import torch
 
 
 class FastPathTrainer(SentenceTransformerTrainer):
@@ -65,9 +68,11 @@ class FastPathTrainer(SentenceTransformerTrainer):
         if twins is None or texts is None:
             return None
         if isinstance(texts, DatasetDict):
-            twin = DatasetDict({name: twins[name].dataset for name in texts})
             # sentence-transformers' own step: a lazy `dataset_name` column when it routes.
-            twin = self.preprocess_dataset(twin, dataset_name=kind)
+            twin = self.preprocess_dataset(
+                DatasetDict({name: twins[name].dataset for name in texts}), dataset_name=kind
+            )
+            assert isinstance(twin, DatasetDict)  # what it returns for a DatasetDict
             for name in texts:
                 self._text_of[id(twin[name])] = texts[name]
             return twin
@@ -99,12 +104,27 @@ class FastPathTrainer(SentenceTransformerTrainer):
         with self._reading("eval_dataset", self._eval_loader_data):
             return super().get_eval_dataloader(eval_dataset)
 
-    def get_batch_sampler(self, dataset: Dataset, *args: Any, **kwargs: Any) -> BatchSampler | None:
+    def get_batch_sampler(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns: list[str] | None = None,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> BatchSampler | None:
         """The configured sampler, drawn over the texts (as plain)."""
         texts = self._text_of.get(id(dataset), dataset)
-        sampler = super().get_batch_sampler(texts, *args, **kwargs)
+        arguments: dict[str, Any] = {
+            "batch_size": batch_size,
+            "drop_last": drop_last,
+            "valid_label_columns": valid_label_columns,
+            "generator": generator,
+            "seed": seed,
+        }
+        sampler = super().get_batch_sampler(texts, **arguments)
         if self._hashed_duplicates and type(sampler) is NoDuplicatesBatchSampler:
-            sampler = _hashed(sampler, texts, *args, **kwargs)
+            sampler = _hashed(sampler, texts, **arguments)
         return sampler
 
 
@@ -113,7 +133,7 @@ HASH_IN_PROCESS_ROWS = 1_000_000
 
 
 def _hashed(
-    sampler: NoDuplicatesBatchSampler, texts: Dataset, *args: Any, **kwargs: Any
+    sampler: NoDuplicatesBatchSampler, texts: Dataset, **arguments: Any
 ) -> NoDuplicatesBatchSampler:
     """The same sampler with `precompute_hashes`: sentence-transformers' own variant
     (`no_duplicates_hashed`) that compares a 64-bit hash of each text instead of the text,
@@ -126,8 +146,7 @@ def _hashed(
         return sampler
     return NoDuplicatesBatchSampler(
         texts,
-        *args,
         precompute_hashes=True,
         precompute_num_proc=1 if len(texts) < HASH_IN_PROCESS_ROWS else None,
-        **kwargs,
+        **arguments,
     )
