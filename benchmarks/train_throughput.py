@@ -9,8 +9,8 @@ with the same loss (MultipleNegativesRankingLoss), batch size, seed, step count 
   (bf16 on GPU, as a GPU user would set it);
 * ours - a `RunConfig` -> `trainer.data.loading.load_datasets` -> `trainer.training.trainer.build_trainer`,
   i.e. the fast path with its default levers (`trainer/speed/levers.py`);
-* on GPU also ours with `speed.length_grouping` and ours with `speed.compile`, each once,
-  as evidence for or against turning them on by default.
+* on GPU also ours with `speed.compile`, once, as evidence for or against turning it on
+  by default.
 
 Per run it reports pairs/s and real (non-padding) tokens/s over the steps after a warm-up
 (`steady`), and over the whole `trainer.train()` call; peak GPU memory; the speed levers
@@ -556,8 +556,8 @@ def main() -> int:
         "--variants",
         nargs="*",
         default=None,
-        choices=("length_grouping", "compile"),
-        help="extra one-off runs of ours (gpu default: both)",
+        choices=("compile",),
+        help="extra one-off runs of ours (gpu default: compile)",
     )
     parser.add_argument(
         "--budget-s", type=float, default=None, help="skip runs past this (gpu default: 540)"
@@ -575,9 +575,7 @@ def main() -> int:
     repeats = args.repeats or (3 if args.mode == "cpu" else 2)
     budget_s = args.budget_s or (540.0 if args.mode == "gpu" else float("inf"))
     variants = (
-        args.variants
-        if args.variants is not None
-        else ([] if args.mode == "cpu" else ["length_grouping", "compile"])
+        args.variants if args.variants is not None else ([] if args.mode == "cpu" else ["compile"])
     )
     output = (
         args.output or REPO_ROOT / "benchmarks" / "results" / f"{args.mode}_train_throughput.json"
@@ -621,8 +619,7 @@ def main() -> int:
             order = ("plain", "ours") if repeat % 2 else ("ours", "plain")
             plan += [(setup, path, repeat, None) for path in order]
     for variant in variants:
-        speed = {"length_grouping": True} if variant == "length_grouping" else {"compile": True}
-        plan += [(setup, f"ours+{variant}", 1, speed) for setup in setups]
+        plan += [(setup, f"ours+{variant}", 1, {variant: True}) for setup in setups]
 
     data_files = {setup.label: write_pairs(setup.pairs, scratch) for setup in setups}
     if args.mode == "cpu":

@@ -7,4 +7,6 @@ bash scripts/install.sh
 .venv/bin/ruff format --check .
 # The core's layers and orchestrator-neutrality (contracts in pyproject.toml).
 .venv/bin/lint-imports
+# Type check of trainer/ (settings in pyproject.toml).
+.venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"

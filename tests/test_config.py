@@ -100,6 +100,14 @@ def test_unknown_key_is_an_error_not_ignored() -> None:
     assert "Extra inputs are not permitted" in message
 
 
+def test_removed_speed_lever_says_why() -> None:
+    for speed in ({"length_grouping": False}, {"length_grouping_batches": 16}):
+        message = _error(_config(speed=speed))
+        assert "length_grouping lever was removed" in message
+        assert "NVIDIA H200" in message and "slower" in message
+    assert RunConfig.model_validate(_config(speed={"tokenize_once": True})).speed.tokenize_once
+
+
 def test_evaluator_must_reference_a_dataset_with_held_out_rows() -> None:
     message = _error(_config(evaluators=[{"dataset": "missing"}]))
     assert "uses dataset 'missing', which is not among datasets: docs" in message

@@ -12,6 +12,7 @@ from trainer.catalog.facts import (
     cache_path,
     library_facts,
     read_facts,
+    type_name,
 )
 from trainer.catalog.losses import (
     CACHED_VARIANTS,
@@ -21,7 +22,6 @@ from trainer.catalog.losses import (
     loss_param_problems,
     similarity_function_name,
 )
-from trainer.catalog.type_specs import from_spec, to_spec, type_name
 
 __all__ = [
     "CACHED_VARIANTS",
@@ -33,12 +33,10 @@ __all__ = [
     "cache_path",
     "coerce_yaml_numbers",
     "distance_metric_name",
-    "from_spec",
     "library_facts",
     "loss_param_problems",
     "read_facts",
     "similarity_function_name",
-    "to_spec",
     "training_value_problems",
     "type_name",
 ]

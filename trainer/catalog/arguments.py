@@ -15,13 +15,9 @@ run fails minutes later inside the optimizer or the dataloader. Two checks close
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-
-from pydantic import TypeAdapter, ValidationError
-from pydantic.errors import PydanticSchemaGenerationError
 
 from trainer.problems import Problem
 
@@ -72,30 +68,17 @@ def _field(name: str) -> ParameterFacts | None:
     return library_facts().training_arguments.get(name)
 
 
-@functools.cache
-def _adapter(name: str) -> TypeAdapter[Any] | None:
-    """A strict validator for one field, or None where pydantic cannot express the type."""
-    field = _field(name)
-    hint = field.hint() if field is not None else None
-    if hint is None:
-        return None  # e.g. batch_sampler also takes sampler classes; checked by RunConfig
-    try:
-        return TypeAdapter(hint)
-    except PydanticSchemaGenerationError:
-        return None
-
-
 def _type_problem(name: str, value: Any) -> Problem | None:
-    adapter = _adapter(name)
-    if adapter is None:
-        return None
-    try:
-        adapter.validate_python(value, strict=True)
-    except ValidationError:
-        type_name = _field(name).type_name  # type: ignore[union-attr]
-        message = f"expected {type_name}, got {type(value).__name__} {value!r}"
-        return Problem(field=f"{_FIELD}.{name}", message=message)
-    return None
+    field = _field(name)
+    if field is None or field.problem(value) is None:
+        return None  # e.g. batch_sampler also takes sampler classes; checked by RunConfig
+    message = f"expected {field.type_name}, got {type(value).__name__} {value!r}"
+    return Problem(field=f"{_FIELD}.{name}", message=message)
+
+
+_FLOAT = {"type": "number"}
+_INT = {"type": "integer"}
+"""The JSON Schemas of fields typed exactly `float` and `int`."""
 
 
 def _looks_numeric(text: str) -> bool:
@@ -116,11 +99,11 @@ def coerce_yaml_numbers(training: Mapping[str, Any]) -> dict[str, Any]:
     coerced = dict(training)
     for name, value in training.items():
         field = _field(name) if isinstance(value, str) else None
-        kind = field.type if field is not None else None
-        if kind not in ("float", "int") or not _looks_numeric(value):
+        schema = field.type if field is not None else None
+        if schema not in (_FLOAT, _INT) or not _looks_numeric(value):
             continue
         number = float(value)
-        if kind == "float":
+        if schema == _FLOAT:
             coerced[name] = number
         elif number.is_integer():
             coerced[name] = int(number)

@@ -9,12 +9,17 @@ per installed version set, in a separate process, and kept as JSON:
 
 * `<cache>/library-facts-<key>.json`, `<cache>` being `$ST_FINETUNE_CACHE` or
   `~/.cache/st-finetune`; the key covers the versions of python, pydantic, transformers,
-  sentence-transformers and accelerate and the source of this module and
-  `trainer.catalog.type_specs`, so any change makes a new file (never a stale answer);
+  sentence-transformers and accelerate and the source of this module, so any change makes
+  a new file (never a stale answer);
 * a process that has imported sentence-transformers anyway reads the facts from it
   directly; one that has not runs `python -m trainer.catalog.facts` once (the image
   build does it ahead: `k8s/Dockerfile`); if that fails, it imports the library itself,
   which is what every process did before.
+
+Each field's type is kept as pydantic's JSON Schema of its hint (`_StrictPythonSchema`)
+and values are checked against it with `jsonschema`: the same answers as strict pydantic
+validation against the hint itself, for every value a YAML file can hold
+(`tests/test_library_facts.py` compares the two on every cached field).
 """
 
 from __future__ import annotations
@@ -31,18 +36,22 @@ import subprocess
 import sys
 import tempfile
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.errors import PydanticSchemaGenerationError
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
-from trainer.catalog.type_specs import TypeSpec, from_spec, to_spec, type_name
+if typing.TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 logger = logging.getLogger(__name__)
 
 _VERSIONED = ("pydantic", "transformers", "sentence-transformers", "accelerate")
-_SOURCES = ("facts.py", "type_specs.py")
+_SOURCES = ("facts.py",)
 DISTANCE_ENUMS: dict[str, str] = {
     "TripletLoss": "TripletDistanceMetric",
     "ContrastiveLoss": "SiameseDistanceMetric",
@@ -56,21 +65,135 @@ DISTANCE_ENUMS: dict[str, str] = {
 `distance_metric` values."""
 
 
+# --- types as JSON Schema -----------------------------------------------------------
+
+
+class _StrictPythonSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema of a hint, as strict validation of Python values reads it.
+
+    For the values a YAML file holds (None, bools, numbers, strings, lists, mappings),
+    strict validation of the hint and its standard JSON Schema agree but for three things:
+
+    * an enum, a dataclass, a set and a callable take only instances of their own class
+      in strict mode, and no YAML value is one: they get the schema that accepts nothing,
+      `{"not": {}}`, with a description naming the class;
+    * a `Literal` matches by Python equality (`0` is `Literal[False]`): its schema names
+      the values without a JSON type, and `_validator` compares them with `==`;
+    * a YAML mapping may have keys that are not text (`1: a`): a dict's key type is
+      stated (`propertyNames`), where JSON needs none.
+
+    (A list fills a tuple here, as the config checks let it.)
+    """
+
+    def literal_schema(self, schema: core_schema.LiteralSchema) -> JsonSchemaValue:
+        json_schema = super().literal_schema(schema)
+        json_schema.pop("type", None)
+        return json_schema
+
+    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
+        json_schema = super().dict_schema(schema)
+        keys = self.generate_inner(schema["keys_schema"]) if "keys_schema" in schema else {}
+        if keys:
+            json_schema.setdefault("propertyNames", keys)
+        return json_schema
+
+    def _instances_only(self, what: str) -> JsonSchemaValue:
+        return {"not": {}, "description": f"only {what}, which no YAML value is"}
+
+    def enum_schema(self, schema: core_schema.EnumSchema) -> JsonSchemaValue:
+        return self._instances_only(f"members of the enum {schema['cls'].__name__}")
+
+    def dataclass_schema(self, schema: core_schema.DataclassSchema) -> JsonSchemaValue:
+        return self._instances_only(f"{schema['cls'].__name__} instances")
+
+    def set_schema(self, schema: core_schema.SetSchema) -> JsonSchemaValue:
+        return self._instances_only("sets")
+
+    def frozenset_schema(self, schema: core_schema.FrozenSetSchema) -> JsonSchemaValue:
+        return self._instances_only("frozensets")
+
+    def callable_schema(self, schema: core_schema.CallableSchema) -> JsonSchemaValue:
+        return self._instances_only("callables")
+
+
+def type_name(hint: Any) -> str:
+    """How messages name a type: `float`, `int | None`, `Literal['joint', ...]`."""
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _mismatch(options: list[Any], instance: Any) -> Iterator[Exception]:
+    """`enum` / `const` compared as pydantic compares `Literal` values: by Python equality
+    (`0 == False`, `1.0 == 1`), where JSON Schema keeps bools and numbers apart."""
+    from jsonschema.exceptions import ValidationError
+
+    if not any(instance == option for option in options):
+        yield ValidationError(f"{instance!r} is not one of {options!r}")
+
+
+def _enum(validator: Any, enums: list[Any], instance: Any, schema: Any) -> Iterator[Exception]:
+    return _mismatch(enums, instance)
+
+
+def _const(validator: Any, const: Any, instance: Any, schema: Any) -> Iterator[Exception]:
+    return _mismatch([const], instance)
+
+
+@functools.cache
+def _validator(schema: str) -> Validator:
+    """A validator for one JSON Schema (given as JSON text) with the strict types of Python
+    values: `integer` is an `int` (not `2.0`, not `True`), `array` a list or a tuple."""
+    from jsonschema import Draft202012Validator, validators
+
+    types = Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {
+            "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
+            "array": lambda _, value: isinstance(value, list | tuple),
+        }
+    )
+    strict = validators.extend(
+        Draft202012Validator,
+        validators={"enum": _enum, "const": _const},
+        type_checker=types,
+    )
+    return strict(json.loads(schema))
+
+
 class _Facts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ParameterFacts(_Facts):
-    """One field or constructor parameter: its type as JSON (None when pydantic cannot
-    check it, or it has no annotation), how messages name the type, whether required."""
+    """One field or constructor parameter: its type as JSON Schema (None when pydantic
+    cannot check it, or it has no annotation), how messages name the type, whether required."""
 
-    type: TypeSpec | None = None
+    type: dict[str, Any] | None = None
     type_name: str | None = None
     required: bool = False
 
-    def hint(self) -> Any:
-        """The type hint to validate values with, or None (no check)."""
-        return None if self.type is None else from_spec(self.type)
+    @classmethod
+    def of(cls, hint: Any, *, required: bool = False) -> ParameterFacts:
+        """The facts of a parameter annotated `hint` (None: not annotated)."""
+        if hint is None:
+            return cls(required=required)
+        try:
+            schema = TypeAdapter(hint).json_schema(schema_generator=_StrictPythonSchema)
+        except PydanticSchemaGenerationError:
+            return cls(required=required)  # nothing a YAML value could be checked as
+        except TypeError as error:  # tests/test_library_facts.py would fail on such a field
+            logger.warning("type %r not cached (%s): values for it are not checked", hint, error)
+            return cls(required=required)
+        return cls(type=schema, type_name=type_name(hint), required=required)
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` (from YAML) does not fit the type, or None (it fits, or there is
+        no type to check)."""
+        if self.type is None:
+            return None
+        from jsonschema.exceptions import best_match
+
+        validator = _validator(json.dumps(self.type, sort_keys=True))
+        error = best_match(validator.iter_errors(value))
+        return None if error is None else error.message
 
 
 class LibraryFacts(_Facts):
@@ -93,20 +216,6 @@ class LibraryFacts(_Facts):
 # --- reading the facts from the library ---------------------------------------------
 
 
-def _parameter(hint: Any, *, required: bool = False) -> ParameterFacts:
-    if hint is None:
-        return ParameterFacts(required=required)
-    try:
-        TypeAdapter(hint)
-        spec = to_spec(hint)
-    except PydanticSchemaGenerationError:
-        return ParameterFacts(required=required)  # nothing a YAML value could be checked as
-    except TypeError as error:  # tests/test_library_facts.py would fail on such a field
-        logger.warning("type %r not cached (%s): values for it are not checked", hint, error)
-        return ParameterFacts(required=required)
-    return ParameterFacts(type=spec, type_name=type_name(hint), required=required)
-
-
 def _hints(target: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(target)
@@ -114,13 +223,13 @@ def _hints(target: Any) -> dict[str, Any]:
         return {}
 
 
-def _loss_parameters(loss_class: type) -> dict[str, ParameterFacts]:
+def _loss_parameters(loss_class: type[Any]) -> dict[str, ParameterFacts]:
     init = loss_class.__init__
     hints = _hints(init)
     parameters = list(inspect.signature(init).parameters.values())[1:]  # without self
     keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return {
-        p.name: _parameter(
+        p.name: ParameterFacts.of(
             hints.get(p.name),
             required=p.default is inspect.Parameter.empty and p.kind in keyword,
         )
@@ -155,7 +264,7 @@ def read_facts(key: str = "") -> LibraryFacts:
     return LibraryFacts(
         key=key,
         training_arguments={
-            f.name: _parameter(hints.get(f.name))
+            f.name: ParameterFacts.of(hints.get(f.name))
             for f in dataclasses.fields(SentenceTransformerTrainingArguments)
         },
         batch_samplers=[member.value for member in BatchSamplers],

@@ -105,25 +105,11 @@ def _loss_signature(class_name: str) -> dict[str, ParameterFacts]:
 
 
 def _type_problem(value: Any, facts: ParameterFacts) -> str | None:
-    """Why `value` (from YAML) does not fit the parameter's type, or None; lists may fill
-    tuples."""
-    from pydantic import TypeAdapter, ValidationError
-    from pydantic.errors import PydanticSchemaGenerationError
-
-    hint = facts.hint()
-    if hint is None:
-        return None  # a tensor function or module: YAML cannot give one, the call will say
-    try:
-        adapter = TypeAdapter(hint)
-    except PydanticSchemaGenerationError:
+    """Why `value` (from YAML) does not fit the parameter's type, or None; a list may fill
+    a tuple. No type (a tensor function or module): YAML cannot give one, the call will say."""
+    reason = facts.problem(value)
+    if reason is None:
         return None
-    candidates = [value, tuple(value)] if isinstance(value, list) else [value]
-    for candidate in candidates:
-        try:
-            adapter.validate_python(candidate, strict=True)
-            return None
-        except ValidationError as error:
-            reason = error.errors()[0]["msg"]
     return f"expected {facts.type_name}, got {type(value).__name__} {value!r} ({reason})"
 
 

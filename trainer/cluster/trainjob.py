@@ -298,7 +298,7 @@ def train_on_nodes(
         hub_token=hub_token,
     )
     log(
-        f"submitting TrainJob {name}: {config.hardware.nodes} nodes x "
+        f"submitting TrainJob {name}: {config.training_nodes} nodes x "
         f"{processes_per_training_node(config)} processes, runtime {config.distributed.runtime}"
     )
     submit(cluster, job, log=log, sleep=sleep)

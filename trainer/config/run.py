@@ -177,7 +177,7 @@ class RunConfig(StrictModel):
             if volume is None or not Path(uri).is_relative_to(volume.mount_path):
                 raise ValueError(
                     f"{key} {uri!r} is a local path, but hardware.nodes "
-                    f"({self.hardware.nodes}) training nodes do not share local disks: use "
+                    f"({self.training_nodes}) training nodes do not share local disks: use "
                     "an s3:// / gs:// URL, leave it empty for the artifact store, or put it "
                     "under distributed.shared_volume.mount_path (a ReadWriteMany volume)"
                 )
@@ -211,6 +211,11 @@ class RunConfig(StrictModel):
         return len(self.datasets) > 1
 
     @property
+    def training_nodes(self) -> int:
+        """How many nodes training runs on (`hardware.nodes`, 1 without `hardware`)."""
+        return self.hardware.nodes if self.hardware is not None else 1
+
+    @property
     def trains_on_nodes(self) -> bool:
         """Whether training runs on several nodes (a Kubeflow Trainer TrainJob)."""
-        return self.hardware is not None and self.hardware.nodes > 1
+        return self.training_nodes > 1

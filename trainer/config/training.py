@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -43,6 +44,17 @@ class CheckpointConfig(StrictModel):
         return value
 
 
+REMOVED_SPEED_LEVERS = ("length_grouping", "length_grouping_batches")
+"""`speed` settings of a lever that is gone; a config that still sets one fails, saying why."""
+
+_WHY_REMOVED = (
+    "the length_grouping lever was removed: measured on an NVIDIA H200 it made training "
+    "slower (MiniLM-L6 2.49x vs 3.07x the speed of plain sentence-transformers without it, "
+    "BERT-base 1.96x vs 2.10x; benchmarks/results/gpu_h200_train_throughput.json), and it "
+    "was never shown to help on CPU; delete the setting"
+)
+
+
 class SpeedConfig(StrictModel):
     """How a run trains fast without changing what it learns; every lever can be switched off.
 
@@ -51,9 +63,8 @@ class SpeedConfig(StrictModel):
     everywhere. The GPU levers (`bf16`, `tf32`,
     `sdpa`, `fused_adamw`, `dataloader_workers` + `pin_memory`, `compile`) apply only when a
     CUDA device trains and the `training` block does not set the same argument itself, so a
-    CPU run trains exactly like plain sentence-transformers. `length_grouping` changes which
-    rows share a batch and `compile` changes kernels: both stay off until
-    `benchmarks/train_throughput.py` shows a win that keeps the metric.
+    CPU run trains exactly like plain sentence-transformers. `compile` changes kernels: it
+    stays off until `benchmarks/train_throughput.py` shows a win that keeps the metric.
     """
 
     tokenize_once: bool = True
@@ -62,9 +73,6 @@ class SpeedConfig(StrictModel):
     cache: bool = True
     hashed_duplicates: bool = True
     """`no_duplicates` compares 64-bit hashes of the texts, computed once, not the texts."""
-    length_grouping: bool = False
-    length_grouping_batches: int = Field(default=16, ge=2)
-    """How many batches are pooled, sorted by length and dealt out again."""
     bf16: bool = True
     tf32: bool = True
     sdpa: bool = True
@@ -75,12 +83,20 @@ class SpeedConfig(StrictModel):
     pad_to_multiple_of: int | None = Field(default=None, gt=0)
     """Pad each batch to a multiple of this many tokens (GPU only; 64 when `compile` is on)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_removed_levers(cls, data: Any) -> Any:
+        removed = [name for name in REMOVED_SPEED_LEVERS if isinstance(data, dict) and name in data]
+        if removed:
+            raise ValueError(f"{', '.join(f'speed.{name}' for name in removed)}: {_WHY_REMOVED}")
+        return data
+
     @model_validator(mode="after")
     def _padding_needs_our_collator(self) -> SpeedConfig:
-        if not self.tokenize_once and (self.length_grouping or self.pad_to_multiple_of):
+        if not self.tokenize_once and self.pad_to_multiple_of:
             raise ValueError(
-                "speed.length_grouping and speed.pad_to_multiple_of work on pre-tokenized "
-                "batches: set speed.tokenize_once: true or switch them off"
+                "speed.pad_to_multiple_of works on pre-tokenized batches: set "
+                "speed.tokenize_once: true or switch it off"
             )
         return self
 
@@ -187,8 +203,8 @@ class SearchConfig(StrictModel):
         self,
         dataset_losses: dict[str, str],
         evaluator_names: list[str],
-        training_argument_names: frozenset[str],
-        managed_arguments: frozenset[str],
+        training_argument_names: Collection[str],
+        managed_arguments: Collection[str],
     ) -> None:
         """Validate the space and the metric against the run config (called by RunConfig)."""
         for key in self.training_keys():

@@ -14,6 +14,7 @@ from datasets import Dataset, DatasetDict
 from trainer.catalog import LABEL_COLUMNS
 from trainer.config import EvaluatorConfig, RunConfig
 from trainer.data import load_beir, load_documents, load_evaluator_rows
+from trainer.evaluation.metrics import evaluator_name
 from trainer.problems import DataValidationError
 from trainer.results import Evaluation
 
@@ -116,8 +117,15 @@ def retrieval_evaluator(
     params.setdefault(
         "corpus_chunk_size", evaluator.corpus_chunk_size or corpus_chunk_size(len(queries))
     )
+    # The library types queries and corpus as dict[str, <any media it embeds>]; dict is
+    # invariant, so a dict[str, str] does not match although every value is a str.
     return st_eval.InformationRetrievalEvaluator(
-        queries, corpus, relevant, name=evaluator.display_name, write_csv=False, **params
+        queries,  # type: ignore[arg-type]
+        corpus,  # type: ignore[arg-type]
+        relevant,
+        name=evaluator.display_name,
+        write_csv=False,
+        **params,
     )
 
 
@@ -180,9 +188,9 @@ def build_evaluators(config: RunConfig, eval_datasets: DatasetDict) -> list[Base
 
 def primary_metric(evaluator: BaseEvaluator) -> str:
     """The full metric key an evaluator reports as its main score (name-prefixed)."""
-    key = evaluator.primary_metric
-    if evaluator.name and not key.startswith(f"{evaluator.name}_"):
-        key = f"{evaluator.name}_{key}"
+    key, name = evaluator.primary_metric, evaluator_name(evaluator)
+    if name and not key.startswith(f"{name}_"):
+        key = f"{name}_{key}"
     return key
 
 
@@ -190,7 +198,10 @@ def run_evaluators(model: SentenceTransformer, evaluators: list[BaseEvaluator]) 
     """Run every evaluator on `model`; metric keys are prefixed with the evaluator name."""
     metrics: dict[str, float] = {}
     for evaluator in evaluators:
-        for key, value in evaluator(model).items():
+        scores = evaluator(model)
+        if not isinstance(scores, dict):  # the base class allows one bare score
+            raise TypeError(f"{type(evaluator).__name__} returned {scores!r}, not its metrics")
+        for key, value in scores.items():
             metrics[key] = float(value)
     return metrics
 

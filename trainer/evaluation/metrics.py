@@ -116,8 +116,15 @@ def _unprefixed(evaluator: BaseEvaluator, similarity: str) -> list[str]:
     raise TypeError(f"no metric names known for {type(evaluator).__name__}")
 
 
+def evaluator_name(evaluator: BaseEvaluator) -> str:
+    """The name an evaluator prefixes its metric keys with ('' for none): every
+    sentence-transformers evaluator sets `name`, which their base class does not declare."""
+    return getattr(evaluator, "name", "") or ""
+
+
 def _prefixed(evaluator: BaseEvaluator, key: str) -> str:
-    return f"{evaluator.name}_{key}" if evaluator.name else key
+    name = evaluator_name(evaluator)
+    return f"{name}_{key}" if name else key
 
 
 def metric_names(evaluator: BaseEvaluator, similarity: str) -> list[str]:

@@ -35,8 +35,8 @@ def resolve_model_path(name_or_path: str) -> str:
         ) from error
     if hasattr(module, "get_model_path"):
         return str(module.get_model_path())
-    candidate = Path(module.__file__).parent / "model"
-    if not candidate.is_dir():
+    candidate = Path(module.__file__).parent / "model" if module.__file__ else None
+    if candidate is None or not candidate.is_dir():
         raise ValueError(
             f"model.name_or_path {name_or_path!r}: package has no get_model_path() or model/ dir"
         )

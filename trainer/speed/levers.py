@@ -13,7 +13,6 @@ benchmark checks against the evaluation metric.
   precision, `tf32` matmuls, `sdpa` attention, `fused_adamw`, `dataloader_workers` with
   `pin_memory`, and `compile` (`torch.compile`, with batches padded to length buckets so
   shapes repeat and recompiles stay bounded).
-- `length_grouping` (off by default): batches regrouped by length within mega-batches.
 
 `SpeedReport` records the outcome (active or not, and why) for metadata and the card.
 """
@@ -135,6 +134,8 @@ def apply_attention(model: SentenceTransformer, speed: SpeedConfig, device: Devi
     if not device.cuda:
         return LeverState(active=False, detail=f"no CUDA device (attention: {current})")
     wanted = "sdpa" if speed.sdpa else "eager"
+    if auto_model is None:
+        return LeverState(active=False, detail=f"cannot use {wanted}: no transformers model")
     if current != wanted:
         try:
             auto_model.set_attn_implementation(wanted)
@@ -152,7 +153,6 @@ class FastPath:
     collator: Any = None
     train_twins: dict[str | None, TokenizedDataset] | None = None
     eval_twins: dict[str | None, TokenizedDataset] | None = None
-    length_grouping_batches: int | None = None
     hashed_duplicates: bool = False
 
     def build_trainer(self, **kwargs: Any) -> SentenceTransformerTrainer:
@@ -165,7 +165,6 @@ class FastPath:
             speed_report=self.report,
             train_twins=self.train_twins,
             eval_twins=self.eval_twins,
-            length_grouping_batches=self.length_grouping_batches,
             hashed_duplicates=self.hashed_duplicates,
             **kwargs,
         )
@@ -211,18 +210,6 @@ def prepare_fast_path(
 
     fast.hashed_duplicates = speed.hashed_duplicates
     levers["hashed_duplicates"] = _hashed_duplicates_state(speed, args)
-    grouped = speed.length_grouping and fast.train_twins is not None
-    fast.length_grouping_batches = speed.length_grouping_batches if grouped else None
-    levers["length_grouping"] = LeverState(
-        active=grouped,
-        detail=(
-            f"{speed.length_grouping_batches} batches per group"
-            if grouped
-            else "switched off in speed config"
-            if not speed.length_grouping
-            else "needs tokenize_once"
-        ),
-    )
     padding = fast.collator.pad_to_multiple_of if fast.collator is not None else None
     levers["length_buckets"] = LeverState(
         active=bool(padding),
@@ -278,9 +265,8 @@ def _tokenize_datasets(
     args = fast.args
     if args.router_mapping:
         raise _FallBack("router_mapping routes columns to different modules")
-    plain = SentenceTransformerDataCollator(
-        preprocess_fn=model.preprocess, prompts=args.prompts, router_mapping=args.router_mapping
-    )
+    # No router_mapping (empty, checked above): the collator's default.
+    plain = SentenceTransformerDataCollator(preprocess_fn=model.preprocess, prompts=args.prompts)
     speed = config.speed
     cache_dir = None
     if speed.cache:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow.compute as pc
 from datasets import Dataset, Features, Sequence, Value
 
@@ -77,14 +76,6 @@ class TokenizedDataset:
     label_column: str | None
     cache_file: str | None
     reused: bool
-
-    def lengths(self) -> np.ndarray:
-        """Tokens per row over all text columns (what a row adds to a padded batch)."""
-        total = np.zeros(len(self.dataset), dtype=np.int64)
-        for encoding in self.encodings:
-            column = self.dataset.data.column(encoding.stored("input_ids"))
-            total += pc.list_value_length(column).to_numpy(zero_copy_only=False)
-        return total
 
 
 def default_cache_dir() -> Path:
@@ -189,8 +180,9 @@ def _encode_batch(
     *,
     model: SentenceTransformer,
     encodings: list[ColumnEncoding],
-) -> dict[str, list[Any]]:
-    output: dict[str, list[Any]] = {}
+) -> dict[str, Any]:
+    """One `datasets.map` batch: each text column's token columns, unpadded (lists)."""
+    output: dict[str, Any] = {}
     for encoding in encodings:
         tokens = model.preprocess(
             batch[encoding.column], prompt=encoding.prompt, processing_kwargs=UNPADDED

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
 from torch.utils.data import BatchSampler, DataLoader
 
-from trainer.speed.length_grouping import LengthGroupedBatchSampler
 from trainer.speed.tokenize import TokenizedDataset
+
+if TYPE_CHECKING:
+    import torch
 
 
 class FastPathTrainer(SentenceTransformerTrainer):
@@ -36,15 +38,12 @@ class FastPathTrainer(SentenceTransformerTrainer):
         speed_report: Any = None,
         train_twins: dict[str | None, TokenizedDataset] | None = None,
         eval_twins: dict[str | None, TokenizedDataset] | None = None,
-        length_grouping_batches: int | None = None,
         hashed_duplicates: bool = False,
         **kwargs: Any,
     ) -> None:
         self.speed_report = speed_report
         self._hashed_duplicates = hashed_duplicates
-        self._length_grouping_batches = length_grouping_batches
         self._text_of: dict[int, Dataset] = {}
-        self._lengths_of: dict[int, Any] = {}
         super().__init__(*args, **kwargs)
         self._train_loader_data = self._loader_data(train_twins, self.train_dataset, "train")
         self._eval_loader_data = self._loader_data(eval_twins, self.eval_dataset, "eval")
@@ -69,18 +68,16 @@ class FastPathTrainer(SentenceTransformerTrainer):
         if twins is None or texts is None:
             return None
         if isinstance(texts, DatasetDict):
-            twin = DatasetDict({name: twins[name].dataset for name in texts})
             # sentence-transformers' own step: a lazy `dataset_name` column when it routes.
-            twin = self.preprocess_dataset(twin, dataset_name=kind)
+            twin = self.preprocess_dataset(
+                DatasetDict({name: twins[name].dataset for name in texts}), dataset_name=kind
+            )
+            assert isinstance(twin, DatasetDict)  # what it returns for a DatasetDict
             for name in texts:
                 self._text_of[id(twin[name])] = texts[name]
-                if kind == "train" and self._length_grouping_batches:
-                    self._lengths_of[id(twin[name])] = twins[name].lengths()
             return twin
         twin_dataset = twins[None].dataset
         self._text_of[id(twin_dataset)] = texts
-        if kind == "train" and self._length_grouping_batches:
-            self._lengths_of[id(twin_dataset)] = twins[None].lengths()
         return twin_dataset
 
     @contextlib.contextmanager
@@ -107,34 +104,28 @@ class FastPathTrainer(SentenceTransformerTrainer):
         with self._reading("eval_dataset", self._eval_loader_data):
             return super().get_eval_dataloader(eval_dataset)
 
-    def get_batch_sampler(self, dataset: Dataset, *args: Any, **kwargs: Any) -> BatchSampler | None:
-        """The configured sampler, drawn over the texts (as plain), optionally length-grouped."""
+    def get_batch_sampler(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns: list[str] | None = None,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> BatchSampler | None:
+        """The configured sampler, drawn over the texts (as plain)."""
         texts = self._text_of.get(id(dataset), dataset)
-        sampler = super().get_batch_sampler(texts, *args, **kwargs)
+        arguments: dict[str, Any] = {
+            "batch_size": batch_size,
+            "drop_last": drop_last,
+            "valid_label_columns": valid_label_columns,
+            "generator": generator,
+            "seed": seed,
+        }
+        sampler = super().get_batch_sampler(texts, **arguments)
         if self._hashed_duplicates and type(sampler) is NoDuplicatesBatchSampler:
-            sampler = _hashed(sampler, texts, *args, **kwargs)
-        lengths = self._lengths_of.get(id(dataset))
-        if sampler is None or lengths is None or not self._length_grouping_batches:
-            return sampler
-        values = None
-        if isinstance(sampler, NoDuplicatesBatchSampler):
-            text_columns = [
-                column
-                for column in texts.column_names
-                if column not in self.data_collator.valid_label_columns and column != "dataset_name"
-            ]
-
-            def values(index: int) -> set[str]:
-                row = texts[index]
-                return {str(row[column]) for column in text_columns}
-
-        return LengthGroupedBatchSampler(
-            sampler,
-            lengths,
-            mega_batch=self._length_grouping_batches,
-            seed=self.args.seed,
-            values=values,
-        )
+            sampler = _hashed(sampler, texts, **arguments)
+        return sampler
 
 
 HASH_IN_PROCESS_ROWS = 1_000_000
@@ -142,7 +133,7 @@ HASH_IN_PROCESS_ROWS = 1_000_000
 
 
 def _hashed(
-    sampler: NoDuplicatesBatchSampler, texts: Dataset, *args: Any, **kwargs: Any
+    sampler: NoDuplicatesBatchSampler, texts: Dataset, **arguments: Any
 ) -> NoDuplicatesBatchSampler:
     """The same sampler with `precompute_hashes`: sentence-transformers' own variant
     (`no_duplicates_hashed`) that compares a 64-bit hash of each text instead of the text,
@@ -155,8 +146,7 @@ def _hashed(
         return sampler
     return NoDuplicatesBatchSampler(
         texts,
-        *args,
         precompute_hashes=True,
         precompute_num_proc=1 if len(texts) < HASH_IN_PROCESS_ROWS else None,
-        **kwargs,
+        **arguments,
     )

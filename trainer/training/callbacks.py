@@ -19,7 +19,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from trainer.training.checkpoints import CHECKPOINT_PREFIX, CheckpointStore
+from trainer.training.checkpoints import CHECKPOINT_PREFIX, Checkpoint, CheckpointStore
 from trainer.training.distributed import Topology, any_rank, barrier
 from trainer.training.progress_log import ProgressLogger, global_batch_size
 
@@ -57,7 +57,9 @@ class PublishCheckpoints(TrainerCallback):
         **kwargs: Any,
     ) -> None:
         step, topology = state.global_step, self.topology
+        assert args.output_dir is not None  # TrainingArguments defaults it ("trainer_output")
         local = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{step}"
+        checkpoint: Checkpoint | None = None  # the main rank's
         if not topology.distributed:
             checkpoint = self.store.publish(local, step, self.run)
         else:
@@ -70,8 +72,9 @@ class PublishCheckpoints(TrainerCallback):
             elif topology.is_node_leader:
                 self.store.upload(local, step, names=_rng_files(local))
             barrier()
-            checkpoint = self.store.commit(step, self.run) if topology.is_main else None
-        if topology.is_main:
+            if topology.is_main:
+                checkpoint = self.store.commit(step, self.run)
+        if checkpoint is not None:
             self.store.prune(self.keep)
             self.saved_steps.append(step)
             logger.info("checkpoint at global step %d saved: %s", step, checkpoint.uri)

@@ -73,5 +73,5 @@ def build_loss(
     return loss
 
 
-def _accepts(loss_class: type, parameter: str) -> bool:
+def _accepts(loss_class: type[Any], parameter: str) -> bool:
     return parameter in inspect.signature(loss_class.__init__).parameters

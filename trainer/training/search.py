@@ -198,6 +198,7 @@ def run_search(
             f"no trial completed: {[t.state.name for t in study.trials]} (see the trial errors above)"
         )
     best = study.best_trial
+    assert best.value is not None  # a completed trial of a one-objective study has its value
     return SearchResult(
         metric=search.metric,
         direction=search.direction,
