@@ -21,6 +21,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from trainer.training.checkpoints import CHECKPOINT_PREFIX, CheckpointStore
 from trainer.training.distributed import Topology, any_rank, barrier
+from trainer.training.lease import SeriesLease
 from trainer.training.progress_log import ProgressLogger, global_batch_size
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,10 @@ class PublishCheckpoints(TrainerCallback):
         keep: int,
         run: str | None = None,
         topology: Topology | None = None,
+        lease: SeriesLease | None = None,
     ) -> None:
         self.store = store
+        self.lease = lease
         self.keep = keep
         self.run = run
         self.topology = topology or Topology()
@@ -57,6 +60,8 @@ class PublishCheckpoints(TrainerCallback):
         **kwargs: Any,
     ) -> None:
         step, topology = state.global_step, self.topology
+        if self.lease is not None:
+            self.lease.check()  # a run that lost the series writes nothing more to it
         local = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{step}"
         if not topology.distributed:
             checkpoint = self.store.publish(local, step, self.run)
