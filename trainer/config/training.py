@@ -121,6 +121,20 @@ MANAGED_ARGUMENTS: dict[str, str] = {
 }
 
 
+HUB_MANAGED_MESSAGE = (
+    "the Trainer would reach the Hugging Face Hub with it, before any evaluation or gate "
+    "(push_to_hub creates the repo when training starts and pushes checkpoints); publishing "
+    "is managed by the hub: block (hub.enabled, hub.repo_id, hub.private, hub.revision, the "
+    "token from the secret hub.secret_name), which pushes only a model that passed the gate: "
+    "remove it from training"
+)
+
+
+def is_hub_argument(name: str) -> bool:
+    """A training argument the Trainer uses to reach the Hub: `push_to_hub*`, `hub_*`."""
+    return name.startswith(("hub_", "push_to_hub"))
+
+
 LOSS_PARAM_PREFIX = "datasets."
 
 LOSS_PARAM_INFIX = ".loss.params."
