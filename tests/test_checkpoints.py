@@ -99,6 +99,7 @@ def test_prune_keeps_the_newest_and_drops_stale_partial_folders(
 def test_republishing_a_step_replaces_a_partial_upload(
     store: CheckpointStore, tmp_path: Path
 ) -> None:
+    store.claim()  # our series, as training claims it before its first save
     store.fs.makedirs(f"{store.root}/checkpoint-4", exist_ok=True)
     store.fs.pipe_file(f"{store.root}/checkpoint-4/stale.bin", b"x")
 
@@ -162,11 +163,11 @@ def test_open_checkpoint_names_what_it_expected(tmp_path: Path, name: str) -> No
 
 
 def test_open_checkpoint_refuses_a_damaged_one(tmp_path: Path) -> None:
-    store = CheckpointStore(str(tmp_path))
+    store = CheckpointStore(str(tmp_path / "series"))
     store.publish(trainer_checkpoint(tmp_path / "staging", 2), 2)
-    (tmp_path / "checkpoint-2" / "optimizer.pt").write_bytes(b"")
+    (tmp_path / "series" / "checkpoint-2" / "optimizer.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="checkpoint-2' is incomplete or damaged"):
-        open_checkpoint(str(tmp_path / "checkpoint-2"))
+        open_checkpoint(str(tmp_path / "series" / "checkpoint-2"))
 
 
 @pytest.mark.parametrize(

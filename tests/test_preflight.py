@@ -95,6 +95,15 @@ def _run(tmp_path: Path, document: dict[str, Any], **kwargs: Any) -> PreflightRe
     return preflight(path, **kwargs)
 
 
+def _foreign_checkpoints(tmp_path: Path) -> str:
+    """Another Trainer's output folder: checkpoint-500/ and checkpoint-1000/."""
+    for step in (500, 1000):
+        folder = tmp_path / "their-run" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "trainer_state.json").write_text(f'{{"global_step": {step}}}')
+    return str(tmp_path / "their-run")
+
+
 def _a_file(tmp_path: Path) -> str:
     (tmp_path / "a-file").write_text("not a folder")
     return str(tmp_path / "a-file")
@@ -180,6 +189,13 @@ LATE_CASES: list[Any] = [
         {},
         r"output\.dir: cannot write in '/sys': ",
         id="output-dir-not-writable",
+    ),
+    pytest.param(
+        lambda tmp_path: {"checkpoints.uri": _foreign_checkpoints(tmp_path)},
+        {},
+        r"checkpoints\.uri: '.*their-run': checkpoint location .*their-run holds files this run "
+        r"did not write \(checkpoint-1000, checkpoint-500\) and no SERIES\.json",
+        id="checkpoints-uri-foreign",
     ),
     pytest.param(
         lambda tmp_path: {"checkpoints.resume": str(tmp_path / "checkpoints" / "checkpoint-40")},

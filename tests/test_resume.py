@@ -45,10 +45,13 @@ PACE_S = 0.4
 # --- children (run by `python -m tests.paced`) -------------------------------------------
 
 
-def child_train(config: str, checkpoint_uri: str) -> None:
+def child_train(config: str, checkpoint_uri: str, run_name: str | None = None) -> None:
+    from trainer.results import RunRef
+
     run = RunConfig.model_validate_json(config)
     train_datasets, _, _ = load_stage(run)
-    train_at(run, train_datasets, checkpoint_uri=checkpoint_uri)
+    ref = RunRef(orchestrator="zenml", name=run_name, id=run_name) if run_name else None
+    train_at(run, train_datasets, checkpoint_uri=checkpoint_uri, run=ref)
 
 
 def child_kfp_train(config: str, folder: str) -> None:
@@ -68,9 +71,9 @@ def child_pipeline(config_file: str) -> None:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def start(target: str, **kwargs: Any) -> subprocess.Popen[str]:
+def start(target: str, pace_s: float = PACE_S, **kwargs: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.paced", str(PACE_S), target, json.dumps(kwargs)],
+        [sys.executable, "-m", "tests.paced", str(pace_s), target, json.dumps(kwargs)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -173,6 +176,76 @@ def test_resume_is_exact(killed_series: tuple[RunConfig, Path, list[int]], tmp_p
     assert resumed.summary.resume.resumed
     expected, actual = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(expected[key], actual[key]) for key in expected)
+
+
+def test_sigkilled_holders_lease_is_taken_over_by_the_rerun(
+    killed_series: tuple[RunConfig, Path, list[int]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The killed child's lease is still in the series: a rerun on this host sees its
+    process gone; on another node (another host name) the lease expires after its
+    timeout without a heartbeat. Either way the rerun takes over and resumes."""
+    config, _, saved = killed_series
+    uri = resume_copy(killed_series, tmp_path)
+    (lease_file,) = Path(uri).glob("LEASE-*.json")
+    record = json.loads(lease_file.read_text())
+    assert not record["released"]
+    # As if the holder ran elsewhere with checkpoints.lease.timeout_s: 1 (the holder's
+    # own timeout decides when its lease expires).
+    lease_file.write_text(json.dumps({**record, "host": "preempted-node", "timeout_s": 1.0}))
+    time.sleep(1.2)
+
+    train_datasets, _, _ = load_stage(config)
+    with caplog.at_level("INFO", logger="trainer.training.lease"):
+        resumed = train_at(config, train_datasets, checkpoint_uri=uri)
+
+    assert "sent no heartbeat for" in caplog.text and "taking it over" in caplog.text
+    assert resumed.summary.resume.from_step == saved[-1]
+    assert resumed.summary.global_step == 16
+
+
+def test_an_interrupted_series_is_not_resumed_by_a_different_training(
+    killed_series: tuple[RunConfig, Path, list[int]], tmp_path: Path
+) -> None:
+    """Interrupted with one learning rate, re-run with another on the same uri: refused,
+    never "resuming from global step N" of the other training."""
+    from trainer.training import SeriesMismatch
+
+    config, _, saved = killed_series
+    uri = resume_copy(killed_series, tmp_path)
+    other = config.model_copy(update={"training": {**config.training, "learning_rate": 1e-3}})
+    train_datasets, _, _ = load_stage(other)
+    with pytest.raises(
+        SeriesMismatch, match=r"It differs in training\.learning_rate: [^ ]+ -> 0\.001"
+    ):
+        train_at(other, train_datasets, checkpoint_uri=uri)
+    assert complete_steps(uri) == saved
+
+
+def test_two_runs_at_once_on_one_series_exactly_one_trains(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    uri = str(tmp_path / "series")
+    config = pairs_config(tiny_model_path, pairs_file, every_n_steps=4).model_dump_json()
+    # Slow steps (16 x 1.5 s): the second run starts while the first still trains.
+    children = {
+        name: start("tests.test_resume:child_train", pace_s=1.5, config=config,
+                    checkpoint_uri=uri, run_name=name)
+        for name in ("run-a", "run-b")
+    }  # fmt: skip
+    outputs = {name: child.communicate(timeout=400)[0] for name, child in children.items()}
+    codes = {name: child.returncode for name, child in children.items()}
+
+    trained = [name for name, code in codes.items() if code == 0]
+    assert len(trained) == 1, outputs
+    (refused,) = set(children) - set(trained)
+    assert (
+        f"LeaseHeld: the checkpoint series at {uri} is being trained by ZenML run {trained[0]} (host"
+        in (outputs[refused])
+    )
+    assert "training from scratch" not in outputs[refused]
+    assert CheckpointStore(uri).finished().run == f"ZenML run {trained[0]}"
 
 
 def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before(

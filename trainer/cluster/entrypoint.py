@@ -82,6 +82,7 @@ def run(job_uri: str) -> int:
             filesystem=filesystem,
             run=job.run,
             work_dir=node / "staging",
+            series=job.series,
         )
     except TrainingInterrupted as stopped:
         if topology.is_main:

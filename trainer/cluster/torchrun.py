@@ -29,7 +29,7 @@ import fsspec
 from pydantic import BaseModel, ConfigDict
 
 from trainer.results import RunRef, TrainingSummary
-from trainer.training import TrainingInterrupted
+from trainer.training import SeriesIdentity, TrainingInterrupted
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -104,6 +104,7 @@ class TrainingJob(BaseModel):
 
     checkpoint_uri: str | None = None
     run: RunRef | None = None
+    series: SeriesIdentity | None = None
 
 
 def write_job(
@@ -160,6 +161,7 @@ def train_with_torchrun(
     checkpoint_uri: str | None,
     filesystem: AbstractFileSystem | None = None,
     run: RunRef | None = None,
+    series: SeriesIdentity | None = None,
 ) -> TrainedModel:
     """Train with `nproc_per_node` ranks on this node under torchrun and wait for them.
 
@@ -178,7 +180,7 @@ def train_with_torchrun(
                 "no durable checkpoint location: checkpoints stay in this pod; set "
                 "checkpoints.uri to resume after preemption"
             )
-        job = TrainingJob(checkpoint_uri=checkpoint_uri, run=run)
+        job = TrainingJob(checkpoint_uri=checkpoint_uri, run=run, series=series)
         write_job(folder, config, train_datasets, eval_datasets, job, filesystem=filesystem)
         command = torchrun_command(
             nproc_per_node, ["--job", folder], shutdown_timeout=max(10, grace - 10)

@@ -28,6 +28,7 @@ from trainer.cluster.pods import pod_hardware, shared_volume_parts, to_manifest
 from trainer.cluster.torchrun import ENTRYPOINT_MODULE, TrainingJob, read_outputs, write_job
 from trainer.config import HF_TOKEN_KEY, RunConfig
 from trainer.results import RunRef
+from trainer.training import SeriesIdentity
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -272,6 +273,7 @@ def train_on_nodes(
     job_uri: str,
     checkpoint_uri: str,
     run: RunRef | None = None,
+    series: SeriesIdentity | None = None,
     hub_token: bool = True,
     log: Callable[[str], None] = logger.info,
     sleep: Callable[[float], None] = time.sleep,
@@ -287,7 +289,7 @@ def train_on_nodes(
         config,
         train_datasets,
         eval_datasets,
-        TrainingJob(checkpoint_uri=checkpoint_uri, run=run),
+        TrainingJob(checkpoint_uri=checkpoint_uri, run=run, series=series),
     )
     job = build_train_job(
         config,

@@ -12,11 +12,42 @@ import yaml
 from trainer.config.run import RunConfig
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that names a key twice (PyYAML keeps the
+    last silently: two `docs:` datasets would train on one). Keys a `<<` merge brings in
+    may still be overridden, as YAML intends."""
+
+
+def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    first: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first at line {first[key] + 1}): the second "
+                    "would silently replace the first",
+                    key_node.start_mark,
+                )
+            first[key] = key_node.start_mark.line
+        except TypeError:  # an unhashable key: the safe constructor reports it
+            break
+    return loader.construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_config_document(path: str | Path) -> dict[str, Any]:
-    """The YAML mapping at `path`; a missing file, bad YAML or a document that is not a
-    mapping raise `ValueError` naming the file (and line)."""
+    """The YAML mapping at `path`; a missing file, bad YAML (a key named twice in one
+    mapping included) or a document that is not a mapping raise `ValueError` naming the
+    file (and line)."""
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        document = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except FileNotFoundError:
         raise ValueError(f"{path}: config file not found") from None
     except yaml.YAMLError as error:

@@ -28,7 +28,14 @@ from trainer.config.data import DatasetConfig, LeakageConfig, mining_losses
 from trainer.config.evaluation import EvaluatorConfig, GateConfig
 from trainer.config.model import ModelConfig
 from trainer.config.release import CardConfig, HubConfig, OutputConfig
-from trainer.config.training import MANAGED_ARGUMENTS, CheckpointConfig, SearchConfig, SpeedConfig
+from trainer.config.training import (
+    HUB_MANAGED_MESSAGE,
+    MANAGED_ARGUMENTS,
+    CheckpointConfig,
+    SearchConfig,
+    SpeedConfig,
+    is_hub_argument,
+)
 from trainer.problems import raise_problems
 
 
@@ -81,6 +88,9 @@ class RunConfig(StrictModel):
             raise ValueError(
                 f"{name} is set from {MANAGED_ARGUMENTS[name]}; remove it from training"
             )
+        hub = sorted(name for name in value if is_hub_argument(name))
+        if hub:
+            raise ValueError(f"{', '.join(hub)}: {HUB_MANAGED_MESSAGE}")
         facts = library_facts()
         for key, choices in (
             ("batch_sampler", facts.batch_samplers),
@@ -158,7 +168,8 @@ class RunConfig(StrictModel):
             {name: dataset.loss.name for name, dataset in self.datasets.items()},
             evaluator_names,
             _training_argument_names(),
-            MANAGED_ARGUMENTS,
+            frozenset(MANAGED_ARGUMENTS)
+            | {name for name in _training_argument_names() if is_hub_argument(name)},
         )
         return self
 

@@ -19,6 +19,25 @@ RESUME_AUTO = "auto"
 RESUME_NEVER = "never"
 
 
+class LeaseConfig(StrictModel):
+    """One run at a time per checkpoint series: the holder rewrites its lease every
+    `heartbeat_s` seconds; a lease without a heartbeat for `timeout_s` has expired and
+    another run may take the series over."""
+
+    heartbeat_s: float = Field(default=30.0, gt=0)
+    timeout_s: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _timeout_spans_heartbeats(self) -> LeaseConfig:
+        if self.timeout_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"timeout_s ({self.timeout_s:g}) must be at least twice heartbeat_s "
+                f"({self.heartbeat_s:g}), or one late heartbeat would let another run take "
+                "over a live training"
+            )
+        return self
+
+
 class CheckpointConfig(StrictModel):
     """Where training saves its progress, and whether a new attempt continues from it.
 
@@ -28,13 +47,19 @@ class CheckpointConfig(StrictModel):
     training (model, data, losses, training arguments, seed), so a retried step or a
     re-run of the same config finds it and a changed config never does. `resume`: `auto`
     continues from the newest complete checkpoint of an unfinished series, `never`
-    starts afresh (and clears the series), anything else names a checkpoint folder.
+    starts afresh (and clears the series), anything else names a checkpoint folder: one
+    of ours, or any Trainer's `checkpoint-<step>/` (read only: it is copied, never
+    changed). The store only ever writes where it created the series (`SERIES.json`):
+    a non-empty folder it did not create is refused. A series belongs to one training:
+    an unfinished series of a different digest is refused, naming the keys that differ.
+    `lease`: one run at a time per series.
     """
 
     uri: str | None = None
     every_n_steps: int | None = Field(default=500, gt=0)
     keep: int = Field(default=2, ge=1)
     resume: str = RESUME_AUTO
+    lease: LeaseConfig = Field(default_factory=LeaseConfig)
 
     @field_validator("resume")
     @classmethod
@@ -110,6 +135,20 @@ MANAGED_ARGUMENTS: dict[str, str] = {
     "save_total_limit": "checkpoints.keep",
     "resume_from_checkpoint": "checkpoints.resume",
 }
+
+
+HUB_MANAGED_MESSAGE = (
+    "the Trainer would reach the Hugging Face Hub with it, before any evaluation or gate "
+    "(push_to_hub creates the repo when training starts and pushes checkpoints); publishing "
+    "is managed by the hub: block (hub.enabled, hub.repo_id, hub.private, hub.revision, the "
+    "token from the secret hub.secret_name), which pushes only a model that passed the gate: "
+    "remove it from training"
+)
+
+
+def is_hub_argument(name: str) -> bool:
+    """A training argument the Trainer uses to reach the Hub: `push_to_hub*`, `hub_*`."""
+    return name.startswith(("hub_", "push_to_hub"))
 
 
 LOSS_PARAM_PREFIX = "datasets."

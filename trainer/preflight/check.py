@@ -33,13 +33,32 @@ def _check_data(config: RunConfig, found: Findings) -> tuple[DataReport, Dataset
     return check.report, held_out
 
 
+IN_BATCH_NEGATIVES_FEW = 8
+"""Below this batch size an in-batch-negatives loss sees few negatives per anchor."""
+
+
 def _check_training(config: RunConfig, found: Findings) -> None:
-    from trainer.training import training_argument_problems
+    from trainer.catalog import CACHED_VARIANTS
+    from trainer.training import effective_training_arguments, training_argument_problems
 
     problems = training_argument_problems(config)
     found.problems.extend(problems)
     if not problems:
         found.checked.append("training arguments (constructed)")
+        batch = effective_training_arguments(config).get("per_device_train_batch_size")
+        in_batch = [name for name, ds in config.datasets.items() if ds.loss.name in CACHED_VARIANTS]
+        if in_batch and isinstance(batch, int) and batch < IN_BATCH_NEGATIVES_FEW:
+            losses = ", ".join(f"{name} ({config.datasets[name].loss.name})" for name in in_batch)
+            what = (
+                "no negatives at all: the loss is constant and nothing is learned"
+                if batch == 1
+                else f"only {batch - 1} negative(s) per anchor"
+            )
+            found.warnings.append(
+                f"training.per_device_train_batch_size {batch}: the in-batch-negatives loss of "
+                f"{losses} takes the other rows of a batch as negatives, so it has {what}; use "
+                f"{IN_BATCH_NEGATIVES_FEW} or more (the measured default is 32)"
+            )
 
 
 def _check_model(

@@ -77,6 +77,48 @@ def _validate_what_is_valid(part: dict[str, Any], found: Findings) -> RunConfig 
     return None
 
 
+def zenml_run_config_keys() -> frozenset[str] | None:
+    """The top-level keys ZenML's `PipelineRunConfiguration` accepts, read from the
+    installed ZenML's source without importing it (seconds and a database client); None
+    when ZenML is not installed (the Kubeflow image)."""
+    import ast
+    import importlib.metadata
+
+    try:
+        source = importlib.metadata.distribution("zenml").locate_file(
+            "zenml/config/pipeline_run_configuration.py"
+        )
+        tree = ast.parse(Path(str(source)).read_text(encoding="utf-8"))
+    except (importlib.metadata.PackageNotFoundError, OSError, SyntaxError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "PipelineRunConfiguration":
+            return frozenset(
+                item.target.id
+                for item in node.body
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+            )
+    return None
+
+
+def _check_zenml_keys(document: dict[str, Any], found: Findings) -> None:
+    """Unknown top-level keys of a ZenML run config, with the nearest known one."""
+    import difflib
+
+    known = zenml_run_config_keys()
+    if known is None:
+        found.skipped.append("top-level keys of the ZenML run config: ZenML is not installed")
+        return
+    for key in sorted(str(key) for key in set(document) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        found.problem(
+            key,
+            f"not a key of a ZenML run config, so the setting would be ignored{hint} known "
+            f"keys: {', '.join(sorted(known))}",
+        )
+
+
 def read_config(path: str | Path, found: Findings) -> RunConfig | None:
     """The run config at `path` (bare, or a ZenML run config's `parameters.config`), with
     its invalid parts left out; None when nothing can be checked beyond the file."""
@@ -86,6 +128,8 @@ def read_config(path: str | Path, found: Findings) -> RunConfig | None:
     except ValueError as error:
         found.problem(str(path), str(error).removeprefix(f"{path}: "))
         return None
+    if "parameters" in document:
+        _check_zenml_keys(document, found)
     if not isinstance(part, dict):
         found.problem("config", f"expected a mapping of run settings, got {type(part).__name__}")
         return None

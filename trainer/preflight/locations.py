@@ -119,6 +119,20 @@ def checkpoint_write_problem(
     return _remote_write_problem(fs, str(root))
 
 
+def foreign_location_problem(uri: str) -> str | None:
+    """Why `uri` cannot hold our checkpoint series: it holds files the store did not
+    write (another Trainer's checkpoints, anything else); None for an empty or missing
+    folder and for one of our series."""
+    from trainer.training import CheckpointStore
+
+    try:
+        store = CheckpointStore(uri)
+        entries = store.foreign_entries()
+    except (OSError, ValueError, ImportError):  # unreadable: the write check says why
+        return None
+    return store.foreign_message(entries) if entries else None
+
+
 def _check_resume(resume: str, found: Findings) -> None:
     """A checkpoint named by `checkpoints.resume` must exist (and be complete)."""
     if resume in (RESUME_AUTO, RESUME_NEVER):
@@ -155,6 +169,8 @@ def check_checkpoints(
             said = f"not set, so checkpoints would go to the artifact store at {location!r}"
             credentials = filesystem
         problem = checkpoint_write_problem(location, credentials)
+        if problem is None and uri is not None:
+            problem = foreign_location_problem(uri)
         if problem:
             found.problem("checkpoints.uri", f"{said}: {problem}")
         else:

@@ -43,6 +43,11 @@ def decide(gate: GateConfig, evaluation: Evaluation) -> GateDecision:
         improvement = value - base_value
 
     reasons: list[str] = []
+    if evaluation.weights_changed is False:
+        reasons.append(
+            "no meaningful training: the fine-tuned weights are identical to the base "
+            "model's (no optimizer step, or a learning rate of 0 at every step taken)"
+        )
     if math.isnan(value):
         reasons.append(f"{metric} is NaN")
     if gate.min_value is not None and not value >= gate.min_value:

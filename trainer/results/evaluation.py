@@ -18,6 +18,8 @@ class Evaluation(Result):
     production: dict[str, float] | None = None
     production_model: str | None = None
     """Which version `production` scored (`version 7 of ZenML model 'x' (production)`)."""
+    weights_changed: bool | None = None
+    """Whether training changed any weight of the base model (None: not compared)."""
 
 
 def format_metric(value: float | None) -> str:

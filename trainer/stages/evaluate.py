@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def weights_changed(base: SentenceTransformer, tuned: SentenceTransformer) -> bool:
+    """Whether any parameter or buffer of `tuned` differs from `base`'s."""
+    import torch
+
+    before, after = base.state_dict(), tuned.state_dict()
+    if before.keys() != after.keys():
+        return True
+    return any(not torch.equal(before[key].cpu(), after[key].cpu()) for key in before)
+
+
 def evaluate_stage(
     config: RunConfig,
     model: SentenceTransformer,
@@ -36,7 +46,12 @@ def evaluate_stage(
         raise ValueError(
             "nothing to evaluate: configure evaluators, or give a dataset eval_size/eval_source"
         )
-    evaluation = compare(base_model or load_model(config.model), model, evaluators)
+    base = base_model or load_model(config.model)
+    evaluation = compare(base, model, evaluators)
+    changed = weights_changed(base, model)
+    evaluation = evaluation.model_copy(update={"weights_changed": changed})
+    if not changed:
+        logger.warning("the fine-tuned weights are identical to the base model's")
     if production is not None:
         production_model, described = production
         evaluation = evaluation.model_copy(

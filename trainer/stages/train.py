@@ -28,10 +28,12 @@ from trainer.config import RunConfig
 from trainer.results import RunRef
 from trainer.stages.plan import Stage, pipeline_plan
 from trainer.training import (
+    SeriesIdentity,
     TrainedModel,
     checkpoint_uri,
     fsspec_can_open,
     processes_per_node,
+    series_identity,
     train_in_process,
 )
 
@@ -90,6 +92,8 @@ class TrainingDispatch:
     """The filesystem to reach `checkpoint_uri` with, when it is the site's storage."""
     job_name: str | None = None
     job_uri: str | None = None
+    series: SeriesIdentity | None = None
+    """What the training learns from (digest and keys): the identity of its series."""
 
 
 def training_mode(config: RunConfig) -> TrainingMode:
@@ -117,15 +121,12 @@ def training_dispatch(
     writable = root is not None and (
         (site.filesystem is not None and root == site.storage_root) or fsspec_can_open(root)
     )
+    series = series_identity(config, train_datasets, base_model_id=site.base_model_id)
     uri = config.checkpoints.uri
     if uri is None and writable:
         assert root is not None
         uri = checkpoint_uri(
-            config,
-            train_datasets,
-            root=root,
-            pipeline=site.pipeline,
-            base_model_id=site.base_model_id,
+            config, train_datasets, root=root, pipeline=site.pipeline, digest=series.digest
         )
     # The artifact store's credentials are for the artifact store only.
     inside_store = bool(uri and site.storage_root and uri.startswith(site.storage_root))
@@ -134,6 +135,7 @@ def training_dispatch(
         processes_per_node=processes_per_node(config.distributed),
         checkpoint_uri=uri,
         filesystem=site.filesystem if inside_store else None,
+        series=series,
     )
     if mode is TrainingMode.TRAINJOB:
         if site.run is None:
@@ -146,6 +148,7 @@ def training_dispatch(
             filesystem=None,
             job_name=name,
             job_uri=f"{root.rstrip('/')}/{TRAINJOBS_FOLDER}/{name}",
+            series=series,
         )
     return dispatch
 
@@ -177,6 +180,7 @@ def train_stage(
             job_uri=dispatch.job_uri,
             checkpoint_uri=dispatch.checkpoint_uri,
             run=site.run,
+            series=dispatch.series,
             hub_token=pipeline_plan(config)[Stage.TRAIN].hub_token,
             log=site.log,
         )
@@ -191,6 +195,7 @@ def train_stage(
             checkpoint_uri=dispatch.checkpoint_uri,
             filesystem=dispatch.filesystem,
             run=site.run,
+            series=dispatch.series,
         )
     return train_in_process(
         config,
@@ -200,4 +205,5 @@ def train_stage(
         filesystem=dispatch.filesystem,
         run=site.run,
         callbacks=site.callbacks,
+        series=dispatch.series,
     )

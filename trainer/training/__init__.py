@@ -7,16 +7,20 @@ from trainer.training.arguments import effective_training_arguments, training_ar
 from trainer.training.checkpoints import (
     MANIFEST_NAME,
     CheckpointStore,
+    ForeignLocation,
+    SeriesIdentity,
+    SeriesMismatch,
     TrainingInterrupted,
     fsspec_can_open,
     open_checkpoint,
 )
 from trainer.training.distributed import Topology, barrier, init_process_group, processes_per_node
+from trainer.training.lease import LeaseHeld, LeaseLost, SeriesLease
 from trainer.training.losses import build_loss
 from trainer.training.progress_log import ProgressLogger, format_duration, progress
 from trainer.training.run import process_group_arguments, train_in_process
 from trainer.training.search import apply_best, run_search
-from trainer.training.series import checkpoint_uri, content_digest, series_digest
+from trainer.training.series import checkpoint_uri, content_digest, series_digest, series_identity
 from trainer.training.tracking import (
     evaluation_metrics,
     log_evaluation,
@@ -33,7 +37,13 @@ from trainer.training.trainer import TrainedModel, build_trainer, train
 __all__ = [
     "MANIFEST_NAME",
     "CheckpointStore",
+    "ForeignLocation",
+    "LeaseHeld",
+    "LeaseLost",
     "ProgressLogger",
+    "SeriesIdentity",
+    "SeriesLease",
+    "SeriesMismatch",
     "Topology",
     "TrainedModel",
     "TrainingInterrupted",
@@ -62,6 +72,7 @@ __all__ = [
     "run_parameters",
     "run_search",
     "series_digest",
+    "series_identity",
     "train",
     "train_in_process",
     "training_argument_problems",

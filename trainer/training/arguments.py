@@ -96,6 +96,7 @@ def training_argument_values(config: RunConfig) -> dict[str, Any]:
         arguments["prompts"] = prompts if config.is_multi_dataset else next(iter(prompts.values()))
     every = config.checkpoints.every_n_steps
     arguments.update(
+        push_to_hub=False,  # the hub: block publishes, after the gate (config refuses it here)
         save_strategy="steps" if every else "no",
         save_steps=every or 500,
         save_total_limit=1,

@@ -21,6 +21,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from trainer.training.checkpoints import CHECKPOINT_PREFIX, Checkpoint, CheckpointStore
 from trainer.training.distributed import Topology, any_rank, barrier
+from trainer.training.lease import SeriesLease
 from trainer.training.progress_log import ProgressLogger, global_batch_size
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,10 @@ class PublishCheckpoints(TrainerCallback):
         keep: int,
         run: str | None = None,
         topology: Topology | None = None,
+        lease: SeriesLease | None = None,
     ) -> None:
         self.store = store
+        self.lease = lease
         self.keep = keep
         self.run = run
         self.topology = topology or Topology()
@@ -58,6 +61,8 @@ class PublishCheckpoints(TrainerCallback):
     ) -> None:
         step, topology = state.global_step, self.topology
         assert args.output_dir is not None  # TrainingArguments defaults it ("trainer_output")
+        if self.lease is not None:
+            self.lease.check()  # a run that lost the series writes nothing more to it
         local = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{step}"
         checkpoint: Checkpoint | None = None  # the main rank's
         if not topology.distributed:

@@ -9,9 +9,16 @@ manifest lists, was cut short (the pod was killed while uploading) and is never 
 
 Layout of a series (one training configuration):
 
+    <uri>/SERIES.json                ownership manifest: this store made the folder, for
+                                     the training with this digest (and the keys behind it)
+    <uri>/LEASE-<generation>.json    the run training the series now (`lease.py`)
     <uri>/checkpoint-4/...           files as the Trainer wrote them
     <uri>/checkpoint-4/COMPLETE.json manifest: step, file sizes, the run that saved it
     <uri>/FINISHED.json              the series ran to the end: a new run starts afresh
+
+The store owns only what it made: a location that holds anything but no `SERIES.json` is
+foreign (another tool's checkpoints, a user's folder); nothing there is resumed, written
+or deleted (`ForeignLocation`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ CHECKPOINT_PREFIX = "checkpoint-"
 """The Trainer's folder prefix (`transformers.trainer_utils.PREFIX_CHECKPOINT_DIR`)."""
 MANIFEST_NAME = "COMPLETE.json"
 FINISHED_NAME = "FINISHED.json"
+SERIES_NAME = "SERIES.json"
+LEASE_PREFIX = "LEASE-"
 TRAINER_STATE_NAME = "trainer_state.json"
 _STEP_DIR = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 
@@ -58,8 +67,48 @@ class SeriesFinished(BaseModel):
     finished_at: str
 
 
+class SeriesIdentity(BaseModel):
+    """What a training learns from: its digest and the flattened keys that shaped it
+    (`training.learning_rate`, `data.docs`, ...: values as JSON), kept so that a refused
+    resume can name the keys that differ."""
+
+    model_config = ConfigDict(frozen=True)
+
+    digest: str | None = None
+    shaping: dict[str, str] = {}
+
+    def differences(self, other: SeriesIdentity) -> list[str]:
+        """`key: other's value -> this value` for every key that differs."""
+        keys = sorted(set(self.shaping) | set(other.shaping))
+        return [
+            f"{key}: {other.shaping.get(key, '(unset)')} -> {self.shaping.get(key, '(unset)')}"
+            for key in keys
+            if self.shaping.get(key) != other.shaping.get(key)
+        ]
+
+
+class SeriesManifest(SeriesIdentity):
+    """`SERIES.json`: the store created this folder, for the training named by `digest`."""
+
+    created_at: str
+    created_by: str | None = None
+
+
+class ForeignLocation(RuntimeError):
+    """The checkpoint location holds files this store did not write."""
+
+
+class SeriesMismatch(RuntimeError):
+    """The location holds an unfinished series of a different training."""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _is_ours(name: str) -> bool:
+    """Names the store writes at a series root before it owns it (a lease being taken)."""
+    return name.startswith(LEASE_PREFIX) and name.endswith(".json")
 
 
 class CheckpointStore:
@@ -84,6 +133,72 @@ class CheckpointStore:
     def _display(self, path: str) -> str:
         """`path` as users write it: plain for local files, with its scheme otherwise."""
         return path if isinstance(self.fs, LocalFileSystem) else self.fs.unstrip_protocol(path)
+
+    # --- ownership ------------------------------------------------------------------
+
+    def series(self) -> SeriesManifest | None:
+        """The ownership manifest, when this store created the series at `uri`."""
+        path = self._path(SERIES_NAME)
+        if not self.fs.exists(path):
+            return None
+        return SeriesManifest.model_validate_json(self.fs.cat_file(path))
+
+    def foreign_entries(self) -> list[str]:
+        """What the location holds that this store did not write: empty for one of our
+        series, an empty or missing folder; the entries' names otherwise."""
+        if not self.fs.isdir(self.root):
+            return [self.root.rsplit("/", 1)[-1]] if self.fs.exists(self.root) else []
+        if self.fs.exists(self._path(SERIES_NAME)):
+            return []
+        names = [
+            str(entry).rstrip("/").rsplit("/", 1)[-1]
+            for entry in self.fs.ls(self.root, detail=False)
+        ]
+        return sorted(name for name in names if not _is_ours(name))
+
+    def foreign_message(self, entries: list[str]) -> str:
+        shown = ", ".join(entries[:5]) + (
+            f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+        )
+        where = self._display(self.root)
+        return (
+            f"checkpoint location {where} holds files this run did not write ({shown}) and no "
+            f"{SERIES_NAME}: it is not one of our checkpoint series, so nothing there is resumed, "
+            "written or deleted. Point checkpoints.uri at an empty or new folder (or leave it "
+            "unset); to start from a Trainer checkpoint found there, name it read-only with "
+            f"checkpoints.resume: {where}/{CHECKPOINT_PREFIX}<step>"
+        )
+
+    def claim(
+        self, identity: SeriesIdentity | None = None, run: str | None = None
+    ) -> SeriesManifest:
+        """Make the location one of our series (it must be empty, missing or ours already;
+        `ForeignLocation` otherwise); an existing manifest is replaced by `identity`'s."""
+        entries = self.foreign_entries()
+        if entries:
+            raise ForeignLocation(self.foreign_message(entries))
+        identity = identity or SeriesIdentity()
+        manifest = SeriesManifest(
+            digest=identity.digest, shaping=identity.shaping, created_at=_now(), created_by=run
+        )
+        self.fs.makedirs(self.root, exist_ok=True)
+        self.fs.pipe_file(self._path(SERIES_NAME), manifest.model_dump_json(indent=1).encode())
+        return manifest
+
+    def _own(self) -> None:
+        """Before writing: claim an empty location, refuse a foreign one."""
+        if not self.fs.exists(self._path(SERIES_NAME)):
+            self.claim()
+
+    def _owned(self) -> bool:
+        """Before deleting: whether there is anything of ours to delete (a foreign location
+        raises `ForeignLocation`; an empty or missing one has nothing)."""
+        if self.fs.exists(self._path(SERIES_NAME)):
+            return True
+        entries = self.foreign_entries()
+        if entries:
+            raise ForeignLocation(self.foreign_message(entries))
+        return False
 
     # --- reading --------------------------------------------------------------------
 
@@ -181,6 +296,7 @@ class CheckpointStore:
 
     def begin(self, step: int) -> None:
         """Clear what an attempt killed while uploading `step` left behind."""
+        self._own()
         target = self._path(f"{CHECKPOINT_PREFIX}{step}")
         if self.fs.exists(target):
             self.fs.rm(target, recursive=True)
@@ -215,6 +331,8 @@ class CheckpointStore:
     def prune(self, keep: int) -> list[int]:
         """Keep the `keep` newest complete checkpoints; also drop interrupted folders older
         than the newest complete one. Returns the steps removed."""
+        if not self._owned():
+            return []
         complete = {checkpoint.step for checkpoint in self.complete()}
         kept = set(sorted(complete)[-keep:]) if keep > 0 else set()
         newest = max(complete, default=-1)
@@ -229,6 +347,7 @@ class CheckpointStore:
     def mark_finished(self, step: int, run: str | None = None) -> SeriesFinished:
         """Record that the training ran to the end and drop its checkpoints: a finished
         series is never resumed, so they would only take space."""
+        self._own()
         for step_dir in self._step_dirs().values():
             self.fs.rm(step_dir, recursive=True)
         marker = SeriesFinished(step=step, run=run, finished_at=_now())
@@ -238,7 +357,10 @@ class CheckpointStore:
 
     def reset(self, *, keep_up_to: int | None = None) -> None:
         """Forget the series (every checkpoint and the finished marker) before a fresh
-        start; with `keep_up_to`, only what lies after that step (a resume from it)."""
+        start; with `keep_up_to`, only what lies after that step (a resume from it).
+        The ownership manifest stays: the location is still ours."""
+        if not self._owned():
+            return
         for step, path in self._step_dirs().items():
             if keep_up_to is None or step > keep_up_to:
                 self.fs.rm(path, recursive=True)

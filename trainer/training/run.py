@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,9 @@ from trainer.training.checkpoints import (
     CHECKPOINT_PREFIX,
     Checkpoint,
     CheckpointStore,
+    ForeignLocation,
+    SeriesIdentity,
+    SeriesMismatch,
     open_checkpoint,
 )
 from trainer.training.distributed import Topology, barrier, broadcast, init_process_group
@@ -35,13 +39,54 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def _open_series(
+    checkpoints: CheckpointConfig,
+    store: CheckpointStore,
+    identity: SeriesIdentity,
+    run: str | None,
+) -> None:
+    """Make sure the location is this training's series before anything is read or
+    cleared there: claim an empty one, refuse a foreign one (`ForeignLocation`) and an
+    unfinished series of another training (`SeriesMismatch`, naming the keys that differ,
+    unless `resume: never` says to discard it); a finished or empty series of another
+    training becomes this one's."""
+    manifest = store.series()
+    if manifest is None:
+        store.claim(identity, run)
+        return
+    if manifest.digest is None or manifest.digest == identity.digest:
+        if manifest.digest is None:
+            store.claim(identity, run)
+        return
+    differences = identity.differences(manifest)
+    unfinished = store.finished() is None and store.newest() is not None
+    if unfinished and checkpoints.resume != RESUME_NEVER:
+        raise SeriesMismatch(
+            f"the checkpoint series at {store.uri} belongs to a different training (series "
+            f"{manifest.digest}, this run {identity.digest}), unfinished: resuming it would "
+            f"continue that training. It differs in {'; '.join(differences) or 'its data'}. "
+            "Give this run its own checkpoints.uri (or leave it unset: every training gets "
+            "its own series), or set checkpoints.resume: never to discard that series"
+        )
+    logger.warning(
+        "the checkpoint series at %s was made by a different training (%s); it is %s, so "
+        "this training takes the location over",
+        store.uri,
+        "; ".join(differences) or "other data",
+        "unfinished but checkpoints.resume is 'never'" if unfinished else "finished or empty",
+    )
+    store.reset()
+    store.claim(identity, run)
+
+
 def _decide_resume(
     checkpoints: CheckpointConfig,
     store: CheckpointStore,
     filesystem: AbstractFileSystem | None,
 ) -> ResumeInfo:
     """Decide where training starts, and clear what a fresh start must not see (rank 0
-    only: the other ranks receive the decision)."""
+    only: the other ranks receive the decision). The store is this training's series
+    (`_open_series`)."""
     if checkpoints.resume == RESUME_NEVER:
         store.reset()
         return ResumeInfo(reason="checkpoints.resume is 'never'")
@@ -111,6 +156,7 @@ def train_in_process(
     run: RunRef | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     work_dir: Path | None = None,
+    series: SeriesIdentity | None = None,
 ) -> TrainedModel:
     """Train in this process: alone, or as one rank among torchrun's (`work_dir` is then
     this node's folder, the same for all its ranks).
@@ -122,11 +168,17 @@ def train_in_process(
     finished (and drops its checkpoints), then exports the model to `output.dir`.
     Without a `checkpoint_uri` the checkpoints live in a temporary folder of this
     process only (said in a warning): nothing survives the pod.
+
+    Rank 0 holds the series' lease for the whole training (`LeaseHeld` when another live
+    run trains it) and opens the series as `_open_series` says; `series` is the
+    training's identity (computed here from the config and data when not given).
     """
     # Here, not at the top: the callbacks import transformers' Trainer and torch, which
     # a load-step pod never needs.
     from trainer.training.callbacks import PublishCheckpoints, StopOnSignal
     from trainer.training.checkpoints import TrainingInterrupted
+    from trainer.training.lease import SeriesLease
+    from trainer.training.series import series_identity
 
     topology = Topology.from_env()
     label = run.label() if run else None
@@ -146,7 +198,23 @@ def train_in_process(
         store = CheckpointStore(checkpoint_uri, filesystem)
         if topology.distributed:
             init_process_group(**process_group_arguments(config))
-        resume = _decide_resume(config.checkpoints, store, filesystem) if topology.is_main else None
+        lease = None
+        resume = None
+        if topology.is_main:
+            foreign = store.foreign_entries()
+            if foreign:  # before the lease: not even a lease file goes there
+                raise ForeignLocation(store.foreign_message(foreign))
+            lease = SeriesLease(
+                store,
+                holder=label or f"a run without a name (pid {os.getpid()})",
+                run_id=run.id if run else None,
+                timeout_s=config.checkpoints.lease.timeout_s,
+                heartbeat_s=config.checkpoints.lease.heartbeat_s,
+            )
+            stack.enter_context(lease.held())
+            identity = series or series_identity(config, train_datasets)
+            _open_series(config.checkpoints, store, identity, label)
+            resume = _decide_resume(config.checkpoints, store, filesystem)
         resume = broadcast(resume)
         local = None
         if resume.resumed:
@@ -157,7 +225,7 @@ def train_in_process(
         if topology.is_main:
             logger.info(resume.log_line())
         publish = PublishCheckpoints(
-            store, keep=config.checkpoints.keep, run=label, topology=topology
+            store, keep=config.checkpoints.keep, run=label, topology=topology, lease=lease
         )
         stop = StopOnSignal(topology=topology)
         with stop.installed():

@@ -16,6 +16,7 @@ from datasets import Dataset, DatasetDict
 
 from trainer.config import RunConfig
 from trainer.training.arguments import effective_training_arguments
+from trainer.training.checkpoints import SeriesIdentity
 
 CHECKPOINTS_FOLDER = "checkpoints"
 """Folder under an orchestrator's storage root that holds the checkpoint series."""
@@ -61,11 +62,20 @@ def content_digest(dataset: Dataset) -> str:
     return digest.hexdigest()
 
 
-def series_digest(
+def _flatten(value: Any, prefix: str, into: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), into)
+    else:
+        into[prefix] = json.dumps(value, sort_keys=True, default=str)
+
+
+def series_identity(
     config: RunConfig, train_datasets: DatasetDict, *, base_model_id: str | None = None
-) -> str:
-    """What a training learns from, as 16 hex digits: base model, dataset configs and
-    contents, losses, training arguments (not the purely observational ones) and seed.
+) -> SeriesIdentity:
+    """What a training learns from: base model, dataset configs and contents, losses,
+    training arguments (not the purely observational ones) and seed, as a digest of 16
+    hex digits and the flattened keys behind it (`training.learning_rate`, `data.docs`).
 
     Two runs with the same digest would train the same model, so one may continue the
     other's checkpoints; any change that alters the result changes the digest.
@@ -82,7 +92,18 @@ def series_digest(
     }
     shaping["data"] = {name: content_digest(ds) for name, ds in sorted(train_datasets.items())}
     text = json.dumps(shaping, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    flat: dict[str, str] = {}
+    _flatten(shaping, "", flat)
+    return SeriesIdentity(digest=hashlib.sha256(text.encode()).hexdigest()[:16], shaping=flat)
+
+
+def series_digest(
+    config: RunConfig, train_datasets: DatasetDict, *, base_model_id: str | None = None
+) -> str:
+    """The digest of `series_identity`: 16 hex digits."""
+    identity = series_identity(config, train_datasets, base_model_id=base_model_id)
+    assert identity.digest is not None
+    return identity.digest
 
 
 def checkpoint_uri(
@@ -92,11 +113,12 @@ def checkpoint_uri(
     root: str,
     pipeline: str,
     base_model_id: str | None = None,
+    digest: str | None = None,
 ) -> str:
     """Where this run's checkpoint series lives: `checkpoints.uri` when set, else
     `<root>/checkpoints/<pipeline>/<model name>/<series digest>` under the orchestrator's
     storage root (a retried step or a re-run of the same config lands on the same folder)."""
     if config.checkpoints.uri:
         return config.checkpoints.uri
-    digest = series_digest(config, train_datasets, base_model_id=base_model_id)
+    digest = digest or series_digest(config, train_datasets, base_model_id=base_model_id)
     return "/".join([root.rstrip("/"), CHECKPOINTS_FOLDER, pipeline, config.output.name, digest])
