@@ -38,12 +38,19 @@ def evaluate_stage(
         raise ValueError(
             "nothing to evaluate: configure evaluators, or give a dataset eval_size/eval_source"
         )
-    evaluation = compare(base_model or load_model(config.model), model, evaluators)
+    evaluation = compare(
+        base_model or load_model(config.model),
+        model,
+        evaluators,
+        base_label=f"the base model ({config.model.name_or_path})",
+    )
     if production is not None:
         production_model, described = production
         evaluation = evaluation.model_copy(
             update={
-                "production": run_evaluators(production_model, evaluators),
+                "production": run_evaluators(
+                    production_model, evaluators, label=f"the production model ({described})"
+                ),
                 "production_model": described,
             }
         )

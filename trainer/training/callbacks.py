@@ -22,6 +22,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from trainer.training.checkpoints import CHECKPOINT_PREFIX, CheckpointStore
 from trainer.training.distributed import Topology, any_rank, barrier
 from trainer.training.progress_log import ProgressLogger, global_batch_size
+from trainer.training.progress_log import logger as progress_logger
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class TrainingProgressCallback(TrainerCallback):
             every_s=self.every_s,
             items_per_unit=batch,
             item_name="pairs",
-            log=self.log,
+            log=self.log or progress_logger.info,
             clock=self.clock,
         )
         self.tracker.start(

@@ -104,7 +104,10 @@ def build_trainer(
     # that import this package (load, card, push) never need.
     from transformers import PrinterCallback, ProgressCallback
 
+    from trainer.logs import quiet_libraries
     from trainer.training.callbacks import TrainingProgressCallback
+
+    quiet_libraries()  # sentence-transformers is imported now: its card's bar too
 
     missing = sorted(set(config.datasets) - set(train_datasets))
     if missing:
