@@ -22,8 +22,8 @@ from steps._tracking import mlflow_tracked
 from trainer.config import RunConfig
 from trainer.models import load_model
 from trainer.results import Evaluation, TrainingSummary
-from trainer.stages import evaluate_stage, evaluation_report
-from trainer.training import log_evaluation, log_html
+from trainer.stages import evaluate_stage, evaluation_report, evaluation_tags
+from trainer.training import log_evaluation, log_html, log_run_tags
 
 
 def _base_model(config: RunConfig, training: TrainingSummary) -> SentenceTransformer:
@@ -67,4 +67,5 @@ def evaluate(
     if mlflow_tracked():
         log_evaluation(evaluation)
         log_html(report, "evaluation_report.html")
+        log_run_tags(evaluation_tags(config, evaluation))
     return evaluation, HTMLString(report)

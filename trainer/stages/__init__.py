@@ -15,7 +15,7 @@ from trainer.stages.plan import (
     pipeline_plan,
     uses_hub,
 )
-from trainer.stages.release import card_stage, finish_run, run_summary
+from trainer.stages.release import card_stage, evaluation_tags, finish_run, run_summary
 from trainer.stages.train import (
     TRAINJOBS_FOLDER,
     TrainingDispatch,
@@ -39,6 +39,7 @@ __all__ = [
     "card_stage",
     "evaluate_stage",
     "evaluation_report",
+    "evaluation_tags",
     "finish_run",
     "load_stage",
     "pipeline_plan",

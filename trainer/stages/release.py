@@ -137,3 +137,18 @@ def finish_run(
     for line in summary.lines():
         log(line)
     return summary
+
+
+def evaluation_tags(config: RunConfig, evaluation: Evaluation) -> dict[str, str]:
+    """The verdict as tags: the gate (passed / failed / not decided) and the gate metric
+    base -> fine-tuned, readable in the runs table without opening a chart."""
+    try:
+        decision = decide(config.gate, evaluation)
+    except ValueError:
+        return {"st_finetune.gate": "not decided"}
+    base = f"{decision.base_value:.4f} -> " if decision.base_value is not None else ""
+    return {
+        "st_finetune.gate": "passed" if decision.passed else "failed",
+        "st_finetune.gate_metric": decision.metric,
+        "st_finetune.result": f"{base}{decision.value:.4f}",
+    }

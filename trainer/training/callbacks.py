@@ -219,3 +219,15 @@ class TrainingProgressCallback(TrainerCallback):
         if "learning_rate" in self.latest:
             details["lr"] = f"{self.latest['learning_rate']:.2e}"
         return details
+
+
+class LogFinalStep(TrainerCallback):
+    """Log at the last optimizer step too, so the curves end where the training ended:
+    with `logging_steps` 10, a 38-step run would otherwise stop its curves at step 30
+    (transformers already evaluates at the last step when evaluating by steps)."""
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if 0 < state.max_steps <= state.global_step and args.logging_strategy == "steps":
+            control.should_log = True
