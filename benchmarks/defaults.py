@@ -97,7 +97,7 @@ CASES: dict[str, dict[str, Any]] = {
     "library/mnrl-b32-lr5e-5 (quickstart)": _case("library_docs", 32, 5e-5),
     "library/mnrl-b32-lr5e-5+mined": _case("library_docs", 32, 5e-5, mined=True),
     "library/cmnrl-b128-lr1e-4": _case("library_docs", 128, 1e-4, cached=True),
-    "library/mnrl-b16-lr2e-5 (project default)": _case("library_docs", 16, 2e-5),
+    "library/mnrl-b16-lr2e-5 (generic default)": _case("library_docs", 16, 2e-5),
     "library/mnrl-b32-lr1e-4": _case("library_docs", 32, 1e-4),
     "library/mnrl-b32-lr5e-5-warmup0": _case("library_docs", 32, 5e-5, warmup=0.0),
     "library/cmnrl-b128-lr1e-4+mined": _case("library_docs", 128, 1e-4, cached=True, mined=True),
@@ -199,11 +199,21 @@ def markdown_table(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", help="comma-separated case names (default: all, in order)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--table", action="store_true", help="print the results as markdown")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="results JSON to write (and to resume from, when it exists), e.g. "
+        f"{DEFAULT_OUTPUT.relative_to(REPO_ROOT)}; without it nothing is written",
+    )
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="print --output (default: the committed results) as markdown",
+    )
     args = parser.parse_args()
     if args.table:
-        print(markdown_table(json.loads(args.output.read_text())))
+        print(markdown_table(json.loads((args.output or DEFAULT_OUTPUT).read_text())))
         return
     names = args.cases.split(",") if args.cases else list(CASES)
     unknown = [name for name in names if name not in CASES]
@@ -226,7 +236,7 @@ def main() -> None:
         "runs": [],
     }
     base_cache: dict[str, dict[str, float]] = {}
-    if args.output.is_file():
+    if args.output is not None and args.output.is_file():
         # Resume: keep what an earlier (interrupted) sweep measured, skip those cases.
         previous = json.loads(args.output.read_text())
         report["runs"] = [run for run in previous.get("runs", []) if "error" not in run]
@@ -251,8 +261,9 @@ def main() -> None:
                 f"({run['ndcg@10_gain']:+.4f}); train {run['train_seconds']} s",
                 flush=True,
             )
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
+        if args.output is not None:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/large_dataset.py [--pairs 100000 1000000]
         [--variants ours hf preflight] [--output benchmarks/results/large_dataset_cpu.json]
+
+Results are written only where `--output` says; without it they are printed.
 """
 
 from __future__ import annotations
@@ -356,7 +358,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"write the results JSON here (e.g. {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}); "
+        "without it nothing is written",
+    )
     parser.add_argument(
         "--child", nargs=3, metavar=("DATA", "VARIANT", "WORKDIR"), help=argparse.SUPPRESS
     )
@@ -393,6 +401,9 @@ def main() -> None:
     print_table(results)
     summary = verdict(results, args.pairs)
     print(json.dumps(summary, indent=2))
+    if args.output is None:
+        print("results not written (no --output)")
+        return
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         json.dumps(

@@ -32,7 +32,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--max-samples", type=int, default=256)
     parser.add_argument(
-        "--out", type=Path, default=REPO_ROOT / "outputs" / "search_quickstart.json"
+        "--output",
+        "--out",
+        dest="out",
+        type=Path,
+        default=None,
+        help="write the search result JSON here; without it nothing is written",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -72,8 +77,9 @@ def main() -> None:
     print(
         f"search {result.seconds:.0f}s, whole script after imports {total:.0f}s on {platform.node()}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result.model_dump(), indent=2) + "\n")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result.model_dump(), indent=2) + "\n")
 
 
 if __name__ == "__main__":

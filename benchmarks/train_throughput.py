@@ -17,7 +17,8 @@ Per run it reports pairs/s and real (non-padding) tokens/s over the steps after 
 that were active; and NDCG@10 of the trained model on `data/stdlib_docs/eval.jsonl`
 (the quickstart evaluator). Then the ratio ours/plain of the medians.
 
-Modes (run from the repository root; results go to `benchmarks/results/<mode>_train_throughput.json`):
+Modes (run from the repository root; results are written only to `--output`, e.g.
+`benchmarks/results/<mode>_train_throughput.json`):
 
     .venv/bin/python benchmarks/train_throughput.py --mode cpu     # all-MiniLM-L6-v2, batch 32, len 128
     python3 benchmarks/train_throughput.py --mode gpu              # random MiniLM-L6 and BERT-base
@@ -577,9 +578,7 @@ def main() -> int:
     variants = (
         args.variants if args.variants is not None else ([] if args.mode == "cpu" else ["compile"])
     )
-    output = (
-        args.output or REPO_ROOT / "benchmarks" / "results" / f"{args.mode}_train_throughput.json"
-    )
+    output = args.output  # None: nothing is written, the summary is logged
     scratch = Path(tempfile.mkdtemp(prefix="throughput-"))
     log(f"mode {args.mode}, repeats {repeats}, variants {variants}, scratch {scratch}")
     info = machine_info()
@@ -610,8 +609,9 @@ def main() -> int:
             errors=errors,
             wall_s=round(time.perf_counter() - started, 1),
         )
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
 
     plan: list[tuple[Setup, str, int, dict[str, Any] | None]] = []
     for setup in setups:
@@ -647,7 +647,8 @@ def main() -> int:
 
     write()
     log(f"summary {json.dumps(results['summary'], indent=1)}")
-    log(f"wrote {output} in {time.perf_counter() - started:.0f} s")
+    log(f"wrote {output}" if output else "results not written (no --output)")
+    log(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -168,22 +168,31 @@ def train(
 
 
 def evaluate(
-    config: str, eval_data: Input[Dataset], model: Input[Model], metrics: Output[Metrics]
+    config: str,
+    eval_data: Input[Dataset],
+    model: Input[Model],
+    metrics: Output[Metrics],
+    report: Output[HTML],
+    training: dict = {},  # noqa: B006 (a KFP parameter default, never mutated)
 ) -> dict:
-    """Base vs fine-tuned on identical evaluators; fine-tuned metrics shown in the KFP UI."""
+    """Base vs fine-tuned on identical evaluators; fine-tuned metrics shown in the KFP UI,
+    and the evaluation report with the training curves."""
     from datasets import load_from_disk
     from sentence_transformers import SentenceTransformer
 
     from trainer.config import RunConfig
-    from trainer.stages import evaluate_stage
+    from trainer.results import TrainingSummary
+    from trainer.stages import evaluate_stage, evaluation_report
 
+    run = RunConfig.model_validate_json(config)
     evaluation = evaluate_stage(
-        RunConfig.model_validate_json(config),
-        SentenceTransformer(model.path),
-        load_from_disk(eval_data.path),
+        run, SentenceTransformer(model.path), load_from_disk(eval_data.path)
     )
     for key, value in evaluation.finetuned.items():
         metrics.log_metric(key, value)
+    summary = TrainingSummary.model_validate(training) if training else None
+    with open(report.path, "w", encoding="utf-8") as handle:
+        handle.write(evaluation_report(run, evaluation, summary))
     return evaluation.model_dump(mode="json")
 
 
@@ -201,7 +210,6 @@ def model_card(
     """The Hub README.md (front matter + body), also rendered in the KFP UI. `config` is
     the one the model was trained with (tuned, when a search ran)."""
     from trainer.config import RunConfig
-    from trainer.release import render_model_card
     from trainer.results import (
         DataReport,
         Evaluation,
@@ -210,8 +218,9 @@ def model_card(
         SearchResult,
         TrainingSummary,
     )
+    from trainer.stages import card_stage
 
-    text = render_model_card(
+    text = card_stage(
         RunConfig.model_validate_json(config),
         evaluation=Evaluation.model_validate(evaluation),
         training=TrainingSummary.model_validate(training),
@@ -227,25 +236,32 @@ def model_card(
 def push_to_hub(
     config: str, model: Input[Model], evaluation: dict, card: Input[Markdown], run_name: str
 ) -> dict:
-    """Publish only if the gate passes and hub.enabled; the token is the HF_TOKEN env var."""
+    """Publish only if the gate passes and hub.enabled; the token is the HF_TOKEN env var.
+    The last task: it ends with the run's closing lines (gate, push, where results are)."""
     import os
     import shutil
 
     from trainer.config import RunConfig
     from trainer.release import gated_push
     from trainer.results import Evaluation, RunRef
+    from trainer.stages import finish_run
 
     def write_folder(folder):
         shutil.copytree(model.path, folder)
         shutil.copyfile(card.path, folder / "README.md")
 
+    run, scores = RunConfig.model_validate_json(config), Evaluation.model_validate(evaluation)
+    ref = RunRef(orchestrator="kubeflow", name=run_name)
     outcome = gated_push(
-        RunConfig.model_validate_json(config),
-        Evaluation.model_validate(evaluation),
+        run,
+        scores,
         write_folder=write_folder,
         token=lambda: os.environ.get(HF_TOKEN_KEY, ""),
-        run_label=RunRef(orchestrator="kubeflow", name=run_name).label(),
+        run_label=ref.label(),
         log=lambda line: print(line, flush=True),
+    )
+    finish_run(
+        run, evaluation=scores, push=outcome, run=ref, log=lambda line: print(line, flush=True)
     )
     return outcome.model_dump(mode="json")
 
@@ -409,7 +425,12 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
             run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             image=image,
         )
-        evaluated = add(Stage.EVALUATE, eval_data=eval_data, model=trained.outputs["model"])
+        evaluated = add(
+            Stage.EVALUATE,
+            eval_data=eval_data,
+            model=trained.outputs["model"],
+            training=trained.outputs["Output"],
+        )
         card = add(
             Stage.CARD,
             evaluation=evaluated.outputs["Output"],

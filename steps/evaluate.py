@@ -21,10 +21,9 @@ from steps._models import lineage_model_folder, production_model
 from steps._tracking import mlflow_tracked
 from trainer.config import RunConfig
 from trainer.models import load_model
-from trainer.reports import render_comparison_html
 from trainer.results import Evaluation, TrainingSummary
-from trainer.stages import evaluate_stage
-from trainer.training import log_evaluation, log_html
+from trainer.stages import evaluate_stage, evaluation_report, evaluation_tags
+from trainer.training import log_evaluation, log_html, log_run_tags
 
 
 def _base_model(config: RunConfig, training: TrainingSummary) -> SentenceTransformer:
@@ -55,7 +54,7 @@ def evaluate(
     training: TrainingSummary,
 ) -> tuple[Annotated[Evaluation, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
     """Metrics of all models, their difference, a dashboard report with the training
-    curves, and `evaluation.json`."""
+    curves, and `evaluation.json` and `report.html` in `output.dir`."""
     evaluation = evaluate_stage(
         config,
         model,
@@ -64,10 +63,9 @@ def evaluate(
         production=_production(config),
     )
     log_step_metadata(evaluation.model_dump(mode="json", exclude_none=True))
-    report = render_comparison_html(
-        evaluation, title=f"{config.output.name}: base vs fine-tuned", history=training.history
-    )
+    report = evaluation_report(config, evaluation, training)
     if mlflow_tracked():
         log_evaluation(evaluation)
         log_html(report, "evaluation_report.html")
+        log_run_tags(evaluation_tags(config, evaluation))
     return evaluation, HTMLString(report)

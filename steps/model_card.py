@@ -2,7 +2,8 @@
 
 It needs no model object and no training process: config, data report, training
 summary, evaluation (and the search result, when the run searched) are enough, so it
-runs in its own (CPU) pod.
+runs in its own (CPU) pod. Where the exported model is on this machine
+(`output.dir/model`), the card becomes its README.md.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from zenml.types import MarkdownString
 from steps._context import run_ref
 from steps._tracking import mlflow_tracked
 from trainer.config import RunConfig
-from trainer.release import render_model_card
 from trainer.results import DataReport, Evaluation, MiningReports, SearchResult, TrainingSummary
+from trainer.stages import card_stage
 from trainer.training import log_model_card
 
 
@@ -30,7 +31,7 @@ def model_card(
     mining: MiningReports | None = None,
 ) -> Annotated[MarkdownString, "model_card"]:
     """README.md text (YAML front matter + body), shown in the dashboard as Markdown."""
-    card = render_model_card(
+    card = card_stage(
         config,
         evaluation=evaluation,
         training=training,

@@ -3,7 +3,9 @@
 Every run with a `model:` in its ZenML config already registers a model version: its
 artifacts (model, evaluation, card) are linked to it and the evaluate step attached the
 metrics. This step only moves the `production` stage, and only when the version passed
-the gate and beats the current production version on the gate metric.
+the gate and beats the current production version on the gate metric. As the run's last
+step it closes the run: the closing lines (gate, push, promotion, where each result is)
+and `output.dir/summary.json`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from zenml.enums import ModelStages
 from zenml.exceptions import StepContextError
 from zenml.logger import get_logger
 
+from steps._context import run_ref
 from trainer.config import RunConfig
 from trainer.release import decide, promotion_verdict
 from trainer.results import Evaluation, Promotion, PushOutcome
+from trainer.stages import finish_run
 
 logger = get_logger(__name__)
 
@@ -40,14 +44,17 @@ def _production_score(model_name: str, metric: str, evaluation: Evaluation) -> f
 def promote(
     config: RunConfig, evaluation: Evaluation, hub_push: PushOutcome
 ) -> Annotated[Promotion, "promotion"]:
-    """Whether the version became `production`, and why; logs one line either way."""
+    """Whether the version became `production`, and why; logs one line either way, then
+    the run's closing lines."""
     try:
         model = get_step_context().model
     except StepContextError:
         model = None
     if model is None:
         logger.info("No `model:` in the run config: nothing to register or promote.")
-        return Promotion(promoted=False, reason="no model configured")
+        outcome = Promotion(promoted=False, reason="no model configured")
+        finish_run(config, evaluation=evaluation, push=hub_push, promotion=outcome, run=run_ref())
+        return outcome
 
     decision = decide(config.gate, evaluation)
     current = _production_score(model.name, decision.metric, evaluation)
@@ -78,4 +85,5 @@ def promote(
         },
         infer_model=True,
     )
+    finish_run(config, evaluation=evaluation, push=hub_push, promotion=outcome, run=run_ref())
     return outcome

@@ -28,7 +28,7 @@ from steps.materializers import SentenceTransformerMaterializer
 from trainer.config import RunConfig
 from trainer.results import TrainingSummary
 from trainer.stages import TrainingSite, train_stage
-from trainer.training import log_run_parameters, log_training_history
+from trainer.training import log_run_parameters, log_run_tags, log_training_history, run_tags
 
 logger = get_logger(__name__)
 
@@ -55,13 +55,17 @@ def train(
         callbacks=training_callbacks(config),
         log=logger.info,
     )
+    if mlflow_tracked():
+        # The run's own parameters and tags first, before the trainer logs its arguments.
+        train_rows = {name: len(dataset) for name, dataset in train_datasets.items()}
+        eval_rows = {name: len(dataset) for name, dataset in eval_datasets.items()}
+        log_run_parameters(config, train_rows, eval_rows)
+        log_run_tags(run_tags(config, run.label()))
     trained = train_stage(config, train_datasets, eval_datasets, site)
     summary = trained.summary.model_copy(update={"lineage": lineage})
-    if mlflow_tracked():
-        eval_rows = {name: len(dataset) for name, dataset in eval_datasets.items()}
-        log_run_parameters(config, summary.train_rows, eval_rows)
-        if summary.world_size > 1:  # the ranks could not stream curves from their processes
-            log_training_history(summary.history)
+    if mlflow_tracked() and summary.world_size > 1:
+        # The ranks could not stream curves from their processes.
+        log_training_history(summary.history)
     metadata = summary.metadata()
     interrupted = unfinished_earlier_run(summary.resume, run)
     if interrupted is not None:

@@ -124,3 +124,42 @@ def test_ticks_are_round_numbers(low: float, high: float, expected: list | None)
     assert ticks[0] <= low and ticks[-1] >= high
     if expected is not None:
         assert ticks == pytest.approx(expected)
+
+
+def _steps(chart: ElementTree.Element, name: str) -> list[float]:
+    """The steps of the points of line `name` in a chart, from their tooltips."""
+    return [
+        float(t.text.split(" at step ")[1].split(":")[0])
+        for t in chart.iter(f"{SVG}title")
+        if t.text and t.text.startswith(f"{name} at step ")
+    ]
+
+
+def test_curves_end_at_the_last_step_and_the_default_logs_often(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """13 steps: logging every 5 still plots step 13; the default (1% of the run) logs
+    every step; evaluation during training (every 10% by default) ends at step 13 too."""
+    from trainer.training import train
+
+    def run(training: dict) -> list[dict]:
+        document = tiny_run_config(
+            tiny_model_path,
+            {"docs": pairs_dataset(pairs_file, eval_size=8)},  # 52 rows: 13 steps of 4
+            evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
+        )
+        document["training"] = {"per_device_train_batch_size": 4, **training}
+        config = RunConfig.model_validate(document)
+        train_data, held_out = load_datasets(config)
+        return train(
+            config, train_data, held_out, output_dir=tmp_path / str(len(training))
+        ).summary.history
+
+    every_five = run({"logging_steps": 5})
+    loss_chart = _svgs(render_training_curves_html(every_five))[0]
+    assert _steps(loss_chart, "training loss") == [5, 10, 13]
+
+    default = run({"eval_strategy": "steps"})
+    loss_chart, *_, metric_chart = _svgs(render_training_curves_html(default))
+    assert _steps(loss_chart, "training loss") == list(range(1, 14))
+    assert _steps(metric_chart, "docs-ir_cosine_ndcg@10") == [2, 4, 6, 8, 10, 12, 13]

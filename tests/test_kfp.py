@@ -177,12 +177,16 @@ def test_component_functions_run_the_trainer_core(
     from trainer.config import RunConfig
 
     document = docs_pipeline_config(tiny_model_path, pairs_file)
+    out = tmp_path / "out"
+    document["output"] = {"dir": str(out)}
     config = RunConfig.model_validate(document).model_dump_json()
 
     def artifact(name: str) -> SimpleNamespace:
         return SimpleNamespace(path=str(tmp_path / name))
 
-    train_data, eval_data, model, card = (artifact(n) for n in ("train", "eval", "model", "card"))
+    train_data, eval_data, model, card, report = (
+        artifact(n) for n in ("train", "eval", "model", "card", "report.html")
+    )
     logged: dict[str, float] = {}
     metrics = SimpleNamespace(log_metric=logged.__setitem__)
 
@@ -191,7 +195,7 @@ def test_component_functions_run_the_trainer_core(
     training = kfp_pipeline.train(
         config, train_data, eval_data, root, "run-1", "id-1", "unused:image", model
     )
-    evaluation = kfp_pipeline.evaluate(config, eval_data, model, metrics)
+    evaluation = kfp_pipeline.evaluate(config, eval_data, model, metrics, report, training)
     kfp_pipeline.model_card(config, evaluation, training, stats, "run-1", "id-1", card)
     outcome = kfp_pipeline.push_to_hub(config, model, evaluation, card, "run-1")
 
@@ -205,6 +209,14 @@ def test_component_functions_run_the_trainer_core(
     assert "Produced by a [Kubeflow](https://www.kubeflow.org) pipeline run." in text
     assert outcome["pushed"] is False
     assert outcome["reason"] == "hub.enabled is false"
+    # The same results where people look as on the ZenML path, from the same core.
+    assert (out / "model" / "README.md").read_text() == text
+    assert "Training curves" in Path(report.path).read_text()
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"] == "Kubeflow run run-1"
+    assert summary["promotion"] is None
+    assert set(summary["files"]) == {"model", "model_card", "report", "evaluation", "summary"}
 
 
 def test_a_multi_node_train_task_submits_without_gpus(tmp_path: Path) -> None:

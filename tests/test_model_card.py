@@ -202,7 +202,10 @@ def test_body_sections() -> None:
     assert "| `batch_sampler` | no_duplicates |" in text
     assert "| `seed` | 7 |" in text
     assert "- Training time: 42.5 s" in text
-    assert "- Final training loss: 0.8123" in text
+    # The trainer's train_loss is the average over the run, and the card says so.
+    assert "- Average training loss over the run: 0.8123" in text
+    assert "- Last logged training loss: 1.2000 (step 10)" in text
+    assert "Final training loss" not in text
     assert "- Carbon emitted: 0.001230 kg CO2eq" in text
     assert "| Embedding dimension | 384 |" in text
     assert "| Parameters | 22.7M |" in text

@@ -76,6 +76,37 @@ def test_finetune_pipeline_runs_end_to_end(zenml_client, run_config: dict, tmp_p
     assert run.name in card
     assert parsed["model-index"][0]["name"] == "tiny-embedder"  # the ZenML model's name
 
+    # Results where people look: next to evaluation.json and the model, the project's card
+    # as the model's README.md (what a push publishes), the HTML report and the summary.
+    out = tmp_path / "out"
+    exported_card = (out / "model" / "README.md").read_text()
+    assert exported_card == str(card)
+    assert "fine-tuned from `" + str(run_config["model"]["name_or_path"]) in exported_card
+    assert "`docs`" in exported_card  # the dataset, by name
+    assert "### Release gate" in exported_card and "**passed**" in exported_card
+    assert "trained on the json dataset" not in exported_card  # not the generic card
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "docs-ir_cosine_ndcg@10" in page
+    assert "Training curves" in page
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"] == f"ZenML run {run.name}"
+    assert summary["metric"] == "docs-ir_cosine_ndcg@10"
+    assert summary["finetuned"] == evaluation.finetuned["docs-ir_cosine_ndcg@10"]
+    assert summary["gate"]["passed"] is True
+    assert summary["push"]["pushed"] is False
+    assert summary["promotion"]["promoted"] is True
+    assert summary["files"] == {
+        "model": str(out / "model"),
+        "model_card": str(out / "model" / "README.md"),
+        "report": str(out / "report.html"),
+        "evaluation": str(out / "evaluation.json"),
+        "summary": str(out / "summary.json"),
+    }
+    assert (
+        "promotion: tiny-embedder version 1 promoted to production"
+        in (out / "summary.md").read_text()
+    )
+
     version = zenml_client.get_model_version("tiny-embedder", run.model_version.number)
     assert "finetuned" in version.run_metadata
     hub_push = run.steps["push_to_hub"].outputs["hub_push"][0].load()

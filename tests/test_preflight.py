@@ -422,3 +422,59 @@ def test_a_guard_on_a_metric_no_evaluator_reports(tiny_model_path: Path, pairs_f
     (problem,) = preflight(RunConfig.model_validate(document)).problems
     assert problem.field == "gate.guards[0].metric"
     assert "did you mean 'docs-ir_cosine_ndcg@10'?" in problem.message
+
+
+def test_offline_hub_sources_missing_from_the_cache_are_not_checked_not_passed(
+    tiny_model_path: Path, pairs_file: Path
+) -> None:
+    """HF_HUB_OFFLINE is set for the tests: a Hub dataset that is not cached is a problem,
+    unless the check is offline, where it is listed as not checked (and counted)."""
+    from tests.conftest import docs_pipeline_config
+    from trainer.config import RunConfig
+    from trainer.preflight import preflight
+
+    document = docs_pipeline_config(tiny_model_path, pairs_file)
+    document["datasets"]["hub"] = {
+        "source": {"path": "st-finetune-tests/not-cached", "split": "train"},
+        "columns": {"query": "anchor", "document": "positive"},
+    }
+    config = RunConfig.model_validate(document)
+    online = preflight(config)
+    assert [problem.field for problem in online.problems] == ["datasets.hub.source"]
+
+    offline = preflight(config, offline=True)
+    assert offline.ok and offline.unchecked_offline == 1
+    assert any(
+        line.startswith("datasets.hub.source: Hub dataset 'st-finetune-tests/not-cached' is "
+                        "not in the local cache (--offline)")
+        for line in offline.skipped
+    )  # fmt: skip
+    assert offline.verdict().startswith(
+        "preflight OK: 0 problems, 0 warnings, 1 not checked offline"
+    )
+    assert "dataset docs: " in " ".join(offline.checked)  # the rest is checked as usual
+
+
+def test_the_command_checks_several_configs_offline(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer.preflight.__main__ import main
+
+    monkeypatch.chdir(REPO_ROOT)
+    status = main(["--offline", "configs/quickstart.yaml", "configs/finetune-k8s.yaml"])
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0, lines
+    assert lines[0] == "== configs/quickstart.yaml"
+    assert "== configs/finetune-k8s.yaml" in lines
+    assert any(
+        line.startswith("not checked: model.name_or_path: Hub model 'BAAI/") for line in lines
+    )
+    assert any(
+        line.startswith(
+            "preflight OK in configs/finetune-k8s.yaml: 0 problems, 0 warnings, 3 not checked offline"
+        )
+        for line in lines
+    )
+    assert (
+        lines[-1] == "preflight OK: 2 configs, 0 with problems, 3 Hub sources not checked offline"
+    )

@@ -128,6 +128,14 @@ def test_tracked_pipeline_run_logs_curves_metrics_parameters_and_card(
     assert params["data.docs.eval_rows"] == "15"
     assert params["loss.docs.name"] == "MultipleNegativesRankingLoss"
     assert params["model.name_or_path"] == run_config.model.name_or_path
+    # Not the base model's architecture config (it buried the run's own parameters).
+    assert "hidden_size" not in params and "vocab_size" not in params
+    tags = mlflow_run.data.tags
+    assert tags["st_finetune.model"] == "tracked-embedder"
+    assert tags["st_finetune.datasets"] == "docs"
+    assert tags["st_finetune.run"] == f"ZenML run {run.name}"
+    assert tags["st_finetune.gate"] == "passed"
+    assert tags["st_finetune.gate_metric"] == "docs-ir_cosine_ndcg@10"
 
     card_path = mlflow_stack.download_artifacts(
         mlflow_run.info.run_id, "model_card/README.md", str(tmp_path / "download")

@@ -12,7 +12,8 @@ DEFAULT_MODEL_NAME = "finetuned-embedder"
 
 
 class OutputConfig(StrictModel):
-    """Where a run leaves files a user can open: the model and the evaluation summary.
+    """Where a run leaves files a user can open: the model (with the project's model card
+    as its README.md), `evaluation.json`, the HTML report and the run summary.
 
     `model_name` may stay empty when the orchestrator names the model (ZenML's `model:`
     block): the run takes that name, so it is said once.
@@ -34,6 +35,21 @@ class OutputConfig(StrictModel):
     @property
     def evaluation_path(self) -> Path | None:
         return Path(self.dir) / "evaluation.json" if self.dir else None
+
+    @property
+    def report_path(self) -> Path | None:
+        """The HTML evaluation report (metrics table and training curves)."""
+        return Path(self.dir) / "report.html" if self.dir else None
+
+    @property
+    def card_path(self) -> Path | None:
+        """The project's model card, as the model folder's README.md (what a push publishes)."""
+        return self.model_dir / "README.md" if self.model_dir else None
+
+    @property
+    def summary_path(self) -> Path | None:
+        """What the run decided and where its results are (`summary.md` beside it)."""
+        return Path(self.dir) / "summary.json" if self.dir else None
 
 
 HF_TOKEN_KEY = "HF_TOKEN"

@@ -28,6 +28,7 @@ from datasets import Dataset, DatasetDict
 
 from trainer.config import DatasetConfig, HardNegativesConfig, ModelConfig, RunConfig
 from trainer.data.loading import load_documents, validate_for_loss
+from trainer.logs import encoding_progress
 from trainer.models import load_model as load_base_model
 from trainer.problems import DataValidationError
 from trainer.results import MiningReport, MiningReports
@@ -172,7 +173,10 @@ def mine_dataset(
     query_prompt, document_prompt = _column_prompts(prompt, [anchor, positive])
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mining-") as cache_dir:
+    encoding = encoding_progress(
+        model, len(queries) + len(documents), f"mining hard negatives for {what}"
+    )
+    with tempfile.TemporaryDirectory(prefix="mining-") as cache_dir, encoding:
         random.seed(seed)
         mined = mine_hard_negatives(
             dataset=train,

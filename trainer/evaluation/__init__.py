@@ -11,6 +11,7 @@ from trainer.evaluation.evaluators import (
     information_retrieval_inputs,
     primary_metric,
     run_evaluators,
+    texts_to_encode,
 )
 from trainer.evaluation.metrics import (
     DEFAULT_SIMILARITY,
@@ -34,4 +35,5 @@ __all__ = [
     "primary_metric",
     "primary_metric_name",
     "run_evaluators",
+    "texts_to_encode",
 ]

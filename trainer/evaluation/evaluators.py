@@ -7,6 +7,8 @@ fine-tuning and nothing else. Metric keys are sentence-transformers' own
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
@@ -15,12 +17,15 @@ from trainer.catalog import LABEL_COLUMNS
 from trainer.config import EvaluatorConfig, RunConfig
 from trainer.data import load_beir, load_documents, load_evaluator_rows
 from trainer.evaluation.metrics import evaluator_name
+from trainer.logs import encoding_progress
 from trainer.problems import DataValidationError
 from trainer.results import Evaluation
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.evaluation import BaseEvaluator
+
+logger = logging.getLogger(__name__)
 
 
 def _columns(rows: Dataset, evaluator: EvaluatorConfig, needed: list[str]) -> list[list[Any]]:
@@ -194,15 +199,49 @@ def primary_metric(evaluator: BaseEvaluator) -> str:
     return key
 
 
-def run_evaluators(model: SentenceTransformer, evaluators: list[BaseEvaluator]) -> dict[str, float]:
-    """Run every evaluator on `model`; metric keys are prefixed with the evaluator name."""
+def texts_to_encode(evaluator: BaseEvaluator) -> int | None:
+    """About how many texts `evaluator` encodes per model (for progress lines and their
+    ETA); None when the evaluator type is not known here."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    if isinstance(evaluator, st_eval.InformationRetrievalEvaluator):
+        return len(evaluator.queries) + len(evaluator.corpus)
+    if isinstance(evaluator, st_eval.BinaryClassificationEvaluator):
+        return len(set(evaluator.sentences1) | set(evaluator.sentences2))
+    if isinstance(evaluator, st_eval.EmbeddingSimilarityEvaluator):
+        return len(evaluator.sentences1) + len(evaluator.sentences2)
+    if isinstance(evaluator, st_eval.TripletEvaluator):
+        return len(evaluator.anchors) + len(evaluator.positives) + len(evaluator.negatives)
+    return None
+
+
+def run_evaluators(
+    model: SentenceTransformer,
+    evaluators: list[BaseEvaluator],
+    *,
+    label: str = "the model",
+    log: Callable[[str], None] | None = None,
+    every_s: float = 15.0,
+) -> dict[str, float]:
+    """Run every evaluator on `model`; metric keys are prefixed with the evaluator name.
+
+    Each evaluator's output (sentence-transformers' own block of numbers) comes after a
+    line naming the model it scores (`label`: "the base model", ...), with progress lines
+    (texts encoded, rate, ETA) while it encodes and its primary metric at the end."""
+    log = log or logger.info
     metrics: dict[str, float] = {}
-    for evaluator in evaluators:
-        scores = evaluator(model)
+    for index, evaluator in enumerate(evaluators, start=1):
+        name = evaluator_name(evaluator)
+        what = f"scoring {label} with {name} ({index}/{len(evaluators)})"
+        with encoding_progress(model, texts_to_encode(evaluator), what, every_s=every_s, log=log):
+            scores = evaluator(model)
         if not isinstance(scores, dict):  # the base class allows one bare score
             raise TypeError(f"{type(evaluator).__name__} returned {scores!r}, not its metrics")
         for key, value in scores.items():
             metrics[key] = float(value)
+        primary = primary_metric(evaluator)
+        if primary in metrics:
+            log(f"{label}: {primary} = {metrics[primary]:.4f}")
     return metrics
 
 
@@ -210,10 +249,13 @@ def compare(
     base: SentenceTransformer,
     finetuned: SentenceTransformer,
     evaluators: list[BaseEvaluator],
+    *,
+    base_label: str = "the base model",
+    log: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate both models on identical data: metrics, improvement and the primary metric."""
-    base_metrics = run_evaluators(base, evaluators)
-    tuned_metrics = run_evaluators(finetuned, evaluators)
+    base_metrics = run_evaluators(base, evaluators, label=base_label, log=log)
+    tuned_metrics = run_evaluators(finetuned, evaluators, label="the fine-tuned model", log=log)
     return Evaluation(
         primary_metric=primary_metric(evaluators[0]) if evaluators else None,
         base=base_metrics,

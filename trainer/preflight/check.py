@@ -98,6 +98,55 @@ def _check_model(
     return similarity
 
 
+_NOT_CACHED = ("not cached", "not in the local Hugging Face cache", "cannot load")
+"""How a problem reads when a Hub dataset or model could not be reached offline."""
+
+
+def _hub_fields(config: RunConfig) -> dict[str, str]:
+    """Config fields that name something on the Hugging Face Hub -> what it is."""
+    from trainer.config import hub_repo_id
+
+    fields: dict[str, str] = {}
+    for name, dataset in config.datasets.items():
+        for part, source in (("source", dataset.source), ("eval_source", dataset.eval_source)):
+            if source is not None and source.resolved_format == "hub":
+                fields[f"datasets.{name}.{part}"] = f"Hub dataset {source.path!r}"
+        mining = dataset.hard_negatives
+        corpus = mining.corpus if mining is not None else None
+        if corpus is not None and corpus.source.resolved_format == "hub":
+            fields[f"datasets.{name}.hard_negatives.corpus"] = f"Hub dataset {corpus.source.path!r}"
+        model = mining.model if mining is not None else None
+        if model is not None and hub_repo_id(model.name_or_path) is not None:
+            fields[f"datasets.{name}.hard_negatives.model"] = f"Hub model {model.name_or_path!r}"
+    for index, evaluator in enumerate(config.evaluators):
+        if evaluator.source is not None and evaluator.source.resolved_format == "hub":
+            fields[f"evaluators.{index}.source"] = f"Hub dataset {evaluator.source.path!r}"
+    if hub_repo_id(config.model.name_or_path) is not None:
+        fields["model.name_or_path"] = f"Hub model {config.model.name_or_path!r}"
+    return fields
+
+
+def _offline_unchecked(config: RunConfig, found: Findings) -> int:
+    """Offline: a Hub dataset or model that is not in the local cache is reported as not
+    checked (it may be fine), not as a problem and not as passed. Returns how many."""
+    fields = _hub_fields(config)
+    kept: list[Problem] = []
+    for problem in found.problems:
+        what = next(
+            (what for field, what in fields.items() if problem.field.startswith(field)), None
+        )
+        if what is not None and any(mark in problem.message for mark in _NOT_CACHED):
+            found.skipped.append(
+                f"{problem.field}: {what} is not in the local cache (--offline); checked "
+                "where the Hub can be reached (the pipeline's preflight step)"
+            )
+        else:
+            kept.append(problem)
+    moved = len(found.problems) - len(kept)
+    found.problems[:] = kept
+    return moved
+
+
 def preflight(
     config: RunConfig | str | Path,
     *,
@@ -105,6 +154,7 @@ def preflight(
     artifact_root: str | None = None,
     filesystem: AbstractFileSystem | None = None,
     model_version_exists: Callable[[str], str | None] | None = None,
+    offline: bool = False,
 ) -> PreflightReport:
     """Check everything about a run that needs no model; collect every problem.
 
@@ -114,12 +164,15 @@ def preflight(
     go when `checkpoints.uri` is unset, and `filesystem` the fsspec filesystem that
     carries the artifact store's credentials. `model_version_exists(reference)` looks a
     `zenml:<model>@<version>` base up and returns what is wrong with it (None: found).
+    `offline`: Hub datasets and models missing from the local cache are listed as not
+    checked instead of as problems (everything else is checked as usual).
     """
     started = time.perf_counter()
     found = Findings()
     source = None if isinstance(config, RunConfig) else str(config)
     run_config = config if isinstance(config, RunConfig) else read_config(config, found)
     data = None
+    unchecked = 0
     metrics: list[str] = []
     gate_metric = None
     if run_config is not None:
@@ -148,6 +201,8 @@ def preflight(
             check_output(run_config, found)
         if "checkpoints" not in found.dropped:
             check_checkpoints(run_config, artifact_root, filesystem, found)
+        if offline:
+            unchecked = _offline_unchecked(run_config, found)
     return PreflightReport(
         source=source,
         problems=found.problems,
@@ -158,4 +213,5 @@ def preflight(
         gate_metric=gate_metric,
         data=data,
         seconds=round(time.perf_counter() - started, 2),
+        unchecked_offline=unchecked,
     )

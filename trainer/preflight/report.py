@@ -30,6 +30,8 @@ class PreflightReport(BaseModel):
     gate_metric: str | None = None
     data: DataReport | None = None
     seconds: float
+    unchecked_offline: int = 0
+    """Hub datasets and models left unchecked because they are not cached (`--offline`)."""
 
     @property
     def ok(self) -> bool:
@@ -41,6 +43,8 @@ class PreflightReport(BaseModel):
         counts = (
             f"{_plural(len(self.problems), 'problem')}, {_plural(len(self.warnings), 'warning')}"
         )
+        if self.unchecked_offline:
+            counts += f", {self.unchecked_offline} not checked offline"
         outcome = "OK" if self.ok else "FAILED"
         return f"preflight {outcome}{where}: {counts} ({self.seconds:.1f} s)"
 

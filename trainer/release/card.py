@@ -353,8 +353,12 @@ def _training(
         f"- Training time: {_num(training.train_seconds, 1)} s",
         f"- Optimizer steps: {_cell(training.global_step)}",
         _batch_line(training),
-        f"- Final training loss: {_num(training.train_loss)}",
+        f"- Average training loss over the run: {_num(training.train_loss)}",
     ]
+    last = training.last_logged_loss()
+    if last is not None:
+        step, last_loss = last
+        facts.append(f"- Last logged training loss: {_num(last_loss)} (step {step})")
     for report in mining.datasets.values() if mining else []:
         facts.append(f"- Hard negatives: {report.summary_line()}")
     if training.speed is not None:

@@ -2,7 +2,7 @@
 the trials of a hyperparameter search.
 """
 
-from trainer.reports.comparison import render_comparison_html
+from trainer.reports.comparison import render_comparison_html, render_report_page
 from trainer.reports.curves import (
     eval_metric_keys,
     nice_ticks,
@@ -17,6 +17,7 @@ __all__ = [
     "nice_ticks",
     "render_chart",
     "render_comparison_html",
+    "render_report_page",
     "render_search_html",
     "render_training_curves_html",
     "series",

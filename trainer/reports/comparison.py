@@ -1,7 +1,9 @@
 """A self-contained HTML view of a base-vs-fine-tuned comparison.
 
 The ZenML dashboard renders `HTMLString` artifacts in a sandboxed frame: no scripts or
-external assets, so the chart is inline SVG and the styles are inline.
+external assets, so the chart is inline SVG and the styles are inline. Everything scales
+down to a narrow window (640 px, a phone): the table takes the page's width, long metric
+names wrap, bars are a share of their cell and the charts shrink.
 """
 
 from __future__ import annotations
@@ -12,19 +14,22 @@ from typing import Any
 from trainer.reports.curves import render_training_curves_html
 from trainer.results import Evaluation
 
-_BAR_WIDTH = 260
+_CELL = "padding:4px 8px;vertical-align:top"
 
 
 def _bar(value: float, colour: str) -> str:
-    width = max(0.0, min(1.0, value)) * _BAR_WIDTH
+    """A bar as wide as the score's share of [0, 1] of its cell: it shrinks with the page."""
+    width = max(0.0, min(1.0, value)) * 100
     return (
-        f'<svg width="{_BAR_WIDTH}" height="12" role="img">'
-        f'<rect width="{width:.1f}" height="12" fill="{colour}"/></svg>'
+        '<div style="background:#eaeef2;height:8px;margin-top:3px">'
+        f'<div style="width:{width:.1f}%;height:8px;background:{colour}"></div></div>'
     )
 
 
 def _score(value: float | None, colour: str) -> str:
-    return "<td>-</td>" if value is None else f"<td>{value:.4f}<br>{_bar(value, colour)}</td>"
+    if value is None:
+        return f'<td style="{_CELL}">-</td>'
+    return f'<td style="{_CELL}">{value:.4f}{_bar(value, colour)}</td>'
 
 
 def render_comparison_html(
@@ -43,10 +48,13 @@ def render_comparison_html(
         weight = "font-weight:bold;" if metric == primary else ""
         delta_colour = "#1a7f37" if (delta or 0) > 0 else "#cf222e" if (delta or 0) < 0 else "#555"
         change = (
-            "<td>-</td>" if delta is None else f'<td style="color:{delta_colour}">{delta:+.4f}</td>'
+            f'<td style="{_CELL}">-</td>'
+            if delta is None
+            else f'<td style="{_CELL};color:{delta_colour};white-space:nowrap">{delta:+.4f}</td>'
         )
         cells = [
-            f"<td>{html.escape(metric)}</td>",
+            # Long metric names break anywhere rather than widen the table past the page.
+            f'<td style="{_CELL};overflow-wrap:anywhere">{html.escape(metric)}</td>',
             _score(evaluation.base.get(metric), "#8c959f"),
             _score(tuned, "#0969da"),
             change,
@@ -57,7 +65,10 @@ def render_comparison_html(
     names = ["metric", "base model", "fine-tuned", "change"]
     if production is not None:
         names.append("production")
-    head = "".join(f'<th style="text-align:left;padding:4px 8px">{name}</th>' for name in names)
+    head = "".join(
+        f'<th style="text-align:left;{_CELL}{";width:34%" if index == 0 else ""}">{name}</th>'
+        for index, name in enumerate(names)
+    )
     caption = f"primary metric: {html.escape(primary)}" if primary else ""
     if evaluation.production_model:
         caption += f"; production: {html.escape(evaluation.production_model)}"
@@ -67,8 +78,21 @@ def render_comparison_html(
         else ""
     )
     return (
-        '<div style="font-family:sans-serif;font-size:13px">'
+        '<div style="font-family:sans-serif;font-size:13px;overflow-wrap:anywhere">'
         f"<h3>{html.escape(title)}</h3><p>{caption}</p>"
-        f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>{curves}</div>"
+        # The table takes the page's width (at most 900 px) and never more: score columns
+        # share what the metric column leaves, bars scale with them.
+        '<table style="border-collapse:collapse;width:100%;max-width:900px;table-layout:fixed">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{curves}</div>"
+    )
+
+
+def render_report_page(title: str, fragment: str) -> str:
+    """`fragment` (a report as the dashboards show it) as a standalone HTML page, e.g.
+    `output.dir/report.html`: UTF-8, the device's width, a little margin."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title></head>"
+        f'<body style="margin:8px">{fragment}</body></html>\n'
     )

@@ -123,7 +123,9 @@ def render_chart(
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" style="font-family:sans-serif;font-size:11px">',
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        # Shrinks with a narrow page (the viewBox keeps the proportions).
+        'style="font-family:sans-serif;font-size:11px;max-width:100%;height:auto">',
         f"<title>{html.escape(title)}</title>",
         f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>',
     ]
@@ -210,7 +212,9 @@ def render_training_curves_html(
         )
     charts = [chart for chart in charts if chart]
     body = (
-        "".join(f'<div style="margin:0 12px 12px 0">{chart}</div>' for chart in charts)
+        "".join(
+            f'<div style="margin:0 12px 12px 0;max-width:100%">{chart}</div>' for chart in charts
+        )
         if charts
         else "<p>No training logs were recorded (set training.logging_steps).</p>"
     )

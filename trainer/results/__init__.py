@@ -15,7 +15,13 @@ from trainer.results.data import (
     SourceReport,
 )
 from trainer.results.evaluation import Evaluation, format_metric
-from trainer.results.release import GateDecision, GuardResult, Promotion, PushOutcome
+from trainer.results.release import (
+    GateDecision,
+    GuardResult,
+    Promotion,
+    PushOutcome,
+    RunSummary,
+)
 from trainer.results.run import RunRef
 from trainer.results.training import (
     CheckpointSummary,
@@ -52,6 +58,7 @@ __all__ = [
     "Result",
     "ResumeInfo",
     "RunRef",
+    "RunSummary",
     "SearchResult",
     "SourceReport",
     "SpeedReport",

@@ -78,3 +78,89 @@ class Promotion(Result):
     version: str | None = None
     stage: str | None = None
     previous_production_score: float | None = None
+
+
+class RunSummary(Result):
+    """What a run decided and where its results are: the last lines of its log and
+    `output.dir/summary.json`."""
+
+    run: str | None = None
+    """The orchestrator run (`ZenML run <name>`)."""
+    model: str
+    metric: str | None = None
+    """The gate metric (the primary metric unless `gate.metric` names another)."""
+    base: float | None = None
+    finetuned: float | None = None
+    improvement: float | None = None
+    production: float | None = None
+    """The gate metric of the model in production before this run, when it was scored."""
+    gate: GateDecision | None = None
+    gate_error: str | None = None
+    """Why the gate could not be decided (a metric no evaluator reported)."""
+    push: PushOutcome | None = None
+    promotion: Promotion | None = None
+    """None where the orchestrator has no model registry (Kubeflow)."""
+    files: dict[str, str] = Field(default_factory=dict)
+    """What this run left in `output.dir`, by kind: model, model_card, evaluation, report,
+    summary (only files that exist)."""
+    dashboard_url: str | None = None
+
+    def decision_lines(self) -> list[str]:
+        """One line each for the gate, the push and the promotion."""
+        lines = []
+        if self.gate is not None:
+            verdict = "PASSED" if self.gate.passed else "FAILED"
+            why = "" if self.gate.passed else f" ({'; '.join(self.gate.reasons)})"
+            lines.append(f"gate: {verdict} on {self.gate.metric}{why}")
+        elif self.gate_error:
+            lines.append(f"gate: not decided ({self.gate_error})")
+        if self.push is not None:
+            if self.push.pushed:
+                where = self.push.pr_url or self.push.commit_url or self.push.repo_id
+                lines.append(f"push: pushed to {where}")
+            else:
+                lines.append(f"push: not pushed ({self.push.reason or 'gate failed'})")
+        if self.promotion is not None:
+            version = (
+                f"{self.promotion.model} version {self.promotion.version}"
+                if self.promotion.model
+                else "model"
+            )
+            verdict = "promoted to production" if self.promotion.promoted else "not promoted"
+            lines.append(f"promotion: {version} {verdict} ({self.promotion.reason})")
+        else:
+            lines.append("promotion: none (this orchestrator has no model registry)")
+        return lines
+
+    def lines(self) -> list[str]:
+        """The run's closing lines: the result, what was decided, where everything is."""
+        head = f"{self.run}: " if self.run else ""
+        if self.metric is not None and self.finetuned is not None:
+            change = f" ({self.improvement:+.4f})" if self.improvement is not None else ""
+            base = f"base {format_metric(self.base)} -> " if self.base is not None else ""
+            production = (
+                f", production {format_metric(self.production)}"
+                if self.production is not None
+                else ""
+            )
+            result = f"{self.metric}: {base}fine-tuned {format_metric(self.finetuned)}{change}"
+            lines = [f"{head}finished; {result}{production}"]
+        else:
+            lines = [f"{head}finished"]
+        lines += self.decision_lines()
+        labels = {
+            "model": "model",
+            "model_card": "model card",
+            "report": "report",
+            "evaluation": "evaluation",
+            "summary": "summary",
+        }
+        lines += [f"{labels.get(kind, kind)}: {path}" for kind, path in self.files.items()]
+        if self.dashboard_url:
+            lines.append(f"dashboard: {self.dashboard_url}")
+        return lines
+
+    def markdown(self) -> str:
+        """`summary.md`: the same lines as a short Markdown page."""
+        first, *rest = self.lines()
+        return f"# {self.model}\n\n{first}\n\n" + "".join(f"- {line}\n" for line in rest)

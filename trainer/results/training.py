@@ -140,6 +140,15 @@ class TrainingSummary(Result):
     lineage: ModelLineage | None = None
     """The ZenML model version the base model was, for `zenml:<model>@<version>` bases."""
 
+    def last_logged_loss(self) -> tuple[int, float] | None:
+        """(step, loss) of the last training-loss entry of the history: the loss of the
+        run's last logging interval, unlike `train_loss`, the average over the run."""
+        for row in reversed(self.history):
+            loss, step = row.get("loss"), row.get("step")
+            if isinstance(loss, int | float) and isinstance(step, int):
+                return step, float(loss)
+        return None
+
     def metadata(self) -> dict[str, Any]:
         """The flat facts worth showing as step metadata (the history is an artifact)."""
         facts: dict[str, Any] = {

@@ -191,6 +191,9 @@ def prepare_fast_path(
     speed = config.speed
     device = device or Device.detect(config.training)
     overrides, levers = gpu_argument_levers(speed, config.training, device)
+    if not device.cuda and "dataloader_pin_memory" not in config.training:
+        # transformers pins by default; without an accelerator torch only warns about it.
+        overrides["dataloader_pin_memory"] = False
     args = make_arguments(overrides)
     levers["sdpa"] = apply_attention(model, speed, device)
 

@@ -1,9 +1,10 @@
-"""The stages both orchestrators run (load, train, evaluate), the one decision of how
-training runs (in process, torchrun, TrainJob), and the pipeline plan: which stages a
-run has, which config each gets, which may reach the Hub.
+"""The stages both orchestrators run (load, train, evaluate, card) and how a run closes
+(its summary), the one decision of how training runs (in process, torchrun, TrainJob),
+and the pipeline plan: which stages a run has, which config each gets, which may reach
+the Hub.
 """
 
-from trainer.stages.evaluate import evaluate_stage
+from trainer.stages.evaluate import evaluate_stage, evaluation_report
 from trainer.stages.load import load_stage
 from trainer.stages.plan import (
     TRAINING_HARDWARE_STAGES,
@@ -14,6 +15,7 @@ from trainer.stages.plan import (
     pipeline_plan,
     uses_hub,
 )
+from trainer.stages.release import card_stage, evaluation_tags, finish_run, run_summary
 from trainer.stages.train import (
     TRAINJOBS_FOLDER,
     TrainingDispatch,
@@ -34,9 +36,14 @@ __all__ = [
     "TrainingDispatch",
     "TrainingMode",
     "TrainingSite",
+    "card_stage",
     "evaluate_stage",
+    "evaluation_report",
+    "evaluation_tags",
+    "finish_run",
     "load_stage",
     "pipeline_plan",
+    "run_summary",
     "train_stage",
     "training_dispatch",
     "training_mode",

@@ -1,5 +1,6 @@
 """The evaluate stage: the base and the fine-tuned model (and the one in production, when
-there is one) scored by the same evaluators on the same rows.
+there is one) scored by the same evaluators on the same rows; and the HTML report of the
+evaluation with the training curves, which both orchestrators show and `output.dir` keeps.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from datasets import DatasetDict
 from trainer.config import RunConfig
 from trainer.evaluation import build_evaluators, compare, run_evaluators
 from trainer.models import load_model
-from trainer.results import Evaluation
+from trainer.reports import render_comparison_html, render_report_page
+from trainer.results import Evaluation, TrainingSummary
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -47,7 +49,12 @@ def evaluate_stage(
             "nothing to evaluate: configure evaluators, or give a dataset eval_size/eval_source"
         )
     base = base_model or load_model(config.model)
-    evaluation = compare(base, model, evaluators)
+    evaluation = compare(
+        base,
+        model,
+        evaluators,
+        base_label=f"the base model ({config.model.name_or_path})",
+    )
     changed = weights_changed(base, model)
     evaluation = evaluation.model_copy(update={"weights_changed": changed})
     if not changed:
@@ -56,7 +63,9 @@ def evaluate_stage(
         production_model, described = production
         evaluation = evaluation.model_copy(
             update={
-                "production": run_evaluators(production_model, evaluators),
+                "production": run_evaluators(
+                    production_model, evaluators, label=f"the production model ({described})"
+                ),
                 "production_model": described,
             }
         )
@@ -79,3 +88,20 @@ def evaluate_stage(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(evaluation.model_dump_json(indent=2) + "\n")
     return evaluation
+
+
+def evaluation_report(
+    config: RunConfig, evaluation: Evaluation, training: TrainingSummary | None = None
+) -> str:
+    """The evaluation report (metrics table, then the training curves of `training`) as an
+    HTML fragment for the orchestrator's UI; also written to `output.dir/report.html` as a
+    page of its own when `output.dir` is set."""
+    title = f"{config.output.name}: base vs fine-tuned"
+    report = render_comparison_html(
+        evaluation, title=title, history=training.history if training is not None else None
+    )
+    path = config.output.report_path
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_report_page(title, report), encoding="utf-8")
+    return report

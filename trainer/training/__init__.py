@@ -27,10 +27,12 @@ from trainer.training.tracking import (
     log_html,
     log_model_card,
     log_run_parameters,
+    log_run_tags,
     log_training_history,
     metric_name,
     reporting_callbacks,
     run_parameters,
+    run_tags,
 )
 from trainer.training.trainer import TrainedModel, build_trainer, train
 
@@ -62,6 +64,7 @@ __all__ = [
     "log_html",
     "log_model_card",
     "log_run_parameters",
+    "log_run_tags",
     "log_training_history",
     "metric_name",
     "open_checkpoint",
@@ -71,6 +74,7 @@ __all__ = [
     "reporting_callbacks",
     "run_parameters",
     "run_search",
+    "run_tags",
     "series_digest",
     "series_identity",
     "train",

@@ -30,12 +30,20 @@ DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
     "learning_rate": 2e-5,
     "warmup_steps": 0.1,
     "batch_sampler": "no_duplicates",
-    "logging_steps": 10,
+    "logging_steps": 0.01,
     "report_to": "none",
     "disable_tqdm": True,
 }
 """What a run uses unless `training` says otherwise; `no_duplicates` keeps in-batch
-negatives honest for ranking losses."""
+negatives honest for ranking losses. `logging_steps` below 1 is a share of the planned
+steps (transformers rounds it up): a log every 1% of the run, so a 38-step run logs every
+step and a 10,000-step run every 100, about 100 points per curve either way; the last step
+is always logged too (`trainer.training.callbacks.LogFinalStep`)."""
+
+EVAL_STEPS_DEFAULT = 0.1
+"""With `eval_strategy: steps` and neither `eval_steps` nor `logging_steps` set, evaluate
+every 10% of the run (and at its last step) rather than at every log (transformers'
+fallback), which would run the evaluators about 100 times."""
 
 IN_BATCH_NEGATIVES_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 32,
@@ -82,6 +90,12 @@ def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
     }
     if "warmup_ratio" in config.training and "warmup_steps" not in config.training:
         arguments["warmup_steps"] = arguments.pop("warmup_ratio")
+    if arguments.get("eval_strategy") == "steps" and not {
+        "eval_steps",
+        "logging_steps",
+        "load_best_model_at_end",
+    } & set(config.training):
+        arguments["eval_steps"] = EVAL_STEPS_DEFAULT
     return arguments
 
 

@@ -23,6 +23,7 @@ from trainer.training.checkpoints import CHECKPOINT_PREFIX, Checkpoint, Checkpoi
 from trainer.training.distributed import Topology, any_rank, barrier
 from trainer.training.lease import SeriesLease
 from trainer.training.progress_log import ProgressLogger, global_batch_size
+from trainer.training.progress_log import logger as progress_logger
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class TrainingProgressCallback(TrainerCallback):
             every_s=self.every_s,
             items_per_unit=batch,
             item_name="pairs",
-            log=self.log,
+            log=self.log or progress_logger.info,
             clock=self.clock,
         )
         self.tracker.start(
@@ -226,3 +227,15 @@ class TrainingProgressCallback(TrainerCallback):
         if "learning_rate" in self.latest:
             details["lr"] = f"{self.latest['learning_rate']:.2e}"
         return details
+
+
+class LogFinalStep(TrainerCallback):
+    """Log at the last optimizer step too, so the curves end where the training ended:
+    with `logging_steps` 10, a 38-step run would otherwise stop its curves at step 30
+    (transformers already evaluates at the last step when evaluating by steps)."""
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if 0 < state.max_steps <= state.global_step and args.logging_strategy == "steps":
+            control.should_log = True

@@ -139,10 +139,13 @@ def _fetch(
 
 
 def export_model(model: SentenceTransformer, output: OutputConfig) -> Path | None:
-    """Save the model to `output.dir/model` for people to open; None when not asked to."""
+    """Save the model to `output.dir/model` for people to open; None when not asked to.
+
+    Without sentence-transformers' generic card: the card stage writes the project's card
+    (base model, datasets, gate) as its README.md, the text a push publishes."""
     if not (output.save_model and output.model_dir is not None):
         return None
-    model.save(str(output.model_dir))
+    model.save(str(output.model_dir), create_model_card=False)
     return output.model_dir
 
 

@@ -59,7 +59,23 @@ def reporting_callbacks(flavor: str, config: RunConfig) -> list[TrainerCallback]
     named = [report_to] if isinstance(report_to, str) else list(report_to or [])
     if integration in named or "all" in named:
         return []
+    if integration == "mlflow":
+        return [_project_mlflow_callback()]
     return [INTEGRATION_TO_CALLBACK[integration]()]
+
+
+def _project_mlflow_callback() -> TrainerCallback:
+    """transformers' `MLflowCallback` without the base model's architecture config as
+    parameters (~40 of them: hidden sizes, dropout, vocabulary size...), which buried the
+    run's own parameters (`log_run_parameters`, logged first). The curves and the trainer's
+    arguments are logged as transformers logs them."""
+    from transformers.integrations import MLflowCallback
+
+    class ProjectMLflowCallback(MLflowCallback):
+        def setup(self, args: Any, state: Any, model: Any) -> None:
+            super().setup(args, state, None)
+
+    return ProjectMLflowCallback()
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -146,6 +162,29 @@ def log_run_parameters(
         for key, value in run_parameters(config, train_rows, eval_rows).items()
     }
     mlflow.log_params(parameters)
+
+
+def run_tags(config: RunConfig, run_label: str | None = None) -> dict[str, str]:
+    """What a runs table is filtered and grouped by: the model, its base, the datasets,
+    the gate metric and the orchestrator run (`st_finetune.*`)."""
+    tags = {
+        "st_finetune.model": config.output.name,
+        "st_finetune.base_model": config.model.name_or_path,
+        "st_finetune.datasets": ", ".join(config.datasets),
+    }
+    if config.gate.metric:
+        tags["st_finetune.gate_metric"] = config.gate.metric
+    if run_label:
+        tags["st_finetune.run"] = run_label
+    return tags
+
+
+def log_run_tags(tags: Mapping[str, str]) -> None:
+    """Set tags on the active MLflow run (the run's facts, and later its verdicts)."""
+    import mlflow
+
+    _active_run()
+    mlflow.set_tags(dict(tags))
 
 
 def log_training_history(history: list[dict[str, Any]]) -> None:

@@ -104,7 +104,10 @@ def build_trainer(
     # that import this package (load, card, push) never need.
     from transformers import PrinterCallback, ProgressCallback
 
-    from trainer.training.callbacks import TrainingProgressCallback
+    from trainer.logs import quiet_libraries
+    from trainer.training.callbacks import LogFinalStep, TrainingProgressCallback
+
+    quiet_libraries()  # sentence-transformers is imported now: its card's bar too
 
     missing = sorted(set(config.datasets) - set(train_datasets))
     if missing:
@@ -148,6 +151,7 @@ def build_trainer(
     trainer.remove_callback(ProgressCallback)
     if not any(isinstance(cb, TrainingProgressCallback) for cb in callbacks or []):
         trainer.add_callback(TrainingProgressCallback())
+    trainer.add_callback(LogFinalStep())
     return trainer
 
 
