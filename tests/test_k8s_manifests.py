@@ -3,6 +3,8 @@
 kubernetes-validate ships the Kubernetes OpenAPI schemas, so this runs offline. Strict
 mode rejects unknown fields too (a misspelt `tolerations` would otherwise pass). 1.30
 matches the `kubernetes` client 30.x that kfp pins; 1.33 is a current cloud release.
+The two settings files under k8s/ are not Kubernetes objects (tests/test_k8s_stack.py
+checks them).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import pytest
 import yaml
 
 from pipelines import k8s_manifests
+from pipelines.k8s_defaults import ORCHESTRATOR_FILE, PIPELINE_DEFAULTS_FILE
 from trainer.cluster import to_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 K8S_DIR = REPO / "k8s"
 K8S_VERSIONS = ("1.30", "1.33")
 RUN_CONFIGS = sorted((REPO / "configs").glob("*-k8s*.yaml"))
+SETTINGS_FILES = {ORCHESTRATOR_FILE, PIPELINE_DEFAULTS_FILE}
 
 
 def _validate(manifest: dict[str, Any], version: str) -> None:
@@ -35,7 +39,7 @@ def _validate(manifest: dict[str, Any], version: str) -> None:
 
 def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
     documents = []
-    for path in sorted(K8S_DIR.glob("*.yaml")):
+    for path in sorted(set(K8S_DIR.glob("*.yaml")) - SETTINGS_FILES):
         for document in yaml.safe_load_all(path.read_text()):
             if document:
                 name = f"{path.name}:{document['kind']}/{document['metadata']['name']}"
