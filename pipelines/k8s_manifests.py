@@ -16,10 +16,13 @@ the orchestrator passes them:
 - step Jobs as in `kubernetes_orchestrator_entrypoint.py::start_step_job`;
 - the orchestrator Job as in `KubernetesOrchestrator._prepare_job_manifest`, wrapped into
   a CronJob when the config has `schedule.cron_expression`, as in
-  `KubernetesOrchestrator._submit_orchestrator_job`.
+  `KubernetesOrchestrator._submit_orchestrator_job`;
+- for a run on several nodes (`hardware.nodes` > 1), the Kubeflow Trainer TrainJob the
+  train step submits (`trainer.cluster.build_train_job`), right after the train Job.
 
 Values only a live run knows (snapshot and run ids, image digest, user id, owner
-references of the orchestrator pod, ZenML server env vars) are placeholders.
+references of the orchestrator pod, ZenML server env vars, the artifact store the
+TrainJob's files go to) are placeholders.
 """
 
 from __future__ import annotations
@@ -60,16 +63,25 @@ from zenml.utils import pydantic_utils
 
 from pipelines.k8s_defaults import ORCHESTRATOR_FILE, PIPELINE_DEFAULTS_FILE, ClusterDefaults
 from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, stage_settings
-from pipelines.k8s_stack import default_settings
-from trainer.cluster import to_manifest
+from pipelines.k8s_stack import default_settings, orchestrator_config
+from trainer.cluster import (
+    build_train_job,
+    shared_root,
+    to_manifest,
+    train_job_image,
+    train_job_namespace,
+)
 from trainer.config import RunConfig, read_config_document, reconcile_model_facts
-from trainer.stages import Stage, pipeline_plan
+from trainer.results import RunRef
+from trainer.stages import Stage, pipeline_plan, train_job_place
 
 PIPELINE_NAME = "finetune_pipeline"
 STEP_NAMES = tuple(stage.value for stage in Stage)
 """Every step `pipelines.finetune.finetune_pipeline` can have, in run order; which of
 them a run has is `trainer.stages.pipeline_plan`'s decision."""
 PREVIEW_IMAGE = "registry.example.com/st-finetune:preview"
+PREVIEW_ARTIFACT_STORE = "s3://artifact-store.example/zenml"
+"""Stands for the stack's artifact store, where a TrainJob's files go by default."""
 _PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
 
 # The default pod failure policies of ZenML 0.98 (entrypoint / orchestrator job): a
@@ -324,19 +336,52 @@ def cron_job(
     return _with_type(cron, "CronJob")
 
 
+def train_job(
+    run: PipelineRunConfiguration,
+    image: str = PREVIEW_IMAGE,
+    defaults: ClusterDefaults | None = None,
+    artifact_store: str = PREVIEW_ARTIFACT_STORE,
+) -> dict[str, Any]:
+    """The TrainJob the train step of a multi-node run submits: built, named and placed
+    as the step does it (`trainer.stages.train_stage`, `steps/_cluster.py`), with the
+    orchestrator's namespace and the step's image."""
+    config = run_config(run)
+    if not config.trains_on_nodes:
+        raise ValueError("only a run on several nodes (hardware.nodes > 1) submits a TrainJob")
+    defaults = defaults or ClusterDefaults.read()
+    orchestrator = orchestrator_config(defaults.orchestrator)
+    name, job_uri = train_job_place(
+        config,
+        shared_root(config, artifact_store),
+        RunRef(orchestrator="zenml", name="preview", id=_PLACEHOLDER_ID, pipeline=PIPELINE_NAME),
+    )
+    job = build_train_job(
+        config,
+        name=name,
+        namespace=train_job_namespace(config, orchestrator.kubernetes_namespace),
+        image=train_job_image(config, image),
+        job_uri=job_uri,
+        hub_token=pipeline_plan(config)[Stage.TRAIN].hub_token,
+    )
+    return job.to_dict()
+
+
 def render(
     run: PipelineRunConfiguration,
     image: str = PREVIEW_IMAGE,
     defaults: ClusterDefaults | None = None,
+    artifact_store: str = PREVIEW_ARTIFACT_STORE,
 ) -> list[dict[str, Any]]:
     """Every object of one run as plain manifests: the orchestrator Job (or CronJob),
-    then one Job per step."""
+    then one Job per step, and after the train Job the TrainJob it submits, if any."""
     defaults = defaults or ClusterDefaults.read()
     config = run_config(run)
     top = cron_job(run, image, defaults) if run.schedule else orchestrator_job(run, image, defaults)
     manifests = [to_manifest(top)]
     for step in pipeline_plan(config).names():
         manifests.append(to_manifest(step_job(run, step, image, defaults)))
+        if step == Stage.TRAIN and config.trains_on_nodes:
+            manifests.append(train_job(run, image, defaults, artifact_store))
     return manifests
 
 
@@ -354,9 +399,14 @@ def main(argv: list[str] | None = None) -> None:
         default=str(PIPELINE_DEFAULTS_FILE),
         help="the pipeline's code-level defaults (default: %(default)s)",
     )
+    parser.add_argument(
+        "--artifact-store",
+        default=PREVIEW_ARTIFACT_STORE,
+        help="the stack's artifact store (where a TrainJob's files go by default)",
+    )
     args = parser.parse_args(argv)
     defaults = ClusterDefaults.read(args.orchestrator, args.pipeline_defaults)
-    manifests = render(load_run(args.config), args.image, defaults)
+    manifests = render(load_run(args.config), args.image, defaults, args.artifact_store)
     yaml.safe_dump_all(manifests, sys.stdout, sort_keys=False)
 
 
