@@ -2,11 +2,15 @@
 # Register the ZenML stack that runs this project on Kubernetes: Kubernetes orchestrator,
 # remote artifact store, container registry, image builder, plus the Hugging Face token
 # as a ZenML secret. Safe to re-run: existing components are updated, not duplicated.
+# The orchestrator gets the cluster-wide settings of every run from k8s/orchestrator.yaml
+# (service accounts, pod failure policy, security context, ...): after editing that file,
+# run this script again.
 #
 # Prerequisites (k8s/README.md walks through them):
 #   - `zenml login <server-url>` done: a remote stack needs a deployed ZenML server;
 #   - kubectl context pointing at the cluster, k8s/namespace.yaml + k8s/rbac.yaml applied;
 #   - the artifact-store client installed locally (see ARTIFACT_FLAVOR below);
+#   - this project installed in the Python environment that has `zenml` (pip install -e .);
 #   - Docker logged in to the registry (image builder "local" builds and pushes from here).
 #
 # Usage (values are examples):
@@ -15,6 +19,7 @@
 #   HF_TOKEN=hf_... ./k8s/setup-stack.sh
 set -euo pipefail
 
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_NAME="${STACK_NAME:-k8s-gpu}"
 KUBE_CONTEXT="${KUBE_CONTEXT:-$(kubectl config current-context)}"
 NAMESPACE="${NAMESPACE:-zenml}"
@@ -28,6 +33,10 @@ REGISTRY_URI="${REGISTRY_URI:?set REGISTRY_URI, e.g. 123456789012.dkr.ecr.eu-wes
 # local: docker on this machine builds and pushes; kaniko: builds inside the cluster.
 IMAGE_BUILDER_FLAVOR="${IMAGE_BUILDER_FLAVOR:-local}"
 HF_SECRET_NAME="${HF_SECRET_NAME:-huggingface}"
+ORCHESTRATOR_FILE="${ORCHESTRATOR_FILE:-${REPO_ROOT}/k8s/orchestrator.yaml}"
+command -v zenml >/dev/null || { echo "zenml not found: activate the project's environment" >&2; exit 1; }
+# The interpreter next to `zenml` (the one that has ZenML and this project).
+PYTHON="${PYTHON:-$(dirname "$(command -v zenml)")/python}"
 
 # register_or_update TYPE NAME FLAVOR [--key=value ...]
 register_or_update() {
@@ -40,15 +49,15 @@ register_or_update() {
   fi
 }
 
-# Step pods get the least-privilege service accounts of k8s/rbac.yaml by default (the
-# run configs set them too); the run's API token travels as a Kubernetes Secret instead
-# of a plain environment variable in the Job spec.
+# k8s/orchestrator.yaml as `--key=value` arguments (nested values as JSON, which the CLI
+# parses into the fields), one per line; validated against ZenML's orchestrator config.
+orchestrator_file="$(cd "$(dirname "${ORCHESTRATOR_FILE}")" && pwd)/$(basename "${ORCHESTRATOR_FILE}")"
+orchestrator_args="$(cd "${REPO_ROOT}" && "${PYTHON}" -m pipelines.k8s_stack "${orchestrator_file}")"
+mapfile -t ORCHESTRATOR_ARGS <<<"${orchestrator_args}"
 register_or_update orchestrator "${STACK_NAME}-orchestrator" kubernetes \
   --kubernetes_context="${KUBE_CONTEXT}" \
   --kubernetes_namespace="${NAMESPACE}" \
-  --service_account_name=zenml-orchestrator \
-  --step_pod_service_account_name=zenml-step \
-  --pass_zenml_token_as_secret=True
+  "${ORCHESTRATOR_ARGS[@]}"
 
 register_or_update artifact-store "${STACK_NAME}-artifacts" "${ARTIFACT_FLAVOR}" \
   --path="${ARTIFACT_PATH}"

@@ -9,6 +9,11 @@ part could repeat are derived from it here, once: the model name and license com
 that may talk to the Hugging Face Hub get the secret `hub.secret_name` as HF_TOKEN.
 With an experiment tracker in the active stack, training, evaluation and the card are
 logged to it (one tracker run per pipeline run); without one nothing changes.
+
+What a cluster run needs from the pipeline itself comes from `k8s/pipeline-defaults.yaml`,
+applied here in code so that no run config repeats it: the image build (pipeline-level
+docker settings) and the CPU steps' resources (step settings, for runs with `hardware`).
+A run config's `settings.docker` / `steps.<name>.settings` merge over both.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from zenml import get_pipeline_context, pipeline
 from zenml.client import Client
 from zenml.enums import ExecutionMode
 
-from pipelines.k8s_settings import stage_settings
+from pipelines.k8s_defaults import PipelineDefaults, read_pipeline_defaults
+from pipelines.k8s_settings import docker_settings, stage_settings
 from steps._tracking import tracked
 from steps.evaluate import evaluate
 from steps.hyperparameter_search import hyperparameter_search
@@ -55,16 +61,18 @@ def _with_zenml_model(config: RunConfig) -> RunConfig:
     return reconcile_model_facts(config, model_name=model.name, license=model.license)
 
 
-def _options(plan: PipelinePlan, stage: Stage) -> dict[str, Any]:
+def _options(plan: PipelinePlan, stage: Stage, defaults: PipelineDefaults) -> dict[str, Any]:
     """A step's options from the plan: its pod on Kubernetes (the local orchestrator
     skips these settings with an info message, so one config serves both) and the Hub
     token secret where the stage needs it."""
-    return {"settings": stage_settings(plan, stage), **_hub_secret(plan, stage)}
+    return {"settings": stage_settings(plan, stage, defaults), **_hub_secret(plan, stage)}
 
 
 # Fail fast: a failing step ends the run at once, and what it says (for the preflight, the
 # list of problems) is the last thing on screen rather than lines about skipped steps.
-@pipeline(execution_mode=ExecutionMode.FAIL_FAST)
+# Docker settings: the image containerized orchestrators (Kubernetes, local_docker) build;
+# the local one builds nothing.
+@pipeline(execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": docker_settings()})
 def finetune_pipeline(config: RunConfig) -> None:
     """Fine-tune `config.model` on `config.datasets` and compare it with the base model.
 
@@ -72,34 +80,39 @@ def finetune_pipeline(config: RunConfig) -> None:
     from `trainer.stages.pipeline_plan`, which the Kubeflow build follows too."""
     config = _with_zenml_model(config)
     plan = pipeline_plan(config)
+    defaults = read_pipeline_defaults()
+
+    def options(stage: Stage) -> dict[str, Any]:
+        return _options(plan, stage, defaults)
+
     # Nothing heavy starts before the preflight has passed.
-    checked = preflight.with_options(**_options(plan, Stage.PREFLIGHT))(config=config)
-    train_datasets, eval_datasets, data_report = load_datasets.with_options(
-        **_options(plan, Stage.LOAD)
-    )(config=config, after=checked)
+    checked = preflight.with_options(**options(Stage.PREFLIGHT))(config=config)
+    train_datasets, eval_datasets, data_report = load_datasets.with_options(**options(Stage.LOAD))(
+        config=config, after=checked
+    )
     mining = None
     if Stage.MINE in plan:
-        train_datasets, mining = mine_hard_negatives.with_options(**_options(plan, Stage.MINE))(
+        train_datasets, mining = mine_hard_negatives.with_options(**options(Stage.MINE))(
             config=config, train_datasets=train_datasets
         )
     search, tuned = None, config
     if Stage.SEARCH in plan:
-        search, _, tuned = hyperparameter_search.with_options(**_options(plan, Stage.SEARCH))(
+        search, _, tuned = hyperparameter_search.with_options(**options(Stage.SEARCH))(
             config=config, train_datasets=train_datasets, eval_datasets=eval_datasets
         )
     configs = {ConfigVariant.RUN: config, ConfigVariant.TUNED: tuned}
-    model, training = tracked(train).with_options(**_options(plan, Stage.TRAIN))(
+    model, training = tracked(train).with_options(**options(Stage.TRAIN))(
         config=configs[plan[Stage.TRAIN].config],
         train_datasets=train_datasets,
         eval_datasets=eval_datasets,
     )
-    evaluation, _ = tracked(evaluate).with_options(**_options(plan, Stage.EVALUATE))(
+    evaluation, _ = tracked(evaluate).with_options(**options(Stage.EVALUATE))(
         config=configs[plan[Stage.EVALUATE].config],
         model=model,
         eval_datasets=eval_datasets,
         training=training,
     )
-    card = tracked(model_card).with_options(**_options(plan, Stage.CARD))(
+    card = tracked(model_card).with_options(**options(Stage.CARD))(
         config=configs[plan[Stage.CARD].config],
         evaluation=evaluation,
         training=training,
@@ -107,9 +120,9 @@ def finetune_pipeline(config: RunConfig) -> None:
         search=search,
         mining=mining,
     )
-    hub_push = push_to_hub.with_options(**_options(plan, Stage.PUSH))(
+    hub_push = push_to_hub.with_options(**options(Stage.PUSH))(
         config=configs[plan[Stage.PUSH].config], model=model, evaluation=evaluation, model_card=card
     )
-    promote.with_options(**_options(plan, Stage.PROMOTE))(
+    promote.with_options(**options(Stage.PROMOTE))(
         config=configs[plan[Stage.PROMOTE].config], evaluation=evaluation, hub_push=hub_push
     )

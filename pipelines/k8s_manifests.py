@@ -4,18 +4,25 @@
     kubectl apply --dry-run=server -n zenml -f preview.yaml   # optional: ask the cluster
 
 Submitting to a Kubernetes stack needs a ZenML server, a registry and a cluster; this
-needs none of them. It resolves a run config the way ZenML 0.98 compiles one (code-level
-step settings, then the YAML's step settings, then pipeline settings underneath, all
-merged recursively) and calls the builders of `zenml.integrations.kubernetes.
-manifest_utils` with the arguments the orchestrator passes them:
+needs none of them. It resolves a run config the way ZenML 0.98 compiles one on a stack
+whose orchestrator is configured from `k8s/orchestrator.yaml` (`k8s/setup-stack.sh`):
+pipeline settings are the orchestrator's settings fields with the YAML's pipeline
+settings merged over them; a step's settings are the code's (`config.hardware`, the CPU
+steps' resources of `k8s/pipeline-defaults.yaml`) with the YAML's step settings merged
+over them, and those merge over the pipeline settings; every merge is recursive. It
+calls the builders of `zenml.integrations.kubernetes.manifest_utils` with the arguments
+the orchestrator passes them:
 
 - step Jobs as in `kubernetes_orchestrator_entrypoint.py::start_step_job`;
 - the orchestrator Job as in `KubernetesOrchestrator._prepare_job_manifest`, wrapped into
   a CronJob when the config has `schedule.cron_expression`, as in
-  `KubernetesOrchestrator._submit_orchestrator_job`.
+  `KubernetesOrchestrator._submit_orchestrator_job`;
+- for a run on several nodes (`hardware.nodes` > 1), the Kubeflow Trainer TrainJob the
+  train step submits (`trainer.cluster.build_train_job`), right after the train Job.
 
 Values only a live run knows (snapshot and run ids, image digest, user id, owner
-references of the orchestrator pod, ZenML server env vars) are placeholders.
+references of the orchestrator pod, ZenML server env vars, the artifact store the
+TrainJob's files go to) are placeholders.
 """
 
 from __future__ import annotations
@@ -54,16 +61,27 @@ from zenml.integrations.kubernetes.orchestrators.kubernetes_orchestrator_entrypo
 )
 from zenml.utils import pydantic_utils
 
+from pipelines.k8s_defaults import ORCHESTRATOR_FILE, PIPELINE_DEFAULTS_FILE, ClusterDefaults
 from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, stage_settings
-from trainer.cluster import to_manifest
-from trainer.config import RunConfig, read_config_document
-from trainer.stages import Stage, pipeline_plan
+from pipelines.k8s_stack import default_settings, orchestrator_config
+from trainer.cluster import (
+    build_train_job,
+    shared_root,
+    to_manifest,
+    train_job_image,
+    train_job_namespace,
+)
+from trainer.config import RunConfig, read_config_document, reconcile_model_facts
+from trainer.results import RunRef
+from trainer.stages import Stage, pipeline_plan, train_job_place
 
 PIPELINE_NAME = "finetune_pipeline"
 STEP_NAMES = tuple(stage.value for stage in Stage)
 """Every step `pipelines.finetune.finetune_pipeline` can have, in run order; which of
 them a run has is `trainer.stages.pipeline_plan`'s decision."""
 PREVIEW_IMAGE = "registry.example.com/st-finetune:preview"
+PREVIEW_ARTIFACT_STORE = "s3://artifact-store.example/zenml"
+"""Stands for the stack's artifact store, where a TrainJob's files go by default."""
 _PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
 
 # The default pod failure policies of ZenML 0.98 (entrypoint / orchestrator job): a
@@ -112,14 +130,29 @@ def load_run(path: str | Path) -> PipelineRunConfiguration:
 
 
 def run_config(run: PipelineRunConfiguration) -> RunConfig:
-    """The `parameters.config` block as the pipeline receives it."""
-    return RunConfig.model_validate((run.parameters or {})["config"])
+    """The `parameters.config` block as the steps receive it: with the model name and
+    license of the `model:` entry (`pipelines.finetune` reconciles them the same way)."""
+    config = RunConfig.model_validate((run.parameters or {})["config"])
+    model = run.model
+    return reconcile_model_facts(
+        config,
+        model_name=model.name if model else None,
+        license=model.license if model else None,
+    )
 
 
-def _pipeline_configuration(run: PipelineRunConfiguration) -> PipelineConfiguration:
+def _pipeline_configuration(
+    run: PipelineRunConfiguration, defaults: ClusterDefaults
+) -> PipelineConfiguration:
     return PipelineConfiguration(
         name=PIPELINE_NAME,
-        settings=run.settings or {},
+        settings={
+            **(run.settings or {}),
+            # Only the fields set, as ZenML's `Pipeline.configure` keeps them.
+            KUBERNETES_SETTINGS_KEY: pipeline_settings(run, defaults).model_dump(
+                exclude_unset=True
+            ),
+        },
         retry=run.retry,
         secrets=run.secrets or [],
     )
@@ -131,14 +164,27 @@ def _kubernetes(settings: dict[str, Any] | None) -> KubernetesOrchestratorSettin
     return KubernetesOrchestratorSettings.model_validate(dict(raw) if raw else {})
 
 
-def pipeline_settings(run: PipelineRunConfiguration) -> KubernetesOrchestratorSettings:
-    """Pipeline-level orchestrator settings (the orchestrator Job and the CronJob)."""
-    return _kubernetes(run.settings)
+def pipeline_settings(
+    run: PipelineRunConfiguration, defaults: ClusterDefaults | None = None
+) -> KubernetesOrchestratorSettings:
+    """Pipeline-level orchestrator settings (the orchestrator Job and the CronJob, and the
+    base of every step's): the stack orchestrator's (`k8s/orchestrator.yaml`, or
+    `defaults`) with the run config's merged over them (`Compiler.
+    _apply_stack_default_settings`)."""
+    defaults = defaults or ClusterDefaults.read()
+    stack = default_settings(defaults.orchestrator)
+    own = (run.settings or {}).get(KUBERNETES_SETTINGS_KEY)
+    if not own:
+        return stack
+    return pydantic_utils.update_model(stack, update=_kubernetes(run.settings))
 
 
-def step_settings(run: PipelineRunConfiguration, step: str) -> StepSettings:
+def step_settings(
+    run: PipelineRunConfiguration, step: str, defaults: ClusterDefaults | None = None
+) -> StepSettings:
     """Effective settings of `step`, merged in ZenML's compile order."""
-    code_settings = stage_settings(pipeline_plan(run_config(run)), Stage(step))
+    defaults = defaults or ClusterDefaults.read()
+    code_settings = stage_settings(pipeline_plan(run_config(run)), Stage(step), defaults.pipeline)
     # As ZenML's compiler keeps them: only the fields the code set (`model_fields_set`).
     update = StepConfigurationUpdate(
         settings={key: value.model_dump(exclude_unset=True) for key, value in code_settings.items()}
@@ -148,7 +194,7 @@ def step_settings(run: PipelineRunConfiguration, step: str) -> StepSettings:
     configuration = StepConfiguration(
         name=step, settings=update.settings, retry=update.retry
     ).apply_pipeline_configuration(
-        pipeline_configuration=_pipeline_configuration(run), exclude_hook_sources=False
+        pipeline_configuration=_pipeline_configuration(run, defaults), exclude_hook_sources=False
     )
     return StepSettings(
         name=step, settings=_kubernetes(configuration.settings), retry=configuration.retry
@@ -175,9 +221,14 @@ def _labels(step: str | None = None, *, run: bool = True) -> dict[str, str]:
     return labels
 
 
-def step_job(run: PipelineRunConfiguration, step: str, image: str = PREVIEW_IMAGE) -> V1Job:
+def step_job(
+    run: PipelineRunConfiguration,
+    step: str,
+    image: str = PREVIEW_IMAGE,
+    defaults: ClusterDefaults | None = None,
+) -> V1Job:
     """The Job the orchestrator pod creates for `step` (`start_step_job`)."""
-    resolved = step_settings(run, step)
+    resolved = step_settings(run, step, defaults)
     settings = resolved.settings
     pod_settings = kube_utils.apply_default_resource_requests(
         memory="400Mi", pod_settings=copy.deepcopy(settings.pod_settings)
@@ -216,9 +267,13 @@ def step_job(run: PipelineRunConfiguration, step: str, image: str = PREVIEW_IMAG
     return _with_type(job, "Job")
 
 
-def orchestrator_job(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> V1Job:
+def orchestrator_job(
+    run: PipelineRunConfiguration,
+    image: str = PREVIEW_IMAGE,
+    defaults: ClusterDefaults | None = None,
+) -> V1Job:
     """The Job that runs the orchestrator pod, which then starts the step Jobs."""
-    settings = pipeline_settings(run)
+    settings = pipeline_settings(run, defaults)
     pod_settings = kube_utils.apply_default_resource_requests(
         memory="400Mi",
         cpu="100m",
@@ -260,14 +315,19 @@ def orchestrator_job(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) 
     return _with_type(job, "Job")
 
 
-def cron_job(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> V1CronJob:
+def cron_job(
+    run: PipelineRunConfiguration,
+    image: str = PREVIEW_IMAGE,
+    defaults: ClusterDefaults | None = None,
+) -> V1CronJob:
     """The CronJob a scheduled run becomes: the orchestrator Job on a cron schedule."""
     if run.schedule is None or not run.schedule.cron_expression:
         raise ValueError("the Kubernetes orchestrator schedules only via schedule.cron_expression")
-    settings = pipeline_settings(run)
+    defaults = defaults or ClusterDefaults.read()
+    settings = pipeline_settings(run, defaults)
     cron = build_cron_job_manifest(
         cron_expression=run.schedule.cron_expression,
-        job_template=job_template_manifest_from_job(orchestrator_job(run, image)),
+        job_template=job_template_manifest_from_job(orchestrator_job(run, image, defaults)),
         successful_jobs_history_limit=settings.successful_jobs_history_limit,
         failed_jobs_history_limit=settings.failed_jobs_history_limit,
         concurrency_policy=settings.concurrency_policy,
@@ -276,20 +336,78 @@ def cron_job(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> V1Cro
     return _with_type(cron, "CronJob")
 
 
-def render(run: PipelineRunConfiguration, image: str = PREVIEW_IMAGE) -> list[dict[str, Any]]:
+def train_job(
+    run: PipelineRunConfiguration,
+    image: str = PREVIEW_IMAGE,
+    defaults: ClusterDefaults | None = None,
+    artifact_store: str = PREVIEW_ARTIFACT_STORE,
+) -> dict[str, Any]:
+    """The TrainJob the train step of a multi-node run submits: built, named and placed
+    as the step does it (`trainer.stages.train_stage`, `steps/_cluster.py`), with the
+    orchestrator's namespace and the step's image."""
+    config = run_config(run)
+    if not config.trains_on_nodes:
+        raise ValueError("only a run on several nodes (hardware.nodes > 1) submits a TrainJob")
+    defaults = defaults or ClusterDefaults.read()
+    orchestrator = orchestrator_config(defaults.orchestrator)
+    name, job_uri = train_job_place(
+        config,
+        shared_root(config, artifact_store),
+        RunRef(orchestrator="zenml", name="preview", id=_PLACEHOLDER_ID, pipeline=PIPELINE_NAME),
+    )
+    job = build_train_job(
+        config,
+        name=name,
+        namespace=train_job_namespace(config, orchestrator.kubernetes_namespace),
+        image=train_job_image(config, image),
+        job_uri=job_uri,
+        hub_token=pipeline_plan(config)[Stage.TRAIN].hub_token,
+    )
+    return job.to_dict()
+
+
+def render(
+    run: PipelineRunConfiguration,
+    image: str = PREVIEW_IMAGE,
+    defaults: ClusterDefaults | None = None,
+    artifact_store: str = PREVIEW_ARTIFACT_STORE,
+) -> list[dict[str, Any]]:
     """Every object of one run as plain manifests: the orchestrator Job (or CronJob),
-    then one Job per step."""
-    top = cron_job(run, image) if run.schedule else orchestrator_job(run, image)
-    steps = pipeline_plan(run_config(run)).names()
-    return [to_manifest(top), *(to_manifest(step_job(run, step, image)) for step in steps)]
+    then one Job per step, and after the train Job the TrainJob it submits, if any."""
+    defaults = defaults or ClusterDefaults.read()
+    config = run_config(run)
+    top = cron_job(run, image, defaults) if run.schedule else orchestrator_job(run, image, defaults)
+    manifests = [to_manifest(top)]
+    for step in pipeline_plan(config).names():
+        manifests.append(to_manifest(step_job(run, step, image, defaults)))
+        if step == Stage.TRAIN and config.trains_on_nodes:
+            manifests.append(train_job(run, image, defaults, artifact_store))
+    return manifests
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", help="ZenML run config, e.g. configs/finetune-k8s.yaml")
     parser.add_argument("--image", default=PREVIEW_IMAGE, help="image name to put in the pods")
+    parser.add_argument(
+        "--orchestrator",
+        default=str(ORCHESTRATOR_FILE),
+        help="the stack orchestrator's configuration (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pipeline-defaults",
+        default=str(PIPELINE_DEFAULTS_FILE),
+        help="the pipeline's code-level defaults (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--artifact-store",
+        default=PREVIEW_ARTIFACT_STORE,
+        help="the stack's artifact store (where a TrainJob's files go by default)",
+    )
     args = parser.parse_args(argv)
-    yaml.safe_dump_all(render(load_run(args.config), args.image), sys.stdout, sort_keys=False)
+    defaults = ClusterDefaults.read(args.orchestrator, args.pipeline_defaults)
+    manifests = render(load_run(args.config), args.image, defaults, args.artifact_store)
+    yaml.safe_dump_all(manifests, sys.stdout, sort_keys=False)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""ZenML Kubernetes orchestrator settings for the training step, from `config.hardware`.
+"""ZenML settings the pipeline applies in code: each step's Kubernetes pod, and the image.
 
-The pipeline applies them with `train.with_options(settings=kubernetes_settings(...))`.
-On a Kubernetes stack they become the training pod's node selector, tolerations, GPU
-limit and `/dev/shm` volume; on any other stack ZenML drops `orchestrator.kubernetes`
-settings with an info message, so one pipeline definition serves both.
+The training stages get their pod from `config.hardware` (node selector, tolerations, GPU
+limit, `/dev/shm` volume); the CPU stages get their resources from
+`k8s/pipeline-defaults.yaml` (`pipelines.k8s_defaults`); the pipeline applies both with
+`step.with_options(settings=stage_settings(...))`, under the run config's own step
+settings. On any stack without a Kubernetes orchestrator ZenML drops
+`orchestrator.kubernetes` settings with an info message, so one pipeline definition
+serves both. `docker_settings` is the pipeline-level image build from the same file.
 
 The GPU goes into `pod_settings.resources`, not ZenML's `ResourceSettings(gpu_count=...)`:
 the Kubernetes orchestrator ignores `ResourceSettings`, so only a resource limit puts
@@ -14,9 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from zenml.config import DockerSettings
 from zenml.integrations.kubernetes.flavors import KubernetesOrchestratorSettings
 from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
 
+from pipelines.k8s_defaults import PipelineDefaults, read_pipeline_defaults
 from trainer.cluster import PodHardware, pod_hardware, to_manifest
 from trainer.config import HardwareConfig
 from trainer.stages import PipelinePlan, Stage
@@ -54,15 +59,32 @@ def kubernetes_settings(hardware: HardwareConfig | None) -> dict[str, Any]:
     return _settings(pod_hardware(hardware), hardware)
 
 
-def stage_settings(plan: PipelinePlan, stage: Stage) -> dict[str, Any]:
+def stage_settings(
+    plan: PipelinePlan, stage: Stage, defaults: PipelineDefaults | None = None
+) -> dict[str, Any]:
     """Step settings of pipeline stage `stage`: the hardware for stages the plan puts on
     it (for the train stage of a multi-node run, the light pod that submits the
-    TrainJob), none for the others."""
+    TrainJob), the resources of `k8s/pipeline-defaults.yaml` (or `defaults`) for the CPU
+    stages of a run with hardware, none otherwise."""
     hardware = plan.config.hardware
-    parts = plan.pod(stage)
-    if parts is None or hardware is None:
+    if hardware is None:
         return {}
-    return _settings(parts, hardware)
+    parts = plan.pod(stage)
+    if parts is not None:
+        return _settings(parts, hardware)
+    resources = (defaults or read_pipeline_defaults()).stage_resources(plan, stage)
+    if resources is None:
+        return {}
+    return {
+        KUBERNETES_SETTINGS_KEY: KubernetesOrchestratorSettings(
+            pod_settings=KubernetesPodSettings(resources=resources.manifest())
+        )
+    }
+
+
+def docker_settings(defaults: PipelineDefaults | None = None) -> DockerSettings:
+    """The pipeline's image build (`docker` in `k8s/pipeline-defaults.yaml`)."""
+    return DockerSettings.model_validate((defaults or read_pipeline_defaults()).docker)
 
 
 def _settings(parts: PodHardware, hardware: HardwareConfig) -> dict[str, Any]:

@@ -14,7 +14,9 @@ call), inside the image built from `k8s/Dockerfile` (kfp is installed there, so 
 is pip-installed at run time). The `train` task gets its accelerator, node selector,
 tolerations, resources and `/dev/shm` from `trainer.cluster.pods`, the same translation
 of `config.hardware` the ZenML path uses; the other tasks' resources and every task's
-retries come from the run YAML's ZenML part, read by `pipelines.kfp_settings`.
+retries come from the run YAML's ZenML part, read by `pipelines.kfp_settings` over the
+same base layers a ZenML run on the project's stack gets (`k8s/orchestrator.yaml`,
+`k8s/pipeline-defaults.yaml`: the CPU tasks' resources).
 
 The run config is one YAML for both paths: `parameters.config` becomes the pipeline's
 `config` parameter, a JSON string (KFP parameters cannot hold nulls; override it per
@@ -35,6 +37,7 @@ from typing import Any, NamedTuple
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
+from pipelines.k8s_defaults import ClusterDefaults
 from pipelines.kfp_settings import TaskSettings, task_settings
 from trainer.cluster import PodHardware
 from trainer.config import (
@@ -322,7 +325,11 @@ def _set_resources(task: dsl.PipelineTask, settings: TaskSettings) -> None:
 
 
 def _configure(
-    task: dsl.PipelineTask, document: dict[str, Any], plan: PipelinePlan, stage: Stage
+    task: dsl.PipelineTask,
+    document: dict[str, Any],
+    plan: PipelinePlan,
+    stage: Stage,
+    defaults: ClusterDefaults,
 ) -> dsl.PipelineTask:
     """Display name, retries, resources (a training pod's from `config.hardware`, the
     others' from the run YAML) and, for the stages the plan gives it, the Hub token Secret."""
@@ -331,7 +338,14 @@ def _configure(
     parts = plan.pod(stage)
     # The hardware owns a training pod's resources; a TrainJob submitter's come from YAML.
     owns = parts is not None and bool(parts.resources.requests or parts.resources.limits)
-    settings = task_settings(document, step, hardware_step=owns)
+    step_default = defaults.pipeline.stage_resources(plan, stage)
+    settings = task_settings(
+        document,
+        step,
+        hardware_step=owns,
+        stack_resources=defaults.pod_resources(),
+        default_resources=step_default.manifest() if step_default else None,
+    )
     if parts is not None and run.hardware is not None:
         apply_hardware(task, parts, run.hardware)
     if not owns:
@@ -360,10 +374,14 @@ def run_config(document: dict[str, Any]) -> RunConfig:
     return reconcile_model_facts(config, model_name=name, license=license_)
 
 
-def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
+def build_pipeline(
+    document: dict[str, Any], image: str = DEFAULT_IMAGE, defaults: ClusterDefaults | None = None
+) -> Any:
     """The KFP pipeline for a run YAML (the same YAML the ZenML path runs): the stages of
-    `trainer.stages.pipeline_plan`, except those that need ZenML's model registry."""
+    `trainer.stages.pipeline_plan`, except those that need ZenML's model registry, with
+    the cluster defaults of `k8s/` (or `defaults`) under the YAML's settings."""
     run = run_config(document)
+    defaults = defaults or ClusterDefaults.read()
     if run.model.zenml_ref is not None:
         raise ValueError(
             f"model.name_or_path {run.model.name_or_path!r} is a ZenML model version, which "
@@ -401,7 +419,7 @@ def build_pipeline(document: dict[str, Any], image: str = DEFAULT_IMAGE) -> Any:
 
         def add(stage: Stage, **inputs: Any) -> dsl.PipelineTask:
             task = ops[stage](config=configs[plan[stage].config], **inputs)
-            return _configure(task, document, plan, stage)
+            return _configure(task, document, plan, stage, defaults)
 
         checked = add(Stage.PREFLIGHT, pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER)
         data = add(Stage.LOAD)

@@ -3,6 +3,9 @@
 kubernetes-validate ships the Kubernetes OpenAPI schemas, so this runs offline. Strict
 mode rejects unknown fields too (a misspelt `tolerations` would otherwise pass). 1.30
 matches the `kubernetes` client 30.x that kfp pins; 1.33 is a current cloud release.
+The TrainJob a multi-node run submits is a custom resource: it is checked against the
+Kubeflow Trainer CRD the project targets, as in tests/test_trainjob.py. The two settings
+files under k8s/ are not Kubernetes objects (tests/test_k8s_stack.py checks them).
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
 from pipelines import k8s_manifests
-from trainer.cluster import to_manifest
+from pipelines.k8s_defaults import ORCHESTRATOR_FILE, PIPELINE_DEFAULTS_FILE
+from trainer.cluster import build_train_job, shared_root, to_manifest, train_job_name
 
 REPO = Path(__file__).resolve().parent.parent
 K8S_DIR = REPO / "k8s"
 K8S_VERSIONS = ("1.30", "1.33")
 RUN_CONFIGS = sorted((REPO / "configs").glob("*-k8s*.yaml"))
+SETTINGS_FILES = {ORCHESTRATOR_FILE, PIPELINE_DEFAULTS_FILE}
+TRAINJOB_CRD = REPO / "tests/data/kubeflow-trainer-v2.3.0/trainer.kubeflow.org_trainjobs.yaml"
 
 
 def _validate(manifest: dict[str, Any], version: str) -> None:
@@ -35,7 +42,7 @@ def _validate(manifest: dict[str, Any], version: str) -> None:
 
 def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
     documents = []
-    for path in sorted(K8S_DIR.glob("*.yaml")):
+    for path in sorted(set(K8S_DIR.glob("*.yaml")) - SETTINGS_FILES):
         for document in yaml.safe_load_all(path.read_text()):
             if document:
                 name = f"{path.name}:{document['kind']}/{document['metadata']['name']}"
@@ -43,7 +50,7 @@ def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
     return documents
 
 
-def _generated() -> list[tuple[str, dict[str, Any]]]:
+def _rendered() -> list[tuple[str, dict[str, Any]]]:
     manifests = []
     for config in RUN_CONFIGS:
         for manifest in k8s_manifests.render(k8s_manifests.load_run(config)):
@@ -52,7 +59,10 @@ def _generated() -> list[tuple[str, dict[str, Any]]]:
 
 
 K8S_DOCUMENTS = _k8s_documents()
-GENERATED = _generated()
+RENDERED = _rendered()
+# Built-in kinds, for the Kubernetes schemas; custom resources are checked against their CRD.
+GENERATED = [(name, m) for name, m in RENDERED if m["apiVersion"] == "batch/v1"]
+TRAINJOBS = [(name, m) for name, m in RENDERED if m["kind"] == "TrainJob"]
 
 
 def test_there_is_something_to_validate() -> None:
@@ -123,3 +133,53 @@ def test_setup_script_is_valid_bash() -> None:
     script = K8S_DIR / "setup-stack.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     assert script.stat().st_mode & 0o111, "setup-stack.sh must be executable"
+
+
+@pytest.fixture(scope="module")
+def trainjob_schema() -> dict[str, Any]:
+    (version,) = yaml.safe_load(TRAINJOB_CRD.read_text())["spec"]["versions"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def test_preview_shows_the_trainjob_of_a_multi_node_run(trainjob_schema: dict[str, Any]) -> None:
+    """Right after the train Job: the TrainJob that step submits, valid for the Kubeflow
+    Trainer CRD, built, named and placed as the step would (`build_train_job`)."""
+    assert [name.split(":")[0] for name, _ in TRAINJOBS] == ["finetune-k8s-multinode"]
+    run = k8s_manifests.load_run(REPO / "configs" / "finetune-k8s-multinode.yaml")
+    documents = k8s_manifests.render(run)
+    kinds = [(d["kind"], d["metadata"].get("labels", {}).get("step_name")) for d in documents]
+    train = kinds.index(("Job", "train"))
+    assert kinds[train + 1] == ("TrainJob", None)
+    job = documents[train + 1]
+    jsonschema.validate(job, trainjob_schema)
+
+    config = k8s_manifests.run_config(run)
+    name = train_job_name(config.output.name, "00000000-0000-0000-0000-000000000000")
+    job_uri = f"{shared_root(config, k8s_manifests.PREVIEW_ARTIFACT_STORE)}/trainjobs/{name}"
+    assert (
+        job
+        == build_train_job(
+            config,
+            name=name,
+            namespace=config.distributed.namespace,
+            image=k8s_manifests.PREVIEW_IMAGE,
+            job_uri=job_uri,
+        ).to_dict()
+    )
+    assert job["metadata"] == {"name": "bge-base-nq-nli-00000000", "namespace": "zenml"}
+    trainer = job["spec"]["trainer"]
+    assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 4)
+    assert trainer["image"] == k8s_manifests.PREVIEW_IMAGE
+    assert trainer["command"][-2:] == ["--job", job_uri]
+
+
+def test_the_trainjob_schema_check_catches_a_broken_preview(
+    trainjob_schema: dict[str, Any],
+) -> None:
+    ((_, job),) = TRAINJOBS
+    broken = {
+        **job,
+        "spec": {**job["spec"], "trainer": {**job["spec"]["trainer"], "numNodes": "2"}},
+    }
+    with pytest.raises(jsonschema.ValidationError, match="'2' is not of type 'integer'"):
+        jsonschema.validate(broken, trainjob_schema)

@@ -321,3 +321,41 @@ def test_the_search_component_returns_the_tuned_config_and_the_card_records_it(
         search=search,
     )
     assert "Hyperparameters chosen by a search of 2 trials" in Path(card.path).read_text()
+
+
+@pytest.mark.parametrize(
+    "name", ["finetune-k8s", "finetune-k8s-multigpu", "finetune-k8s-multinode"]
+)
+def test_cpu_tasks_get_the_resources_the_zenml_steps_get(name: str, tmp_path: Path) -> None:
+    """Both orchestrators read the same layers (the stack orchestrator's file, the
+    pipeline's defaults, the run YAML): a CPU task asks for what its ZenML step Job does."""
+    from pipelines import k8s_manifests
+    from trainer.cluster import to_manifest
+
+    config = CONFIG.parent / f"{name}.yaml"
+    output = kfp_pipeline.compile_pipeline(config, tmp_path / "kfp.yaml", image=IMAGE)
+    pipeline_spec, platform_spec = yaml.safe_load_all(output.read_text())
+    compiled = {"pipeline": pipeline_spec, "platform": platform_spec}
+    run = k8s_manifests.load_run(config)
+    compared = []
+    for task in pipeline_spec["root"]["dag"]["tasks"]:
+        step = task.replace("-", "_")
+        job = to_manifest(k8s_manifests.step_job(run, step))
+        resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+        if "nvidia.com/gpu" in resources.get("limits", {}):
+            continue  # the training pod: from `hardware` (tested above)
+        kfp = _executor(compiled, step)["container"]["resources"]
+        assert {
+            "requests": {
+                key: kfp[f"resource{key.capitalize()}Request"]
+                for key in ("cpu", "memory")
+                if f"resource{key.capitalize()}Request" in kfp
+            },
+            "limits": {
+                key: kfp[f"resource{key.capitalize()}Limit"]
+                for key in ("cpu", "memory")
+                if f"resource{key.capitalize()}Limit" in kfp
+            },
+        } == {"requests": resources["requests"], "limits": resources.get("limits", {})}, step
+        compared.append(step)
+    assert "preflight" in compared and "evaluate" in compared

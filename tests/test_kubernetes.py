@@ -16,6 +16,7 @@ import yaml
 from zenml.integrations.kubernetes.manifest_utils import build_pod_manifest
 
 from pipelines import k8s_manifests
+from pipelines.k8s_defaults import ORCHESTRATOR_FILE, PIPELINE_DEFAULTS_FILE, read_pipeline_defaults
 from pipelines.k8s_settings import KUBERNETES_SETTINGS_KEY, kubernetes_settings
 from trainer.cluster import pods as k8s
 from trainer.config import HardwareConfig, Toleration
@@ -196,26 +197,79 @@ def test_unscheduled_config_is_one_orchestrator_job() -> None:
         k8s_manifests.cron_job(run)
 
 
-def test_scheduled_config_only_adds_the_schedule() -> None:
-    """The two YAMLs cannot include each other; keep them identical but for the schedule."""
-    base = yaml.safe_load(BASE.read_text())
-    scheduled = yaml.safe_load(SCHEDULED.read_text())
-    assert scheduled.pop("schedule")["cron_expression"]
-    cron_keys = {
-        "concurrency_policy",
-        "successful_jobs_history_limit",
-        "failed_jobs_history_limit",
-        "starting_deadline_seconds",
+def _settings_facts(path: Path) -> set[tuple[str, str, str]]:
+    """(scope, key path, value) of every ZenML setting `path` sets, in the run config's
+    terms: scope "*" for the pipeline level (which every step inherits), else the step.
+    The orchestrator file's keys are `orchestrator.kubernetes` settings of every run;
+    the pipeline defaults' `docker` is `settings.docker`, their `step_resources.<step>`
+    is `steps.<step>.settings.orchestrator.kubernetes.pod_settings.resources`."""
+    document = yaml.safe_load(path.read_text())
+    if path == ORCHESTRATOR_FILE:
+        scoped = [("*", {KUBERNETES_SETTINGS_KEY: document})]
+    elif path == PIPELINE_DEFAULTS_FILE:
+        scoped = [("*", {"docker": document.get("docker") or {}})] + [
+            (step, {KUBERNETES_SETTINGS_KEY: {"pod_settings": {"resources": resources}}})
+            for step, resources in (document.get("step_resources") or {}).items()
+        ]
+    else:
+        scoped = [("*", document.get("settings") or {})] + [
+            (step, (entry or {}).get("settings") or {})
+            for step, entry in (document.get("steps") or {}).items()
+        ]
+    facts = set()
+
+    def walk(scope: str, prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(scope, f"{prefix}.{key}" if prefix else str(key), item)
+        else:
+            facts.add((scope, prefix, yaml.safe_dump(value)))
+
+    for scope, settings in scoped:
+        walk(scope, "", settings)
+    return facts
+
+
+SETTINGS_SOURCES = [ORCHESTRATOR_FILE, PIPELINE_DEFAULTS_FILE, *sorted(CONFIGS.glob("*.yaml"))]
+
+
+def _homes(facts: dict[Path, set[tuple[str, str, str]]], scope: str, key: str) -> list[str]:
+    return [path.name for path, found in facts.items() if any(f[:2] == (scope, key) for f in found)]
+
+
+def test_each_cluster_setting_is_said_in_one_file() -> None:
+    """The run configs say only what differs: no setting (same key and value, for the
+    same step, or for every step) is repeated across the stack orchestrator's file, the
+    pipeline's defaults and the run configs; the cluster-wide facts each have one home.
+    (Retries, model and data stay with each run config: they are the run's own choices.)"""
+    facts = {path: _settings_facts(path) for path in SETTINGS_SOURCES}
+    owner: dict[tuple[str, str, str], Path] = {}
+    for path, found in facts.items():
+        for scope, key, value in found:
+            overlapping = set(k8s_manifests.STEP_NAMES) if scope == "*" else {scope}
+            for other in {"*", *overlapping}:
+                earlier = owner.get((other, key, value))
+                assert earlier is None, f"{key}: {value.strip()} in {earlier.name} and {path.name}"
+        owner.update(dict.fromkeys(found, path))
+
+    k8s = KUBERNETES_SETTINGS_KEY
+    homes = {
+        f"{k8s}.service_account_name": ORCHESTRATOR_FILE,
+        f"{k8s}.step_pod_service_account_name": ORCHESTRATOR_FILE,
+        f"{k8s}.ttl_seconds_after_finished": ORCHESTRATOR_FILE,
+        f"{k8s}.pod_failure_policy.rules": ORCHESTRATOR_FILE,
+        f"{k8s}.pod_settings.additional_pod_spec_args.security_context.runAsUser": ORCHESTRATOR_FILE,
+        f"{k8s}.orchestrator_pod_settings.resources.requests.cpu": ORCHESTRATOR_FILE,
+        "docker.dockerfile": PIPELINE_DEFAULTS_FILE,
+        "docker.parent_image_build_config.build_options.build_args.EXTRA_PACKAGES": (
+            PIPELINE_DEFAULTS_FILE
+        ),
     }
-    k8s_settings = scheduled["settings"]["orchestrator.kubernetes"]
-    assert cron_keys <= set(k8s_settings)
-    for key in cron_keys:
-        k8s_settings.pop(key)
-    # Retraining starts from the version in production, of the model the base config trains.
-    model = scheduled["parameters"]["config"]["model"]
-    assert model.pop("name_or_path") == f"zenml:{base['model']['name']}@production"
-    base["parameters"]["config"]["model"].pop("name_or_path")
-    assert scheduled == base
+    for key, home in homes.items():
+        assert _homes(facts, "*", key) == [home.name], key
+    for step in CPU_STEPS:
+        key = f"{k8s}.pod_settings.resources.requests.cpu"
+        assert _homes(facts, step, key) == [PIPELINE_DEFAULTS_FILE.name], step
 
 
 def test_preview_knows_the_pipelines_steps() -> None:
@@ -227,7 +281,9 @@ def test_preview_knows_the_pipelines_steps() -> None:
     steps = {obj.name for obj in vars(finetune).values() if isinstance(obj, BaseStep)}
     assert steps == set(k8s_manifests.STEP_NAMES)
     assert steps >= HARDWARE_STAGES
-    configured = set(yaml.safe_load(BASE.read_text())["steps"])
+    configured = {stage.value for stage in read_pipeline_defaults().step_resources} | set(
+        yaml.safe_load(BASE.read_text())["steps"]
+    )
     assert set(CPU_STEPS) <= configured <= steps
 
 

@@ -11,7 +11,9 @@ from trainer.cluster.trainjob import (
     cluster_for,
     shared_root,
     submit,
+    train_job_image,
     train_job_name,
+    train_job_namespace,
     train_on_nodes,
 )
 
@@ -27,7 +29,9 @@ __all__ = [
     "stage_pod",
     "submit",
     "to_manifest",
+    "train_job_image",
     "train_job_name",
+    "train_job_namespace",
     "train_on_nodes",
     "train_with_torchrun",
 ]

@@ -365,20 +365,29 @@ def own_namespace(default: str = "default") -> str:
     return default
 
 
-def cluster_for(
-    config: RunConfig, *, namespace: str | None = None, image: str | None = None
-) -> Cluster:
-    """Where this run's TrainJob goes: the API as this pod's service account sees it; the
-    namespace `distributed.namespace`, else `namespace` (the orchestrator's), else this
-    pod's own; the nodes' image `hardware.image`, else `image` (the stage's own)."""
+def train_job_image(config: RunConfig, image: str | None) -> str:
+    """The image the training nodes run: `hardware.image`, else `image` (the stage's own)."""
     chosen = (config.hardware.image if config.hardware else None) or image
     if not chosen:
         raise ValueError(
             "hardware.image is not set and this run has no container image (a local run?): "
             "set parameters.config.hardware.image to the image the training nodes run"
         )
+    return chosen
+
+
+def train_job_namespace(config: RunConfig, namespace: str | None) -> str:
+    """Where the TrainJob goes: `distributed.namespace`, else `namespace` (the
+    orchestrator's), else this pod's own."""
+    return config.distributed.namespace or namespace or own_namespace()
+
+
+def cluster_for(
+    config: RunConfig, *, namespace: str | None = None, image: str | None = None
+) -> Cluster:
+    """Where this run's TrainJob goes: the API as this pod's service account sees it, the
+    namespace `train_job_namespace` and the nodes' image `train_job_image` choose."""
+    chosen = train_job_image(config, image)
     return Cluster(
-        api=kubernetes_api(),
-        namespace=config.distributed.namespace or namespace or own_namespace(),
-        image=chosen,
+        api=kubernetes_api(), namespace=train_job_namespace(config, namespace), image=chosen
     )

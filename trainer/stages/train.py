@@ -141,16 +141,24 @@ def training_dispatch(
         if site.run is None:
             raise ValueError("a TrainJob is named after its run: give the TrainingSite a run")
         assert root is not None
-        name = train_job_name(config.output.name, site.run.id or site.run.name)
+        name, job_uri = train_job_place(config, root, site.run)
         # The nodes reach the checkpoints with their own credentials, not this pod's.
         dispatch = replace(
             dispatch,
             filesystem=None,
             job_name=name,
-            job_uri=f"{root.rstrip('/')}/{TRAINJOBS_FOLDER}/{name}",
+            job_uri=job_uri,
             series=series,
         )
     return dispatch
+
+
+def train_job_place(config: RunConfig, shared: str, run: RunRef) -> tuple[str, str]:
+    """The TrainJob's name (the same for every attempt of `run`'s train step, so a retry
+    finds it) and the folder under the `shared` root (`shared_root`) that holds its
+    inputs and outputs."""
+    name = train_job_name(config.output.name, run.id or run.name)
+    return name, f"{shared.rstrip('/')}/{TRAINJOBS_FOLDER}/{name}"
 
 
 def train_stage(
