@@ -158,11 +158,11 @@ LOSS_PARAM_INFIX = ".loss.params."
 TRIAL_TRAINING_OVERRIDES: dict[str, Any] = {
     "report_to": "none",
     "load_best_model_at_end": False,
-    "push_to_hub": False,
 }
 """What every trial trains with whatever the run says: trials report to no tracker (each
 trial would overwrite the run's parameters there; the search result records the trials
-instead) and, through `checkpoints.every_n_steps: null`, keep no checkpoints."""
+instead) and, through `checkpoints.every_n_steps: null`, keep no checkpoints. Like every
+training, they never push (`push_to_hub` is refused in `training` and forced off by the run)."""
 
 
 class Range(StrictModel):
