@@ -88,6 +88,13 @@ fi
 
 # --- 2b. wheels for an offline build ----------------------------------------------------
 phase "wheels ($WHEELS)"
+# They are fetched for the host's Python, so it must be the base image's.
+host_python=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+base_python=$(docker run --rm --network none "$BASE_TAG" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [ "$host_python" != "$base_python" ]; then
+  echo "the wheels would be for Python $host_python (.venv), the base image has $base_python" >&2
+  exit 1
+fi
 # torch: constraints.txt's version, the CPU build (this machine's local wheel folder).
 TORCH_VERSION=$(grep -iE '^torch==' constraints.txt | head -1 | cut -d= -f3 | cut -d+ -f1)
 TORCH_SPEC="torch==$TORCH_VERSION+cpu"
@@ -139,6 +146,10 @@ else
   echo "built $IMAGE in $((SECONDS - t0)) s"
 fi
 docker tag "$IMAGE" "$IMAGE_REPO:local"
+# Earlier builds of this script (other input hashes) go; layers still used stay.
+docker images --format '{{.Repository}}:{{.Tag}}' \
+  | grep -E "^($IMAGE_REPO|$IMAGE_REPO-base):[a-z]*-?[0-9a-f]{16}$" \
+  | grep -vxF -e "$IMAGE" -e "$BASE_TAG" | xargs -r docker rmi >/dev/null || true
 docker image inspect "$IMAGE" --format "$IMAGE ({{.Id}}): {{.Size}} bytes, user {{.Config.User}}" \
   | sed 's/sha256:\([0-9a-f]\{12\}\)[0-9a-f]*/\1/'
 docker run --rm --network none --read-only --tmpfs /tmp "$IMAGE"
