@@ -548,6 +548,9 @@ def versions() -> None:
         norm(dist.metadata["Name"]): dist.version for dist in importlib.metadata.distributions()
     }
     mismatched, unpinned = [], []
+    # pip is the installer, not part of what runs: the image keeps the venv's own pip
+    # (Debian's python3-venv), which installs the pinned set as well as the pinned pip.
+    installed.pop("pip", None)
     for name, version in sorted(installed.items()):
         if name not in pins:
             unpinned.append(f"{name}=={version}")
