@@ -117,14 +117,14 @@ def container_run_args(run_id: str) -> dict[str, Any]:
 
 
 def write_configs(out: Path) -> None:
-    """zenml.yaml: the Kubernetes config's ZenML `settings` (the same `settings.docker`
-    block, so ZenML builds the image from k8s/Dockerfile), build arguments for this
+    """zenml.yaml: the pipeline's own `docker` settings (k8s/pipeline-defaults.yaml, the
+    block every Kubernetes run gets, so ZenML builds the image from k8s/Dockerfile), build arguments for this
     machine, the local_docker orchestrator's run arguments, the tiny run config.
     kfp.yaml: the same run config, training with two processes (torchrun, gloo)."""
     import yaml
 
-    k8s = yaml.safe_load((REPO / _env("ST_K8S_CONFIG")).read_text())
-    settings = copy.deepcopy(k8s["settings"])
+    defaults = yaml.safe_load((REPO / _env("ST_PIPELINE_DEFAULTS")).read_text())
+    settings = {"docker": copy.deepcopy(defaults["docker"])}
     build = settings["docker"]["parent_image_build_config"]["build_options"]
     build["build_args"] = {**build.get("build_args", {}), **json.loads(_env("ST_BUILD_ARGS"))}
     settings["orchestrator.local_docker"] = {"run_args": container_run_args("zenml")}

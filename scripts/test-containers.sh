@@ -24,7 +24,7 @@ export ST_PIPELINE_SOURCE=pipelines.finetune.finetune_pipeline  # the ZenML pipe
 export ST_KFP_MODULE=pipelines.kfp_pipeline                     # `python -m` compiles KFP
 export ST_STAGES_MODULE=trainer.stages   # load_stage, train_stage + TrainingSite, evaluate_stage
 export ST_CONFIG_MODULE=trainer.config   # RunConfig
-export ST_K8S_CONFIG=configs/finetune-k8s.yaml  # whose `settings` ZenML builds from
+export ST_PIPELINE_DEFAULTS=k8s/pipeline-defaults.yaml  # the `docker` block ZenML builds from
 
 # --- what the containers get: the pod's security context --------------------------------
 export ST_CONTAINER_USER=10001:10001
