@@ -9,10 +9,12 @@
         python - versions < scripts/containers_test.py         # inside the image
 
 Module paths of the project come from the environment (the shell script sets them in one
-place): ST_PIPELINE_SOURCE, ST_KFP_MODULE, ST_STAGES_MODULE, ST_CONFIG_MODULE. Settings
-of the containers (user, read-only root, scratch, network) come from ST_CONTAINER_* and
-the build arguments from ST_BUILD_ARGS (JSON). Only the standard library is imported at
-module level: `versions` runs inside the image from stdin.
+place): ST_PIPELINE_SOURCE, ST_KFP_MODULE, ST_STAGES_MODULE, ST_CONFIG_MODULE; so do the
+Kubernetes run config whose `settings` ZenML builds from (ST_K8S_CONFIG), the containers'
+user, scratch and network (ST_CONTAINER_*), the build arguments (ST_BUILD_ARGS, JSON),
+the script's image (ST_IMAGE) and the repository for ZenML's (ST_ZENML_REPOSITORY). Only
+the standard library is imported at module level: `versions` runs inside the image from
+stdin.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ def write_configs(out: Path) -> None:
     settings = {"docker": copy.deepcopy(defaults["docker"])}
     build = settings["docker"]["parent_image_build_config"]["build_options"]
     build["build_args"] = {**build.get("build_args", {}), **json.loads(_env("ST_BUILD_ARGS"))}
+    # ZenML names the image <repository>:<pipeline>-orchestrator: a repository of this
+    # checkout's own, or a concurrent run from another checkout could retag it mid-run.
+    settings["docker"]["target_repository"] = _env("ST_ZENML_REPOSITORY")
     settings["orchestrator.local_docker"] = {"run_args": container_run_args("zenml")}
     out.mkdir(parents=True, exist_ok=True)
     zenml_doc = {

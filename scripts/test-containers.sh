@@ -48,8 +48,12 @@ hash_of() { sha256sum | cut -c1-16; }
 if [ ! -x "$PY" ]; then
   bash scripts/install.sh
 fi
-rm -rf "$SCRATCH"
+# Scratch is emptied, but for the name of the image this checkout built last.
 mkdir -p "$SCRATCH"
+find "$SCRATCH" -mindepth 1 -maxdepth 1 ! -name last-image -exec rm -rf {} +
+# Images ZenML builds for this checkout: a repository of its own, since other checkouts
+# may use the same Docker engine at the same time.
+export ST_ZENML_REPOSITORY=$IMAGE_REPO-zenml-$(printf '%s' "$REPO" | hash_of | cut -c1-8)
 
 # --- 1. Docker engine ---------------------------------------------------------------------
 phase "Docker engine"
@@ -146,10 +150,13 @@ else
   echo "built $IMAGE in $((SECONDS - t0)) s"
 fi
 docker tag "$IMAGE" "$IMAGE_REPO:local"
-# Earlier builds of this script (other input hashes) go; layers still used stay.
-docker images --format '{{.Repository}}:{{.Tag}}' \
-  | grep -E "^($IMAGE_REPO|$IMAGE_REPO-base):[a-z]*-?[0-9a-f]{16}$" \
-  | grep -vxF -e "$IMAGE" -e "$BASE_TAG" | xargs -r docker rmi >/dev/null || true
+# The image this checkout built before (other inputs) goes; layers still used stay.
+# Other checkouts' images are left alone.
+last=$(cat "$SCRATCH/last-image" 2>/dev/null || true)
+if [ -n "$last" ] && [ "$last" != "$IMAGE" ]; then
+  docker rmi "$last" >/dev/null 2>&1 || true
+fi
+echo "$IMAGE" >"$SCRATCH/last-image"
 docker image inspect "$IMAGE" --format "$IMAGE ({{.Id}}): {{.Size}} bytes, user {{.Config.User}}" \
   | sed 's/sha256:\([0-9a-f]\{12\}\)[0-9a-f]*/\1/'
 docker run --rm --network none --read-only --tmpfs /tmp "$IMAGE"
@@ -163,6 +170,9 @@ docker run --rm -i --network none --read-only --tmpfs /tmp \
 phase "in-process runs on this host"
 export ZENML_CONFIG_PATH=$SCRATCH/zenml/config
 export ZENML_LOCAL_STORES_PATH=$SCRATCH/zenml/stores
+# No repository: a `.zen/` of this checkout (its active stack) stays untouched; the
+# harness sets the source root to the checkout itself.
+export ZENML_REPOSITORY_PATH=$SCRATCH/zenml
 export ZENML_ANALYTICS_OPT_IN=false ZENML_ENABLE_RICH_TRACEBACK=false
 export ZENML_AUTO_OPEN_DASHBOARD=false ZENML_LOGGING_VERBOSITY=INFO
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
