@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import pairs_dataset, tiny_run_config
 from trainer.config import RunConfig
 from trainer.data import load_datasets
-from trainer.training import ProgressLogger, format_duration, progress, train
+from trainer.logs import ProgressLogger, format_duration, progress
+from trainer.training import train
 from trainer.training.callbacks import TrainingProgressCallback
 
 

@@ -17,7 +17,6 @@ from trainer.training.checkpoints import (
 from trainer.training.distributed import Topology, barrier, init_process_group, processes_per_node
 from trainer.training.lease import LeaseHeld, LeaseLost, SeriesLease
 from trainer.training.losses import build_loss
-from trainer.training.progress_log import ProgressLogger, format_duration, progress
 from trainer.training.run import process_group_arguments, train_in_process
 from trainer.training.search import apply_best, run_search
 from trainer.training.series import checkpoint_uri, content_digest, series_digest, series_identity
@@ -42,7 +41,6 @@ __all__ = [
     "ForeignLocation",
     "LeaseHeld",
     "LeaseLost",
-    "ProgressLogger",
     "SeriesIdentity",
     "SeriesLease",
     "SeriesMismatch",
@@ -57,7 +55,6 @@ __all__ = [
     "content_digest",
     "effective_training_arguments",
     "evaluation_metrics",
-    "format_duration",
     "fsspec_can_open",
     "init_process_group",
     "log_evaluation",
@@ -70,7 +67,6 @@ __all__ = [
     "open_checkpoint",
     "process_group_arguments",
     "processes_per_node",
-    "progress",
     "reporting_callbacks",
     "run_parameters",
     "run_search",

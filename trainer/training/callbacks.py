@@ -19,10 +19,11 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from trainer.logs import ProgressLogger
 from trainer.training.checkpoints import CHECKPOINT_PREFIX, Checkpoint, CheckpointStore
 from trainer.training.distributed import Topology, any_rank, barrier
 from trainer.training.lease import SeriesLease
-from trainer.training.progress_log import ProgressLogger, global_batch_size
+from trainer.training.progress_log import global_batch_size
 from trainer.training.progress_log import logger as progress_logger
 
 logger = logging.getLogger(__name__)
