@@ -6,6 +6,8 @@
 #                           at the versions this repository's venv tests with
 #   .gpu_bundle/tokenizer/  the all-MiniLM-L6-v2 tokenizer files (no weights: the GPU
 #                           mode trains randomly initialised models)
+#   .gpu_bundle/tree/       this commit's benchmarks/, trainer/ and data/stdlib_docs/ (with
+#                           the tokenizer), to run from; tree/COMMIT names the commit
 # Usage (repository root): bash benchmarks/gpu_bundle.sh   [PYTHON=.venv/bin/python]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +42,14 @@ for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
     if (source / name).is_file():
         shutil.copy(source / name, Path(sys.argv[1]) / name)
 PY
+
+# .gpu_bundle/tree/: a snapshot of the committed tree (HEAD) with the tokenizer inside. The
+# device tool sends the checkout its session started in, which can be another worktree or
+# hold uncommitted work; run the benchmark from this snapshot to measure this commit.
+mkdir -p "$BUNDLE/tree/$BUNDLE"
+git archive --format=tar HEAD benchmarks trainer data/stdlib_docs pyproject.toml \
+    | tar -x -C "$BUNDLE/tree"
+git rev-parse HEAD >"$BUNDLE/tree/COMMIT"
+cp -r "$BUNDLE/tokenizer" "$BUNDLE/tree/$BUNDLE/"
 ls -la "$BUNDLE/wheels" "$BUNDLE/tokenizer"
 du -sh "$BUNDLE"
