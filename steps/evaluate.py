@@ -65,7 +65,7 @@ def evaluate(
     log_step_metadata(evaluation.model_dump(mode="json", exclude_none=True))
     report = evaluation_report(config, evaluation, training)
     if mlflow_tracked():
-        log_evaluation(evaluation)
+        log_evaluation(evaluation, config.gate.metric or evaluation.primary_metric)
         log_html(report, "evaluation_report.html")
         log_run_tags(evaluation_tags(config, evaluation))
     return evaluation, HTMLString(report)
