@@ -61,6 +61,7 @@ def evaluate(
         eval_datasets,
         base_model=_base_model(config, training),
         production=_production(config),
+        steps_trained=training.global_step,
     )
     log_step_metadata(evaluation.model_dump(mode="json", exclude_none=True))
     report = evaluation_report(config, evaluation, training)

@@ -271,12 +271,18 @@ def _gate(config: RunConfig, evaluation: Evaluation) -> str:
     except ValueError as error:
         return f"### Release gate\n\nNot decided: {error}."
     base = (
-        f" (base {_num(decision.base_value)}, {decision.improvement:+.4f})"
+        f" (base {_num(decision.base_value)}, {decision.improvement_text()})"
         if decision.base_value is not None and decision.improvement is not None
         else ""
     )
     verdict = "passed" if decision.passed else "failed"
     lines = [f"`{decision.metric}` = {_num(decision.value)}{base}: **{verdict}**."]
+    if decision.interval is not None:
+        lines.append(
+            f"\nDecided on the lower bound of a paired bootstrap interval over queries "
+            f"({decision.interval.resamples} resamples, seed {decision.interval.seed}), "
+            f"against `min_improvement` {config.gate.min_improvement}.\n"
+        )
     lines += [f"- {reason}" for reason in decision.reasons if not reason.startswith("guard ")]
     if decision.guards:
         lines.append("\nRegression guards (no metric may fall more than its allowed drop):\n")
