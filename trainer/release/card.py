@@ -199,6 +199,13 @@ def _summary(config: RunConfig, model_info: ModelInfo, lineage: ModelLineage | N
         ["Language", _cell(", ".join(config.card.language))],
         ["License", _cell(config.card.license)],
     ]
+    if config.model.trust_remote_code:
+        details.append(
+            [
+                "Remote code",
+                "trusted: `model.trust_remote_code: true` (the base model runs its own code)",
+            ]
+        )
     return "\n\n".join(
         [
             f"# {_model_name(config)}",
@@ -318,6 +325,15 @@ def _batch_line(training: TrainingSummary) -> str:
     )
 
 
+def card_training_arguments(config: RunConfig) -> dict[str, Any]:
+    """The effective training arguments as the config says them: a `warmup_ratio` stays
+    a ratio (the run passes it as a fractional `warmup_steps`, transformers 5's spelling)."""
+    arguments = effective_training_arguments(config)
+    if "warmup_ratio" in config.training and "warmup_steps" not in config.training:
+        arguments["warmup_ratio"] = arguments.pop("warmup_steps")
+    return arguments
+
+
 def _training(
     config: RunConfig,
     training: TrainingSummary,
@@ -354,7 +370,7 @@ def _training(
                 "—" if dataset.prompt is None else f"`{_cell(json.dumps(dataset.prompt))}`",
             ]
         )
-    hyper = [[f"`{k}`", _cell(v)] for k, v in sorted(effective_training_arguments(config).items())]
+    hyper = [[f"`{k}`", _cell(v)] for k, v in sorted(card_training_arguments(config).items())]
     facts = [
         f"- Training time: {_num(training.train_seconds, 1)} s",
         f"- Optimizer steps: {_cell(training.global_step)}",

@@ -75,8 +75,7 @@ def decide(gate: GateConfig, evaluation: Evaluation) -> GateDecision:
     steps = evaluation.steps_trained
     if steps is not None and steps < gate.min_steps:
         reasons.append(
-            f"no meaningful training: {steps} optimizer step(s) < gate.min_steps "
-            f"{gate.min_steps}"
+            f"no meaningful training: {steps} optimizer step(s) < gate.min_steps {gate.min_steps}"
         )
     if math.isnan(value):
         reasons.append(f"{metric} is NaN")
