@@ -123,11 +123,9 @@ def retrieval_evaluator(
     params.setdefault(
         "corpus_chunk_size", evaluator.corpus_chunk_size or corpus_chunk_size(len(queries))
     )
-    # The library types queries and corpus as dict[str, <any media it embeds>]; dict is
-    # invariant, so a dict[str, str] does not match although every value is a str.
     return PerQueryRetrievalEvaluator(
-        queries,  # type: ignore[arg-type]
-        corpus,  # type: ignore[arg-type]
+        queries,
+        corpus,
         relevant,
         name=evaluator.display_name,
         write_csv=False,

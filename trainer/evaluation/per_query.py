@@ -30,7 +30,7 @@ class PerQueryRetrievalEvaluator(InformationRetrievalEvaluator):
         self._ranked = []
         scores = super().compute_all_metrics(*args, **kwargs)
         per_query: dict[str, list[float]] = {}
-        for function, values in zip(self.score_functions, self._ranked, strict=True):
+        for function, values in zip(self.score_functions or {}, self._ranked, strict=True):
             for metric, listed in values.items():
                 key = f"{function}_{metric}"
                 per_query[f"{self.name}_{key}" if self.name else key] = listed
