@@ -70,16 +70,23 @@ def train_seeds(config: Any, seeds: list[int], rows: int | None, models_dir: Pat
     return folders
 
 
-def score_models(config: Any, folders: list[Path], metric: str) -> dict[str, dict[str, Any]]:
-    """Each model's gate metric and its per-query values, on the config's evaluators."""
+def score_models(
+    config: Any, folders: list[Path], metric: str, cache: Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each model's gate metric and its per-query values, on the config's evaluators.
+    With `cache`, models scored before are read from it and new ones added to it."""
     from trainer.data import load_datasets
     from trainer.evaluation import build_evaluators, run_evaluators
     from trainer.models import load_model
 
+    known = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
+    wanted = [folder for folder in folders if str(folder) not in known]
+    scores: dict[str, dict[str, Any]] = {str(f): known[str(f)] for f in folders if str(f) in known}
+    if not wanted:
+        return scores
     _, held_out = load_datasets(config)
     evaluators = build_evaluators(config, held_out)
-    scores: dict[str, dict[str, Any]] = {}
-    for folder in folders:
+    for folder in wanted:
         started = time.perf_counter()
         model = load_model(config.model.model_copy(update={"name_or_path": str(folder)}))
         per_query: dict[str, list[float]] = {}
@@ -87,6 +94,9 @@ def score_models(config: Any, folders: list[Path], metric: str) -> dict[str, dic
         if metric not in per_query:
             raise SystemExit(f"{metric} has no per-query values: not a retrieval metric")
         scores[str(folder)] = {"value": metrics[metric], "per_query": per_query[metric]}
+        if cache is not None:
+            known[str(folder)] = scores[str(folder)]
+            cache.write_text(json.dumps(known))
         print(
             f"  {folder}: {metric} = {metrics[metric]:.4f} ({time.perf_counter() - started:.0f} s)",
             flush=True,
@@ -170,6 +180,14 @@ def main() -> None:
         help=f"results JSON, e.g. {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}; without it "
         "nothing is written",
     )
+    parser.add_argument(
+        "--scores", type=Path, default=None, help="per-query score cache (JSON), kept across runs"
+    )
+    parser.add_argument(
+        "--base-model", default=None, help="train from this model instead of the config's"
+    )
+    parser.add_argument("--epochs", type=float, default=None, help="override num_train_epochs")
+    parser.add_argument("--learning-rate", type=float, default=None, help="override learning_rate")
     parser.add_argument("--table", action="store_true", help="print --output as markdown")
     args = parser.parse_args()
     if args.table:
@@ -179,6 +197,14 @@ def main() -> None:
     from trainer.config import load_run_config
 
     config = load_run_config(args.config)
+    if args.base_model:
+        config = config.model_copy(
+            update={"model": config.model.model_copy(update={"name_or_path": args.base_model})}
+        )
+    overrides = {"num_train_epochs": args.epochs, "learning_rate": args.learning_rate}
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if overrides:
+        config = config.model_copy(update={"training": {**config.training, **overrides}})
     metric = config.gate.metric
     if metric is None:
         raise SystemExit(f"{args.config}: set gate.metric (the metric the gate decides on)")
@@ -189,7 +215,7 @@ def main() -> None:
     if len(folders) < 2:
         raise SystemExit("need at least two models (--models, or --train with two seeds)")
     print(f"== scoring {len(folders)} models on {metric}", flush=True)
-    scores = score_models(config, folders, metric)
+    scores = score_models(config, folders, metric, args.scores)
     confidences: list[float | None] = [None, *args.confidence]
     result = false_pass(scores, metric, confidences)
     report = {
@@ -197,7 +223,10 @@ def main() -> None:
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "config": str(args.config),
-        "trained_rows": args.train_rows,
+        "base_model": config.model.name_or_path,
+        "trained": {"seeds": args.train, "rows": args.train_rows, **overrides}
+        if args.train
+        else None,
         "metric": metric,
         "queries": len(next(iter(scores.values()))["per_query"]),
         "gate": {"min_improvement": 0.0, "resamples": config.gate.resamples, "seed": 0},

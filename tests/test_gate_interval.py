@@ -206,3 +206,17 @@ def test_per_query_scores_average_to_the_library_metrics(
         assert float(np.mean(values)) == pytest.approx(metrics[key], abs=1e-12), key
     # Kept for the evaluation: the ndcg and mrr families (and the gate metric when named).
     assert sorted(kept) == ["docs-ir_cosine_mrr@10", "docs-ir_cosine_ndcg@10"]
+
+
+def test_the_report_and_the_card_show_the_interval() -> None:
+    from trainer.reports import render_comparison_html
+
+    decision = decide(GateConfig(), CLEAR_GAIN)
+    page = render_comparison_html(CLEAR_GAIN, gate=decision)
+    assert re.search(
+        r"<b>gate passed</b> on docs-ir_cosine_ndcg@10 \(\+0\.0800 \[95% CI \+0\.080, "
+        r"\+0\.080\] over 400 queries\)",
+        page,
+    ), page
+    failed = render_comparison_html(NOISE, gate=decide(GateConfig(), NOISE))
+    assert "<b>gate FAILED</b>" in failed and "the interval&#x27;s lower bound" in failed

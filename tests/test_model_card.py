@@ -336,3 +336,23 @@ def test_the_card_records_trusted_remote_code() -> None:
         "own code) |"
     ) in card
     assert "Remote code" not in render()
+
+
+def test_the_card_states_the_gate_interval() -> None:
+    metric = f"{IR}_cosine_ndcg@10"
+    base = [0.3, 0.5] * 50
+    with_queries = EVALUATION.model_copy(
+        update={
+            "base_per_query": {metric: base},
+            "finetuned_per_query": {metric: [value + 0.14 for value in base]},
+        }
+    )
+    card = render(evaluation=with_queries)
+    assert (
+        f"`{metric}` = 0.5500 (base 0.4100, +0.1400 [95% CI +0.140, +0.140] over 100 queries): "
+        "**passed**."
+    ) in card
+    assert (
+        "Decided on the lower bound of a paired bootstrap interval over queries (2000 "
+        "resamples, seed 0), against `min_improvement` 0.0."
+    ) in card
