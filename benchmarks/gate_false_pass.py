@@ -48,6 +48,11 @@ def train_seeds(config: Any, seeds: list[int], rows: int | None, models_dir: Pat
 
     folders = []
     for seed in seeds:
+        folder = models_dir / f"gate-{seed}" / "model"
+        if (folder / "modules.json").is_file():
+            print(f"  seed {seed}: trained before, kept ({folder})", flush=True)
+            folders.append(folder)
+            continue
         datasets = {
             name: dataset.model_copy(update={"max_samples": rows or dataset.max_samples})
             for name, dataset in config.datasets.items()
@@ -59,10 +64,9 @@ def train_seeds(config: Any, seeds: list[int], rows: int | None, models_dir: Pat
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="gate-false-pass-") as output_dir:
             result = train(seeded, train_sets, output_dir=output_dir)
-        folder = models_dir / f"gate-{seed}" / "model"
         result.model.save(str(folder))
         print(
-            f"  seed {seed}: {result.global_step} steps in "
+            f"  seed {seed}: {result.summary.global_step} steps in "
             f"{time.perf_counter() - started:.0f} s -> {folder}",
             flush=True,
         )
@@ -209,9 +213,13 @@ def main() -> None:
     if metric is None:
         raise SystemExit(f"{args.config}: set gate.metric (the metric the gate decides on)")
     folders = list(args.models)
-    if args.train:
-        print(f"== training seeds {args.train} ({args.train_rows or 'all'} rows)", flush=True)
-        folders += train_seeds(config, args.train, args.train_rows, args.models_dir)
+    for seed in args.train:
+        # One seed at a time, each scored as soon as it is trained (kept in --scores), so
+        # an interrupted run keeps every model it finished.
+        print(f"== training seed {seed} ({args.train_rows or 'all'} rows)", flush=True)
+        trained = train_seeds(config, [seed], args.train_rows, args.models_dir)
+        score_models(config, trained, metric, args.scores)
+        folders += trained
     if len(folders) < 2:
         raise SystemExit("need at least two models (--models, or --train with two seeds)")
     print(f"== scoring {len(folders)} models on {metric}", flush=True)
