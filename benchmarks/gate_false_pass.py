@@ -150,6 +150,29 @@ def false_pass(
     return {"rates": rates, "pairs": pairs}
 
 
+def against_base(
+    scores: dict[str, dict[str, Any]], base: dict[str, Any], metric: str
+) -> dict[str, str]:
+    """What the default gate says of each model against the base model (what the run's
+    log line would show)."""
+    from trainer.config import GateConfig
+    from trainer.release import decide
+    from trainer.results import Evaluation
+
+    said = {}
+    for name, tuned in scores.items():
+        evaluation = Evaluation(
+            primary_metric=metric,
+            base={metric: base["value"]},
+            finetuned={metric: tuned["value"]},
+            improvement={metric: tuned["value"] - base["value"]},
+            base_per_query={metric: base["per_query"]},
+            finetuned_per_query={metric: tuned["per_query"]},
+        )
+        said[name] = decide(GateConfig(metric=metric, min_steps=0), evaluation).log_line()
+    return said
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     """The README table: false-pass rate per gate setting."""
     values = [model["value"] for model in report["models"].values()]
@@ -192,6 +215,9 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=float, default=None, help="override num_train_epochs")
     parser.add_argument("--learning-rate", type=float, default=None, help="override learning_rate")
+    parser.add_argument(
+        "--base", type=Path, default=None, help="also gate every model against this base model"
+    )
     parser.add_argument("--table", action="store_true", help="print --output as markdown")
     args = parser.parse_args()
     if args.table:
@@ -241,6 +267,12 @@ def main() -> None:
         "models": {name: {"value": s["value"]} for name, s in scores.items()},
         **result,
     }
+    if args.base is not None:
+        (base_scores,) = score_models(config, [args.base], metric, args.scores).values()
+        report["base"] = {"model": str(args.base), "value": base_scores["value"]}
+        report["against_base"] = against_base(scores, base_scores, metric)
+        for line in report["against_base"].values():
+            print(f"  vs base: {line}", flush=True)
     print(markdown_table(report), flush=True)
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
