@@ -86,7 +86,7 @@ def test_tracked_pipeline_run_logs_curves_metrics_parameters_and_card(
     from pipelines.finetune import finetune_pipeline
 
     document = run_config.model_dump(mode="json")
-    document["gate"] = {"min_improvement": None}
+    document["gate"] = {"min_improvement": None, "min_steps": 0}
     config_file = write_run_yaml(
         tmp_path / "run.yaml",
         document,

@@ -93,3 +93,14 @@ class GateConfig(StrictModel):
     min_value: float | None = None
     min_improvement: float | None = 0.0
     guards: list[GuardConfig] = Field(default_factory=list)
+    confidence: float | None = Field(default=0.95, gt=0.0, lt=1.0)
+    """Decide on a paired bootstrap over queries: `min_improvement` applies to the lower
+    bound of this two-sided interval of the improvement, not to the point estimate, so a
+    gain within noise does not pass. None: the point estimate decides. Evaluators without
+    per-query scores (similarity, triplet, classification) always use the point estimate."""
+    resamples: int = Field(default=2000, ge=100)
+    """Bootstrap resamples of the queries."""
+    seed: int = 0
+    """Seed of the bootstrap's resampling, so a decision is reproducible."""
+    min_steps: int = Field(default=10, ge=0)
+    """Fewer optimizer steps than this fail the gate with "no meaningful training"."""

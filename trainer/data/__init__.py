@@ -7,6 +7,7 @@ from trainer.data.leakage import LeakageError, check_leakage, enforce_leakage_po
 from trainer.data.loading import (
     check_data,
     check_data_keeping_held_out,
+    check_data_keeping_splits,
     load_datasets,
     load_datasets_with_report,
     load_documents,
@@ -19,6 +20,7 @@ __all__ = [
     "LeakageError",
     "check_data",
     "check_data_keeping_held_out",
+    "check_data_keeping_splits",
     "check_leakage",
     "enforce_leakage_policy",
     "load_beir",

@@ -33,6 +33,7 @@ __all__ = [
     "SourceReport",
     "check_data",
     "check_data_keeping_held_out",
+    "check_data_keeping_splits",
     "load_datasets",
     "load_datasets_with_report",
     "load_evaluator_rows",
@@ -268,21 +269,28 @@ def check_data(config: RunConfig) -> DataCheck:
     return check
 
 
-def check_data_keeping_held_out(config: RunConfig) -> tuple[DataCheck, DatasetDict]:
-    """`check_data`, plus the held-out split of every dataset that loaded: the rows the
-    evaluators will read, so a preflight can check evaluator columns and metric names
-    on the real data without loading anything twice."""
-    problems, reports, held_out = [], {}, {}
+def check_data_keeping_splits(config: RunConfig) -> tuple[DataCheck, DatasetDict, DatasetDict]:
+    """`check_data`, plus the training and held-out splits of every dataset that loaded:
+    the rows the evaluators will read and the leakage check compares, so a preflight can
+    check them on the real data without loading anything twice."""
+    problems, reports, train, held_out = [], {}, {}, {}
     for name, dataset_config in config.datasets.items():
         try:
-            _, eval_part, reports[name] = _load_one(name, dataset_config, seed=config.seed)
+            train_part, eval_part, reports[name] = _load_one(name, dataset_config, seed=config.seed)
         except DataValidationError as error:
             problems.append(error.as_problem(default_field=f"datasets.{name}"))
             continue
+        train[name] = train_part
         if eval_part is not None:
             held_out[name] = eval_part
     check = DataCheck(problems=problems, report=DataReport(datasets=reports))
-    return check, DatasetDict(held_out)
+    return check, DatasetDict(train), DatasetDict(held_out)
+
+
+def check_data_keeping_held_out(config: RunConfig) -> tuple[DataCheck, DatasetDict]:
+    """`check_data`, plus the held-out split of every dataset that loaded."""
+    check, _, held_out = check_data_keeping_splits(config)
+    return check, held_out
 
 
 def load_evaluator_rows(

@@ -2,6 +2,7 @@
 any model runs), and the base-vs-fine-tuned comparison.
 """
 
+from trainer.evaluation.bootstrap import paired_bootstrap
 from trainer.evaluation.evaluators import (
     add_distractors,
     build_evaluator,
@@ -9,6 +10,7 @@ from trainer.evaluation.evaluators import (
     compare,
     evaluator_configs,
     information_retrieval_inputs,
+    per_query_scores,
     primary_metric,
     run_evaluators,
     texts_to_encode,
@@ -32,6 +34,8 @@ __all__ = [
     "information_retrieval_inputs",
     "metric_names",
     "model_similarity",
+    "paired_bootstrap",
+    "per_query_scores",
     "primary_metric",
     "primary_metric_name",
     "run_evaluators",

@@ -8,7 +8,7 @@ fine-tuning and nothing else. Metric keys are sentence-transformers' own
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
@@ -112,8 +112,9 @@ def retrieval_evaluator(
 ) -> BaseEvaluator:
     """`InformationRetrievalEvaluator` with the project's metric cut-offs, encoding and
     scoring the corpus in chunks (`corpus_chunk_size`): top-k hits are kept per query,
-    never a full queries x corpus score matrix."""
-    from sentence_transformers.sentence_transformer import evaluation as st_eval
+    never a full queries x corpus score matrix. It keeps per-query values too
+    (`PerQueryRetrievalEvaluator`), for the gate's paired bootstrap."""
+    from trainer.evaluation.per_query import PerQueryRetrievalEvaluator
 
     params = dict(evaluator.params)
     params.setdefault("accuracy_at_k", [1, 5, 10])
@@ -122,11 +123,9 @@ def retrieval_evaluator(
     params.setdefault(
         "corpus_chunk_size", evaluator.corpus_chunk_size or corpus_chunk_size(len(queries))
     )
-    # The library types queries and corpus as dict[str, <any media it embeds>]; dict is
-    # invariant, so a dict[str, str] does not match although every value is a str.
-    return st_eval.InformationRetrievalEvaluator(
-        queries,  # type: ignore[arg-type]
-        corpus,  # type: ignore[arg-type]
+    return PerQueryRetrievalEvaluator(
+        queries,
+        corpus,
         relevant,
         name=evaluator.display_name,
         write_csv=False,
@@ -215,6 +214,24 @@ def texts_to_encode(evaluator: BaseEvaluator) -> int | None:
     return None
 
 
+PER_QUERY_FAMILIES = ("_ndcg@", "_mrr@")
+"""Metric families whose per-query values an evaluation keeps by default (besides the
+gate metric): enough to bootstrap the usual gate metrics, small enough for JSON."""
+
+
+def per_query_scores(evaluator: BaseEvaluator) -> dict[str, list[float]]:
+    """The per-query values `evaluator` kept from its last call ({} for evaluators that
+    report only averages: similarity, triplet, classification)."""
+    kept = getattr(evaluator, "per_query", None)
+    if not isinstance(kept, dict):
+        return {}
+    return {str(key): [float(value) for value in values] for key, values in kept.items()}
+
+
+def _kept(key: str, extra: Collection[str]) -> bool:
+    return key in extra or any(family in key for family in PER_QUERY_FAMILIES)
+
+
 def run_evaluators(
     model: SentenceTransformer,
     evaluators: list[BaseEvaluator],
@@ -222,12 +239,16 @@ def run_evaluators(
     label: str = "the model",
     log: Callable[[str], None] | None = None,
     every_s: float = 15.0,
+    per_query: dict[str, list[float]] | None = None,
+    per_query_keys: Collection[str] = (),
 ) -> dict[str, float]:
     """Run every evaluator on `model`; metric keys are prefixed with the evaluator name.
 
     Each evaluator's output (sentence-transformers' own block of numbers) comes after a
     line naming the model it scores (`label`: "the base model", ...), with progress lines
-    (texts encoded, rate, ETA) while it encodes and its primary metric at the end."""
+    (texts encoded, rate, ETA) while it encodes and its primary metric at the end. When
+    `per_query` is given it receives the per-query values of the ndcg and mrr metrics and
+    of `per_query_keys`, from the evaluators that keep them."""
     log = log or logger.info
     metrics: dict[str, float] = {}
     for index, evaluator in enumerate(evaluators, start=1):
@@ -239,6 +260,9 @@ def run_evaluators(
             raise TypeError(f"{type(evaluator).__name__} returned {scores!r}, not its metrics")
         for key, value in scores.items():
             metrics[key] = float(value)
+        if per_query is not None:
+            kept = per_query_scores(evaluator)
+            per_query.update({k: v for k, v in kept.items() if _kept(k, per_query_keys)})
         primary = primary_metric(evaluator)
         if primary in metrics:
             log(f"{label}: {primary} = {metrics[primary]:.4f}")
@@ -252,10 +276,28 @@ def compare(
     *,
     base_label: str = "the base model",
     log: Callable[[str], None] | None = None,
+    per_query_keys: Collection[str] = (),
 ) -> Evaluation:
-    """Evaluate both models on identical data: metrics, improvement and the primary metric."""
-    base_metrics = run_evaluators(base, evaluators, label=base_label, log=log)
-    tuned_metrics = run_evaluators(finetuned, evaluators, label="the fine-tuned model", log=log)
+    """Evaluate both models on identical data: metrics, improvement, the primary metric,
+    and per-query values (ndcg, mrr and `per_query_keys`) where the evaluator keeps them."""
+    base_queries: dict[str, list[float]] = {}
+    tuned_queries: dict[str, list[float]] = {}
+    base_metrics = run_evaluators(
+        base,
+        evaluators,
+        label=base_label,
+        log=log,
+        per_query=base_queries,
+        per_query_keys=per_query_keys,
+    )
+    tuned_metrics = run_evaluators(
+        finetuned,
+        evaluators,
+        label="the fine-tuned model",
+        log=log,
+        per_query=tuned_queries,
+        per_query_keys=per_query_keys,
+    )
     return Evaluation(
         primary_metric=primary_metric(evaluators[0]) if evaluators else None,
         base=base_metrics,
@@ -265,4 +307,6 @@ def compare(
             for key in tuned_metrics
             if key in base_metrics
         },
+        base_per_query={k: v for k, v in base_queries.items() if k in tuned_queries},
+        finetuned_per_query={k: v for k, v in tuned_queries.items() if k in base_queries},
     )

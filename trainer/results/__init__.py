@@ -16,6 +16,8 @@ from trainer.results.data import (
 )
 from trainer.results.evaluation import Evaluation, format_metric
 from trainer.results.release import (
+    NO_INTERVAL,
+    ConfidenceInterval,
     GateDecision,
     GuardResult,
     Promotion,
@@ -38,7 +40,9 @@ from trainer.results.training import (
 )
 
 __all__ = [
+    "NO_INTERVAL",
     "CheckpointSummary",
+    "ConfidenceInterval",
     "DataReport",
     "DatasetLeakage",
     "DatasetReport",
