@@ -458,6 +458,12 @@ CASES: list[Any] = [
         r"training\.load_best_model_at_end: --load_best_model_at_end requires the save and eval",
         id="constructed-strategies",
     ),
+    pytest.param(
+        lambda tmp_path: _run_training(tmp_path, {"learning_rate_mapping": {"encoder[": 1e-4}}),
+        r"training\.learning_rate_mapping\.encoder\[: not a regular expression over parameter "
+        r"names \(unterminated character set",
+        id="learning-rate-mapping-pattern",
+    ),
     # Loss parameters, against the loss class signature.
     pytest.param(
         lambda tmp_path: _loss(
