@@ -228,3 +228,28 @@ def _check_guards(config: RunConfig, metrics: EvaluatorMetrics, found: Findings)
             f"{guard.metric!r} is not reported by any evaluator; {hint}they report: "
             f"{', '.join(metrics.shown)}",
         )
+
+
+def check_best_model_metric(config: RunConfig, metrics: EvaluatorMetrics, found: Findings) -> None:
+    """`training.metric_for_best_model` (with `load_best_model_at_end`) must be a metric the
+    evaluators report during training, or the held-out loss (`loss`, per dataset
+    `<dataset>_loss`); the Trainer would otherwise fail at its first evaluation."""
+    training = config.training
+    metric = training.get("metric_for_best_model")
+    if not training.get("load_best_model_at_end") or not isinstance(metric, str):
+        return
+    key = metric.removeprefix("eval_")
+    losses = ["loss"] if not config.is_multi_dataset else [f"{n}_loss" for n in config.datasets]
+    if key in losses or key in metrics.names:
+        found.checked.append(f"best-model metric {metric}")
+        return
+    if metrics.unknown:
+        return
+    choices = [*metrics.shown, *losses]
+    close = difflib.get_close_matches(key, choices, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    found.problem(
+        "training.metric_for_best_model",
+        f"{metric!r} is not reported during training, so load_best_model_at_end could not "
+        f"compare checkpoints by it; {hint}use one of: {', '.join(choices)}",
+    )

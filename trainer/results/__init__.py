@@ -24,6 +24,7 @@ from trainer.results.release import (
 )
 from trainer.results.run import RunRef
 from trainer.results.training import (
+    BestModel,
     CheckpointSummary,
     Emissions,
     LeverState,
@@ -38,6 +39,7 @@ from trainer.results.training import (
 )
 
 __all__ = [
+    "BestModel",
     "CheckpointSummary",
     "DataReport",
     "DatasetLeakage",
