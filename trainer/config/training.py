@@ -130,9 +130,7 @@ class SpeedConfig(StrictModel):
 MANAGED_ARGUMENTS: dict[str, str] = {
     "prompts": "datasets.<name>.prompt",
     "output_dir": "checkpoints.uri and output.dir",
-    "save_strategy": "checkpoints.every_n_steps (with load_best_model_at_end and "
-    "eval_strategy: epoch, one checkpoint per epoch; 'best' is not offered: a resume needs "
-    "regular checkpoints)",
+    "save_strategy": "checkpoints.every_n_steps",
     "save_steps": "checkpoints.every_n_steps",
     "save_total_limit": "checkpoints.keep",
     "resume_from_checkpoint": "checkpoints.resume",
