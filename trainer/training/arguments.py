@@ -88,6 +88,10 @@ def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
         "seed": config.seed,
         **config.training,
     }
+    streaming = any(ds.source.streaming for ds in config.datasets.values())
+    if streaming and "batch_sampler" not in config.training:
+        # A stream is read in order, batch after batch: no batch sampler applies to it.
+        arguments.pop("batch_sampler", None)
     if "warmup_ratio" in config.training and "warmup_steps" not in config.training:
         arguments["warmup_steps"] = arguments.pop("warmup_ratio")
     if arguments.get("eval_strategy") == "steps" and not {

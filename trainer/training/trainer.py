@@ -205,7 +205,9 @@ def train(
         global_batch_size=global_batch_size(trainer.args),
         gather_across_devices=gathers_across_devices(config) and trainer.args.world_size > 1,
         speed=speed_report(trainer),
-        train_rows={name: len(ds) for name, ds in train_datasets.items()},
+        train_rows={
+            name: len(ds) for name, ds in train_datasets.items() if isinstance(ds, Dataset)
+        },
         train_loss=final.get("train_loss"),
         history=history,
         emissions=emissions.result,
