@@ -236,9 +236,12 @@ def with_best_model_metric(
         return config
     if not evaluators:
         return config
-    metric = config.gate.metric or primary_metric_name(
-        evaluators[0], model.similarity_fn_name or DEFAULT_SIMILARITY
-    )
+    try:
+        metric = config.gate.metric or primary_metric_name(
+            evaluators[0], model.similarity_fn_name or DEFAULT_SIMILARITY
+        )
+    except TypeError:  # an evaluator whose names are known only once it ran (NanoBEIR)
+        metric = None
     if metric is None:
         return config
     return config.model_copy(update={"training": {**training, "metric_for_best_model": metric}})
