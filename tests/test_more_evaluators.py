@@ -170,6 +170,8 @@ def test_nanobeir_needs_the_hub_and_the_offline_preflight_says_so(
         ({"type": "translation", "dataset": "docs", "teacher": {"name_or_path": "x"}},
          "teacher is for type mse, not translation"),
         ({"type": "reranking", "dataset": "docs", "truncate_dim": 0}, "greater than 0"),
+        ({"type": "mse", "dataset": "docs", "teacher": {"name_or_path": "zenml:teacher@production"}},
+         "teacher: a zenml: model version is resolved for the base model only"),
     ],
 )  # fmt: skip
 def test_bad_evaluator_config_is_refused(
@@ -199,3 +201,27 @@ def test_nanobeir_dataset_names_are_checked_without_the_hub(
         "evaluators.0.params.dataset_names: 'scifakt' is not a NanoBEIR dataset; did you "
         "mean 'scifact'? NanoBEIR has: "
     )
+
+
+def test_preflight_checks_the_mse_teacher_without_loading_it(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    from trainer.preflight import preflight
+
+    missing = tmp_path / "no-teacher"
+    config = RunConfig.model_validate(
+        tiny_run_config(
+            tiny_model_path,
+            {"docs": pairs_dataset(pairs_file, eval_size=0.25)},
+            evaluators=[
+                {"type": "mse", "name": "drift", "dataset": "docs",
+                 "teacher": {"name_or_path": str(missing)}},
+            ],
+        )
+    )  # fmt: skip
+    report = preflight(config)
+    (problem,) = [str(p) for p in report.problems]
+    assert problem.startswith(
+        f"evaluators.0.teacher: local model directory '{missing}' does not exist"
+    )
+    assert report.metrics == ["drift_negative_mse"]

@@ -71,6 +71,11 @@ class EvaluatorConfig(StrictModel):
     def _one_data_origin(self) -> EvaluatorConfig:
         if self.teacher is not None and self.type != "mse":
             raise ValueError(f"teacher is for type mse, not {self.type}")
+        if self.teacher is not None and self.teacher.zenml_ref is not None:
+            raise ValueError(
+                "teacher: a zenml: model version is resolved for the base model only; give "
+                "the teacher as a local folder, a Hub id or package:<module>"
+            )
         if self.type in HUB_EVALUATORS:
             given = [key for key in ("dataset", "source", "path") if getattr(self, key) is not None]
             if given:
