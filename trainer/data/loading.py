@@ -224,7 +224,7 @@ def _load_stream(
     held_out, sources = None, []
     warnings = [
         f"dataset {name!r} streams: rows are read while training, not counted or checked "
-        f"beyond the first {HEAD_ROWS}"
+        f"beyond the first {HEAD_ROWS}, and not by the leakage check"
     ]
     if config.eval_source is not None:
         eval_field = f"datasets.{name}.eval_source"
