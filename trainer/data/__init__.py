@@ -12,6 +12,8 @@ from trainer.data.loading import (
     load_datasets_with_report,
     load_documents,
     load_evaluator_rows,
+    reopen_streams,
+    stream_stand_ins,
 )
 from trainer.data.mining import mine_dataset, mine_hard_negatives_for_run
 
@@ -31,4 +33,6 @@ __all__ = [
     "mine_dataset",
     "mine_hard_negatives_for_run",
     "normalise",
+    "reopen_streams",
+    "stream_stand_ins",
 ]

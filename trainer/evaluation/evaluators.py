@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 from datasets import Dataset, DatasetDict
 
 from trainer.catalog import LABEL_COLUMNS
-from trainer.config import EvaluatorConfig, RunConfig
+from trainer.config import (
+    EVALUATOR_TEXT_COLUMNS,
+    HUB_EVALUATORS,
+    EvaluatorConfig,
+    ModelConfig,
+    RunConfig,
+)
 from trainer.data import load_beir, load_documents, load_evaluator_rows
 from trainer.evaluation.metrics import evaluator_name
 from trainer.logs import encoding_progress
@@ -116,7 +122,7 @@ def retrieval_evaluator(
     (`PerQueryRetrievalEvaluator`), for the gate's paired bootstrap."""
     from trainer.evaluation.per_query import PerQueryRetrievalEvaluator
 
-    params = dict(evaluator.params)
+    params = _with_truncation(evaluator)
     params.setdefault("accuracy_at_k", [1, 5, 10])
     params.setdefault("precision_recall_at_k", [1, 5, 10])
     params.setdefault("map_at_k", [10])
@@ -133,16 +139,93 @@ def retrieval_evaluator(
     )
 
 
-def build_evaluator(evaluator: EvaluatorConfig, rows: Dataset | None) -> BaseEvaluator:
-    """One sentence-transformers evaluator over `rows` (None for `beir`, which reads its folder)."""
+def _with_truncation(evaluator: EvaluatorConfig) -> dict[str, Any]:
+    """The evaluator's params plus `truncate_dim` when set (every sentence-transformers
+    embedding evaluator takes it)."""
+    params = dict(evaluator.params)
+    if evaluator.truncate_dim is not None:
+        params["truncate_dim"] = evaluator.truncate_dim
+    return params
+
+
+def evaluator_texts(rows: Dataset, evaluator: EvaluatorConfig) -> list[list[str]]:
+    """The text columns an evaluator of `EVALUATOR_TEXT_COLUMNS` reads, checked: as many
+    as it needs (all label-free columns for reranking, whose negatives may be several)."""
+    needed, meaning = EVALUATOR_TEXT_COLUMNS[evaluator.type]
+    texts = [c for c in rows.column_names if c not in (*LABEL_COLUMNS, "dataset_name")]
+    if len(texts) < needed:
+        raise DataValidationError(
+            f"evaluator {evaluator.display_name!r} ({evaluator.type}) reads {needed} text "
+            f"columns or more: {meaning}; the rows have: {', '.join(rows.column_names)}"
+        )
+    return [[str(text) for text in rows[column]] for column in texts]
+
+
+def _row_evaluator(
+    evaluator: EvaluatorConfig, rows: Dataset, base: ModelConfig | None
+) -> BaseEvaluator:
+    """Paraphrase mining, translation, reranking and MSE over the rows' text columns."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    from trainer.models import load_model
+
+    name, params = evaluator.display_name, _with_truncation(evaluator)
+    columns = evaluator_texts(rows, evaluator)
+    if evaluator.type == "paraphrase_mining":
+        first, second = columns[:2]
+        ids = {text: f"s{i}" for i, text in enumerate(dict.fromkeys([*first, *second]))}
+        return st_eval.ParaphraseMiningEvaluator(
+            {sid: text for text, sid in ids.items()},
+            duplicates_list=[(ids[a], ids[b]) for a, b in zip(first, second, strict=True)],
+            name=name, write_csv=False, **params,
+        )  # fmt: skip
+    if evaluator.type == "translation":
+        return st_eval.TranslationEvaluator(
+            columns[0], columns[1], name=name, write_csv=False, **params
+        )
+    if evaluator.type == "reranking":
+        samples = [
+            {"query": row[0], "positive": [row[1]], "negative": list(row[2:])}
+            for row in zip(*columns, strict=True)
+        ]
+        return st_eval.RerankingEvaluator(samples, name=name, write_csv=False, **params)
+    teacher = evaluator.teacher or base
+    if teacher is None:
+        raise ValueError(f"evaluator {name!r} (mse) needs a teacher model or the run's base model")
+    return st_eval.MSEEvaluator(
+        columns[0], columns[1], teacher_model=load_model(teacher), name=name, write_csv=False,
+        **params,
+    )  # fmt: skip
+
+
+def nanobeir_evaluator(evaluator: EvaluatorConfig) -> BaseEvaluator:
+    """sentence-transformers' NanoBEIR evaluator (13 small BEIR sets, downloaded from the
+    Hub when built: `params.dataset_names` picks some)."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    params = _with_truncation(evaluator)
+    params.setdefault("show_progress_bar", False)
+    return st_eval.NanoBEIREvaluator(write_csv=False, **params)
+
+
+def build_evaluator(
+    evaluator: EvaluatorConfig, rows: Dataset | None, base: ModelConfig | None = None
+) -> BaseEvaluator:
+    """One sentence-transformers evaluator over `rows` (None for `beir`, which reads its
+    folder, and `nanobeir`, which downloads its own); `base` is the run's base model, the
+    default teacher of `mse`."""
     from sentence_transformers.sentence_transformer import evaluation as st_eval
 
     if evaluator.type == "beir":
         assert evaluator.path is not None
         data = load_beir(evaluator.path, evaluator.beir_split)
         return retrieval_evaluator(evaluator, data.queries, data.corpus, data.relevant)
+    if evaluator.type in HUB_EVALUATORS:
+        return nanobeir_evaluator(evaluator)
     assert rows is not None
-    name, params = evaluator.display_name, dict(evaluator.params)
+    if evaluator.type in EVALUATOR_TEXT_COLUMNS:
+        return _row_evaluator(evaluator, rows, base)
+    name, params = evaluator.display_name, _with_truncation(evaluator)
     if evaluator.type == "information_retrieval":
         queries, documents = _columns(
             rows, evaluator, [evaluator.query_column, evaluator.document_column]
@@ -185,7 +268,13 @@ def evaluator_configs(config: RunConfig, eval_datasets: DatasetDict) -> list[Eva
 def build_evaluators(config: RunConfig, eval_datasets: DatasetDict) -> list[BaseEvaluator]:
     """All evaluators of the run (see `evaluator_configs`)."""
     return [
-        build_evaluator(ev, None if ev.type == "beir" else load_evaluator_rows(ev, eval_datasets))
+        build_evaluator(
+            ev,
+            None
+            if ev.type in ("beir", *HUB_EVALUATORS)
+            else load_evaluator_rows(ev, eval_datasets),
+            config.model,
+        )
         for ev in evaluator_configs(config, eval_datasets)
     ]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from trainer.config import RunConfig
 from trainer.preflight.config import read_config
-from trainer.preflight.evaluators import check_evaluators, check_gate
+from trainer.preflight.evaluators import check_best_model_metric, check_evaluators, check_gate
 from trainer.preflight.locations import check_checkpoints, check_hub, check_output
 from trainer.preflight.report import Findings, PreflightReport
 from trainer.problems import Problem
@@ -264,6 +264,8 @@ def preflight(
             found_metrics = check_evaluators(run_config, held_out, similarity, failed, found)
             metrics = found_metrics.names
             gate_metric = check_gate(run_config, found_metrics, found)
+            if "training" not in found.dropped:
+                check_best_model_metric(run_config, found_metrics, found)
         else:
             found.skipped.append(
                 "evaluators and gate.metric: the config parts they use are invalid"

@@ -393,6 +393,13 @@ def _training(
             f"(best `{search.metric}` {search.best_score:.4f}, trial {search.best_trial}): "
             f"{params}"
         )
+    if training.best_model is not None:
+        best = training.best_model
+        facts.append(
+            f"- Weights from the best checkpoint (`load_best_model_at_end`): step {best.step} "
+            f"of {_cell(training.global_step)}, `{best.metric}` {_num(best.score)} "
+            f"({'higher' if best.greater_is_better else 'lower'} is better)"
+        )
     if training.resume.resumed:
         origin = f", saved by {training.resume.from_run}" if training.resume.from_run else ""
         facts.append(

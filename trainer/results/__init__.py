@@ -26,6 +26,7 @@ from trainer.results.release import (
 )
 from trainer.results.run import RunRef
 from trainer.results.training import (
+    BestModel,
     CheckpointSummary,
     Emissions,
     LeverState,
@@ -41,6 +42,7 @@ from trainer.results.training import (
 
 __all__ = [
     "NO_INTERVAL",
+    "BestModel",
     "CheckpointSummary",
     "ConfidenceInterval",
     "DataReport",
