@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -56,6 +57,12 @@ def hub_repo_id(name_or_path: str) -> str | None:
     return name_or_path
 
 
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+"""sentence-transformers' `Pooling.POOLING_MODES` (a test keeps the two equal)."""
+
+PoolingMode = Literal["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
+
+
 class ModelConfig(StrictModel):
     """The base model to fine-tune.
 
@@ -68,6 +75,12 @@ class ModelConfig(StrictModel):
     revision: str | None = None
     max_seq_length: int | None = Field(default=None, gt=0)
     trust_remote_code: bool = False
+    pooling: PoolingMode | list[PoolingMode] | None = None
+    """How a plain transformers checkpoint (no modules.json) pools token embeddings into
+    one: sentence-transformers' `Pooling` modes, several are concatenated. A
+    SentenceTransformer folder has its own pooling; setting it there is refused."""
+    normalize: bool | None = None
+    """Append a `Normalize` module (unit-length embeddings) to a plain checkpoint."""
 
     @field_validator("name_or_path")
     @classmethod
@@ -89,3 +102,19 @@ class ModelConfig(StrictModel):
     def zenml_ref(self) -> tuple[str, str] | None:
         """(model name, version) when the base is a ZenML model version, else None."""
         return parse_zenml_model_ref(self.name_or_path)
+
+    @property
+    def pooling_modes(self) -> tuple[str, ...] | None:
+        """`pooling` as a tuple of modes (None when not set)."""
+        if self.pooling is None:
+            return None
+        return (self.pooling,) if isinstance(self.pooling, str) else tuple(self.pooling)
+
+    @field_validator("pooling")
+    @classmethod
+    def _some_distinct_modes(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError(
+                f"give one or more distinct modes of: {', '.join(POOLING_MODES)}; got {value}"
+            )
+        return value

@@ -230,3 +230,10 @@ class RunConfig(StrictModel):
     def trains_on_nodes(self) -> bool:
         """Whether training runs on several nodes (a Kubeflow Trainer TrainJob)."""
         return self.training_nodes > 1
+
+    @property
+    def matryoshka_dims(self) -> list[int]:
+        """Every Matryoshka dimension any dataset's loss trains, largest first (the
+        evaluation scores the primary metric at each)."""
+        dims = {dim for ds in self.datasets.values() for dim in ds.loss.matryoshka_dims or []}
+        return sorted(dims, reverse=True)

@@ -2,10 +2,14 @@
 loading, and loaded.
 """
 
+from trainer.models.facts import ModelFacts, model_facts, read_model_facts
 from trainer.models.loading import load_model, model_source_problems, resolve_model_path
 
 __all__ = [
+    "ModelFacts",
     "load_model",
+    "model_facts",
     "model_source_problems",
+    "read_model_facts",
     "resolve_model_path",
 ]

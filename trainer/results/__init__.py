@@ -14,7 +14,7 @@ from trainer.results.data import (
     MiningReports,
     SourceReport,
 )
-from trainer.results.evaluation import Evaluation, format_metric
+from trainer.results.evaluation import DimensionScore, Evaluation, format_metric
 from trainer.results.release import (
     GateDecision,
     GuardResult,
@@ -42,6 +42,7 @@ __all__ = [
     "DataReport",
     "DatasetLeakage",
     "DatasetReport",
+    "DimensionScore",
     "Emissions",
     "Evaluation",
     "FrozenResult",

@@ -7,6 +7,14 @@ from pydantic import Field
 from trainer.results.base import Result
 
 
+class DimensionScore(Result):
+    """The primary metric with embeddings truncated to `dimension` (Matryoshka training)."""
+
+    dimension: int
+    base: float | None = None
+    finetuned: float
+
+
 class Evaluation(Result):
     """The base and the fine-tuned model scored by the same evaluators on the same rows,
     and the model currently in production when there is one (what promotion compares)."""
@@ -20,6 +28,9 @@ class Evaluation(Result):
     """Which version `production` scored (`version 7 of ZenML model 'x' (production)`)."""
     weights_changed: bool | None = None
     """Whether training changed any weight of the base model (None: not compared)."""
+    by_dimension: list[DimensionScore] = Field(default_factory=list)
+    """The primary metric per Matryoshka dimension, largest first (empty: the run trained
+    no Matryoshka dimensions)."""
 
 
 def format_metric(value: float | None) -> str:
