@@ -403,3 +403,120 @@ def test_pooling_on_a_sentence_transformer_folder_is_refused(
 def test_unknown_or_repeated_pooling_modes_are_refused(pooling: Any, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         ModelConfig(name_or_path="x", pooling=pooling)
+
+
+# LoRA adapters.
+
+
+@pytest.mark.parametrize(
+    ("adapter", "message"),
+    [
+        ({"export": "adapter"}, "export: adapter is not available"),
+        ({"r": 0}, "greater than 0"),
+        ({"target_modules": []}, "name the modules to adapt"),
+        ({"type": "ia3"}, "Input should be 'lora'"),
+        ({"dropout": 1.0}, "less than 1"),
+    ],
+)
+def test_bad_adapter_settings_name_the_problem(adapter: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ModelConfig(name_or_path="x", adapter=adapter)  # type: ignore[arg-type]
+
+
+def test_only_the_adapter_is_trainable_and_merging_keeps_the_embeddings(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from trainer.models import has_adapter, load_trainable_model, merge_adapter
+
+    config = ModelConfig(
+        name_or_path=str(tiny_model_path),
+        adapter={"r": 4, "target_modules": ["query", "value"]},  # type: ignore[arg-type]
+    )
+    model = load_trainable_model(config)
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name for name in trainable)
+    assert {name.split(".")[-4] for name in trainable} == {"query", "value"}
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero: make the adapter do something
+            torch.nn.init.normal_(parameter)
+    texts = ["open a file", "sort a list in place"]
+    adapted = model.encode(texts, convert_to_tensor=True)
+
+    merge_adapter(model)
+    assert not has_adapter(model)
+    assert torch.allclose(model.encode(texts, convert_to_tensor=True), adapted, atol=1e-5)
+    model.save(str(tmp_path / "merged"))
+    loaded = SentenceTransformer(str(tmp_path / "merged"), device="cpu")
+    assert torch.allclose(loaded.encode(texts, convert_to_tensor=True), adapted, atol=1e-5)
+
+
+class _StopAfter:
+    """A Trainer callback that fails the run at the end of step `step`."""
+
+    def __new__(cls, step: int) -> Any:
+        from transformers import TrainerCallback
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                if state.global_step >= step:
+                    raise RuntimeError("preempted")
+
+        return Stop()
+
+
+@pytest.mark.slow
+def test_adapter_training_resumes_exactly_and_exports_merged_weights(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """An adapter run resumed from its step-2 checkpoint ends with the very weights of an
+    uninterrupted one; the result is merged and loads as a plain SentenceTransformer."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from tests.conftest import train_at
+    from trainer.models import has_adapter, load_model
+    from trainer.stages import load_stage
+
+    document = tiny_run_config(
+        tiny_model_path,
+        {"docs": pairs_dataset(pairs_file)},
+        checkpoints={"every_n_steps": 2, "keep": 8},
+    )
+    document["model"]["adapter"] = {"r": 4, "alpha": 8, "dropout": 0.0}
+    document["training"]["learning_rate"] = 1e-3
+    config = RunConfig.model_validate(document)
+    train_datasets, _, _ = load_stage(config)
+    straight = train_at(config, train_datasets, checkpoint_uri=str(tmp_path / "straight"))
+    assert straight.summary.global_step == 8  # 60 pairs, batch 8
+
+    # A run that stops (as a preempted pod would) after its step-4 checkpoint ...
+    with pytest.raises(RuntimeError, match="preempted"):
+        train_at(
+            config,
+            train_datasets,
+            checkpoint_uri=str(tmp_path / "resumed"),
+            callbacks=[_StopAfter(5)],
+        )
+    # ... continues from it with the same config.
+    resumed = train_at(config, train_datasets, checkpoint_uri=str(tmp_path / "resumed"))
+    assert resumed.summary.resume.from_step == 4
+    expected, actual = straight.model.state_dict(), resumed.model.state_dict()
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+
+    # Merged: no adapter layers left, the weights moved, and the folder loads as is.
+    assert not has_adapter(straight.model)
+    base = load_model(config.model)
+    assert base.state_dict().keys() == expected.keys()
+    assert any(not torch.equal(base.state_dict()[key], expected[key]) for key in expected)
+    straight.model.save(str(tmp_path / "export"))
+    texts = ["open a file", "sort a list in place"]
+    loaded = SentenceTransformer(str(tmp_path / "export"), device="cpu")
+    assert torch.allclose(
+        loaded.encode(texts, convert_to_tensor=True),
+        straight.model.encode(texts, convert_to_tensor=True),
+        atol=1e-6,
+    )

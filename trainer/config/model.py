@@ -63,6 +63,44 @@ POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "
 PoolingMode = Literal["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
 
 
+class AdapterConfig(StrictModel):
+    """A LoRA adapter trained instead of the base weights (peft, through
+    sentence-transformers' `model.add_adapter(LoraConfig(...))`): `r`, `alpha`, `dropout`
+    and `target_modules` are peft's `r`, `lora_alpha`, `lora_dropout`, `target_modules`
+    (None: peft's default modules for the architecture). `export: merged` folds the
+    trained adapter into the base weights (an ordinary model folder). `export: adapter`
+    (the adapter alone) is refused while the installed peft is too old for
+    transformers' adapter loading."""
+
+    type: Literal["lora"] = "lora"
+    r: int = Field(default=8, gt=0)
+    alpha: int = Field(default=16, gt=0)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = None
+    export: Literal["merged", "adapter"] = "merged"
+
+    @field_validator("export")
+    @classmethod
+    def _loadable_export(cls, value: str) -> str:
+        if value == "adapter":
+            raise ValueError(
+                "export: adapter is not available: SentenceTransformer loads an adapter-only "
+                "folder through transformers 5's PEFT integration, which needs peft >= 0.22 "
+                "(the project pins 0.21.2); use export: merged"
+            )
+        return value
+
+    @field_validator("target_modules")
+    @classmethod
+    def _some_modules(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or any(not name.strip() for name in value)):
+            raise ValueError(
+                "name the modules to adapt (e.g. [query, key, value]), or leave "
+                "target_modules out for peft's defaults"
+            )
+        return value
+
+
 class ModelConfig(StrictModel):
     """The base model to fine-tune.
 
@@ -81,6 +119,8 @@ class ModelConfig(StrictModel):
     SentenceTransformer folder has its own pooling; setting it there is refused."""
     normalize: bool | None = None
     """Append a `Normalize` module (unit-length embeddings) to a plain checkpoint."""
+    adapter: AdapterConfig | None = None
+    """Train a LoRA adapter instead of every weight (see `AdapterConfig`)."""
 
     @field_validator("name_or_path")
     @classmethod

@@ -2,12 +2,26 @@
 loading, and loaded.
 """
 
+from trainer.models.adapters import (
+    add_adapter,
+    finish_adapter,
+    has_adapter,
+    load_checkpoint_weights,
+    load_trainable_model,
+    merge_adapter,
+)
 from trainer.models.facts import ModelFacts, model_facts, read_model_facts
 from trainer.models.loading import load_model, model_source_problems, resolve_model_path
 
 __all__ = [
     "ModelFacts",
+    "add_adapter",
+    "finish_adapter",
+    "has_adapter",
+    "load_checkpoint_weights",
     "load_model",
+    "load_trainable_model",
+    "merge_adapter",
     "model_facts",
     "model_source_problems",
     "read_model_facts",

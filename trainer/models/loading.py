@@ -135,6 +135,11 @@ def _plain_checkpoint_modules(config: ModelConfig, path: str) -> list[nn.Module]
     checkpoint). The preflight refuses both settings on a SentenceTransformer folder."""
     if config.pooling is None and config.normalize is None:
         return None
+    if (Path(path) / "modules.json").is_file():
+        # A SentenceTransformer folder keeps its own modules: the preflight refuses
+        # pooling settings for such a base, and a fine-tuned or production model loaded
+        # with the run's model config (zenml lineage) is one.
+        return None
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     hub = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
