@@ -503,6 +503,7 @@ def test_adapter_training_resumes_exactly_and_exports_merged_weights(
     # ... continues from it with the same config.
     resumed = train_at(config, train_datasets, checkpoint_uri=str(tmp_path / "resumed"))
     assert resumed.summary.resume.from_step == 4
+    assert resumed.summary.global_step == 8
     expected, actual = straight.model.state_dict(), resumed.model.state_dict()
     assert expected.keys() == actual.keys()
     assert all(torch.equal(expected[key], actual[key]) for key in expected)
@@ -520,3 +521,23 @@ def test_adapter_training_resumes_exactly_and_exports_merged_weights(
         straight.model.encode(texts, convert_to_tensor=True),
         atol=1e-6,
     )
+
+
+def test_the_adapter_starts_from_the_runs_seed(tiny_model_path: Path) -> None:
+    import torch
+
+    from trainer.models import load_trainable_model
+
+    config = ModelConfig(name_or_path=str(tiny_model_path), adapter={"r": 4})  # type: ignore[arg-type]
+
+    def lora(seed: int) -> dict[str, torch.Tensor]:
+        model = load_trainable_model(config, seed=seed)
+        return {k: v for k, v in model.state_dict().items() if "lora_A" in k}
+
+    torch.manual_seed(123)
+    first = lora(7)
+    state = torch.random.get_rng_state()
+    again, other = lora(7), lora(8)
+    assert first and all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global stream is untouched

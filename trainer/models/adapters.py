@@ -50,8 +50,13 @@ def has_adapter(model: SentenceTransformer) -> bool:
     return model.has_peft_compatible_model() and bool(_tuner_layers(model))
 
 
-def add_adapter(model: SentenceTransformer, config: AdapterConfig) -> None:
-    """Inject a fresh LoRA adapter and freeze every other weight."""
+def add_adapter(model: SentenceTransformer, config: AdapterConfig, *, seed: int = 0) -> None:
+    """Inject a fresh LoRA adapter and freeze every other weight.
+
+    The adapter's initial weights are random (peft draws LoRA's A matrices): they are
+    drawn from `seed` (the run's seed), so a rerun, and a resumed run's original, start
+    from the same adapter. The global random state is left as it was."""
+    import torch
     from peft import LoraConfig, TaskType, inject_adapter_in_model
 
     transformer = _transformer(model)
@@ -62,16 +67,21 @@ def add_adapter(model: SentenceTransformer, config: AdapterConfig) -> None:
         lora_dropout=config.dropout,
         target_modules=config.target_modules,
     )
-    inject_adapter_in_model(lora, transformer, ADAPTER_NAME)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        inject_adapter_in_model(lora, transformer, ADAPTER_NAME)
     for name, parameter in model.named_parameters():
         parameter.requires_grad_("lora_" in name)
 
 
-def load_trainable_model(config: ModelConfig, device: str | None = None) -> SentenceTransformer:
-    """The base model as training starts from it: with a fresh adapter when configured."""
+def load_trainable_model(
+    config: ModelConfig, *, seed: int = 0, device: str | None = None
+) -> SentenceTransformer:
+    """The base model as training starts from it: with a fresh adapter (drawn from
+    `seed`) when configured."""
     model = load_model(config, device=device)
     if config.adapter is not None:
-        add_adapter(model, config.adapter)
+        add_adapter(model, config.adapter, seed=seed)
     return model
 
 

@@ -153,7 +153,7 @@ def run_search(
             "search needs evaluators: configure evaluators, or give a dataset eval_size/eval_source"
         )
     trial_config = _trial_config(config, search)
-    load_base = load_base or (lambda: load_trainable_model(config.model))
+    load_base = load_base or (lambda: load_trainable_model(config.model, seed=config.seed))
     trainer_ref: list[Any] = []
 
     def model_init(trial: optuna.Trial | None = None) -> SentenceTransformer:

@@ -115,7 +115,7 @@ def build_trainer(
     if model is not None and model_init is not None:
         raise ValueError("build_trainer takes a model or a model_init, not both")
     if model_init is None:
-        model = model if model is not None else load_trainable_model(config.model)
+        model = model if model is not None else load_trainable_model(config.model, seed=config.seed)
     train_input, loss = _as_trainer_inputs(config, train_datasets, model)
     eval_input: Dataset | DatasetDict | None = None
     if eval_datasets and config.training.get("eval_strategy", "no") != "no":
