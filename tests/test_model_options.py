@@ -541,3 +541,86 @@ def test_the_adapter_starts_from_the_runs_seed(tiny_model_path: Path) -> None:
     assert first and all(torch.equal(first[k], again[k]) for k in first)
     assert any(not torch.equal(first[k], other[k]) for k in first)
     assert torch.equal(torch.random.get_rng_state(), state)  # the global stream is untouched
+
+
+# Router (asymmetric query / document) models.
+
+
+def _router_config(model: Path, pairs: Path, **changes: Any) -> dict[str, Any]:
+    document = tiny_run_config(model, {"docs": pairs_dataset(pairs)})
+    document["model"]["asymmetric"] = True
+    document["training"]["router_mapping"] = {"anchor": "query", "positive": "document"}
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if value is None:
+            document[section].pop(name, None)
+        else:
+            document[section][name] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"model__asymmetric": False},
+            "training.router_mapping routes columns to a Router model's query/document "
+            "modules, and the base model is not one: set model.asymmetric: true",
+        ),
+        (
+            {"training__router_mapping": None},
+            "model.asymmetric: true needs training.router_mapping",
+        ),
+        (
+            {"training__router_mapping": {"anchor": "query", "positive": "passage"}},
+            "routes ['passage'] are not query or document",
+        ),
+        ({"model__adapter": {"r": 4}}, "asymmetric and adapter do not combine"),
+    ],
+)
+def test_router_settings_that_cannot_work_are_refused(
+    tiny_model_path: Path, pairs_file: Path, changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        RunConfig.model_validate(_router_config(tiny_model_path, pairs_file, **changes))
+
+
+def test_an_asymmetric_model_refuses_adaptive_layers(
+    tiny_model_path: Path, pairs_file: Path
+) -> None:
+    document = _router_config(tiny_model_path, pairs_file)
+    document["datasets"]["docs"]["loss"] = {
+        "name": "MultipleNegativesRankingLoss",
+        "adaptive_layer": {},
+    }
+    with pytest.raises(ValidationError, match="an asymmetric model's is a Router"):
+        RunConfig.model_validate(document)
+
+
+@pytest.mark.slow
+def test_an_asymmetric_model_trains_its_routes_apart(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from trainer.data import load_datasets
+    from trainer.training import train
+
+    document = _router_config(tiny_model_path, pairs_file, training__learning_rate=1e-3)
+    config = RunConfig.model_validate(document)
+    train_data, _ = load_datasets(config)
+    result = train(config, train_data, output_dir=tmp_path / "ckpt")
+    model = result.model
+    assert type(model[0]).__name__ == "Router"
+    assert result.summary.global_step == 8  # 60 pairs, batch 8
+    query, passage = (
+        model[0].sub_modules[route][0].auto_model.state_dict() for route in ("query", "document")
+    )
+    assert any(not torch.equal(query[key], passage[key]) for key in query)
+    text = ["open a file"]
+    as_query = model.encode_query(text, convert_to_tensor=True)
+    assert not torch.allclose(as_query, model.encode_document(text, convert_to_tensor=True))
+    model.save(str(tmp_path / "router"))
+    loaded = SentenceTransformer(str(tmp_path / "router"), device="cpu")
+    assert torch.allclose(loaded.encode_query(text, convert_to_tensor=True), as_query, atol=1e-6)

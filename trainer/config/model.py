@@ -121,6 +121,19 @@ class ModelConfig(StrictModel):
     """Append a `Normalize` module (unit-length embeddings) to a plain checkpoint."""
     adapter: AdapterConfig | None = None
     """Train a LoRA adapter instead of every weight (see `AdapterConfig`)."""
+    asymmetric: bool = False
+    """Train separate query and document copies of the base model: a sentence-transformers
+    `Router.for_query_document` over two copies of its modules. Training needs
+    `training.router_mapping` (column -> `query` | `document`)."""
+
+    @model_validator(mode="after")
+    def _asymmetric_alone(self) -> ModelConfig:
+        if self.asymmetric and self.adapter is not None:
+            raise ValueError(
+                "asymmetric and adapter do not combine: the adapter needs the model's "
+                "first module to be a Transformer, a Router's is not; choose one"
+            )
+        return self
 
     @field_validator("name_or_path")
     @classmethod

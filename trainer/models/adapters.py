@@ -82,7 +82,30 @@ def load_trainable_model(
     model = load_model(config, device=device)
     if config.adapter is not None:
         add_adapter(model, config.adapter, seed=seed)
+    if config.asymmetric:
+        model = as_query_document_router(model)
     return model
+
+
+def as_query_document_router(model: SentenceTransformer) -> SentenceTransformer:
+    """`model` as a sentence-transformers Router with a query and a document route, each
+    an independent copy of its modules (they start equal and train apart)."""
+    import copy
+
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Router
+
+    query = list(model)
+    document = [copy.deepcopy(module) for module in query]
+    router = Router.for_query_document(query_modules=query, document_modules=document)
+    routed = SentenceTransformer(
+        modules=[router],
+        device=str(model.device),
+        similarity_fn_name=model.similarity_fn_name,
+        model_card_data=model.model_card_data,
+    )
+    routed.max_seq_length = model.max_seq_length
+    return routed
 
 
 def load_checkpoint_weights(model: SentenceTransformer, checkpoint: str | Path) -> None:
