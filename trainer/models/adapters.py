@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from trainer.config import AdapterConfig, ModelConfig
 from trainer.models.loading import load_model
+from trainer.models.routing import as_query_document_router
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -78,34 +79,13 @@ def load_trainable_model(
     config: ModelConfig, *, seed: int = 0, device: str | None = None
 ) -> SentenceTransformer:
     """The base model as training starts from it: with a fresh adapter (drawn from
-    `seed`) when configured."""
+    `seed`) when configured, as a query/document Router when `asymmetric`."""
     model = load_model(config, device=device)
     if config.adapter is not None:
         add_adapter(model, config.adapter, seed=seed)
     if config.asymmetric:
         model = as_query_document_router(model)
     return model
-
-
-def as_query_document_router(model: SentenceTransformer) -> SentenceTransformer:
-    """`model` as a sentence-transformers Router with a query and a document route, each
-    an independent copy of its modules (they start equal and train apart)."""
-    import copy
-
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Router
-
-    query = list(model)
-    document = [copy.deepcopy(module) for module in query]
-    router = Router.for_query_document(query_modules=query, document_modules=document)
-    routed = SentenceTransformer(
-        modules=[router],
-        device=str(model.device),
-        similarity_fn_name=model.similarity_fn_name,
-        model_card_data=model.model_card_data,
-    )
-    routed.max_seq_length = model.max_seq_length
-    return routed
 
 
 def load_checkpoint_weights(model: SentenceTransformer, checkpoint: str | Path) -> None:
