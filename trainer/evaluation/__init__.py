@@ -3,6 +3,7 @@ any model runs), and the base-vs-fine-tuned comparison.
 """
 
 from trainer.evaluation.bootstrap import paired_bootstrap
+from trainer.evaluation.dimensions import score_by_dimension
 from trainer.evaluation.evaluators import (
     add_distractors,
     build_evaluator,
@@ -41,5 +42,6 @@ __all__ = [
     "primary_metric",
     "primary_metric_name",
     "run_evaluators",
+    "score_by_dimension",
     "texts_to_encode",
 ]

@@ -2,6 +2,15 @@
 loading, and loaded.
 """
 
+from trainer.models.adapters import (
+    add_adapter,
+    finish_adapter,
+    has_adapter,
+    load_checkpoint_weights,
+    load_trainable_model,
+    merge_adapter,
+)
+from trainer.models.facts import ModelFacts, model_facts, read_model_facts
 from trainer.models.loading import (
     load_model,
     max_positions,
@@ -11,9 +20,18 @@ from trainer.models.loading import (
 )
 
 __all__ = [
+    "ModelFacts",
+    "add_adapter",
+    "finish_adapter",
+    "has_adapter",
+    "load_checkpoint_weights",
     "load_model",
+    "load_trainable_model",
     "max_positions",
+    "merge_adapter",
+    "model_facts",
     "model_length_problems",
     "model_source_problems",
+    "read_model_facts",
     "resolve_model_path",
 ]

@@ -16,6 +16,7 @@ from trainer.problems import Problem, raise_problems
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from torch import nn
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -163,15 +164,50 @@ def load_model(config: ModelConfig, device: str | None = None) -> SentenceTransf
         SentenceTransformerModelCardData,
     )
 
+    path = resolve_model_path(config.name_or_path)
+    modules = _plain_checkpoint_modules(config, path)
     model = SentenceTransformer(
-        resolve_model_path(config.name_or_path),
+        None if modules is not None else path,
         revision=config.revision,
         trust_remote_code=config.trust_remote_code,
         device=device,
         model_card_data=SentenceTransformerModelCardData(
             local_files_only=True, generate_widget_examples=False
         ),
+        modules=modules,
     )
     if config.max_seq_length is not None:
         model.max_seq_length = config.max_seq_length
     return model
+
+
+def _plain_checkpoint_modules(config: ModelConfig, path: str) -> list[nn.Module] | None:
+    """Transformer + Pooling(`model.pooling`) [+ Normalize] for a plain transformers
+    checkpoint when the config sets `pooling` or `normalize`; None otherwise, and
+    sentence-transformers builds the model from the folder (mean pooling for a plain
+    checkpoint). The preflight refuses both settings on a SentenceTransformer folder."""
+    if config.pooling is None and config.normalize is None:
+        return None
+    if (Path(path) / "modules.json").is_file():
+        # A SentenceTransformer folder keeps its own modules: the preflight refuses
+        # pooling settings for such a base, and a fine-tuned or production model loaded
+        # with the run's model config (zenml lineage) is one.
+        return None
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    hub = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
+    transformer = Transformer(
+        path,
+        max_seq_length=config.max_seq_length,
+        model_kwargs=hub,
+        processor_kwargs=hub,
+        config_kwargs=hub,
+    )
+    modes = config.pooling_modes or ("mean",)
+    modules: list[nn.Module] = [
+        transformer,
+        Pooling(transformer.get_embedding_dimension(), modes[0] if len(modes) == 1 else modes),
+    ]
+    if config.normalize:
+        modules.append(Normalize())
+    return modules

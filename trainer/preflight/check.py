@@ -160,6 +160,7 @@ def _check_model(
             "Python code from its repository on every machine the run uses; set it only for "
             "a model whose code you have read (the model card records it)"
         )
+    _check_model_options(config, found)
     similarity = model_similarity(config.model)
     if similarity is None:
         found.skipped.append(
@@ -167,6 +168,23 @@ def _check_model(
             "are checked for every similarity function it might use"
         )
     return similarity
+
+
+def _check_model_options(config: RunConfig, found: Findings) -> None:
+    """Matryoshka dims, adaptive layers and pooling against the base model's files."""
+    from trainer.models import model_facts
+    from trainer.preflight.models import model_option_problems
+
+    facts = model_facts(config.model)
+    if facts is None:
+        return
+    problems = model_option_problems(config, facts)
+    found.problems.extend(problems)
+    if not problems:
+        found.checked.append(
+            f"model options (embedding dimension {facts.embedding_dimension}, "
+            f"{facts.num_layers} layers)"
+        )
 
 
 _NOT_CACHED = ("not cached", "not in the local Hugging Face cache", "cannot load")

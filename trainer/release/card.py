@@ -268,6 +268,29 @@ def _evaluation(evaluation: Evaluation) -> str:
     return f"## Evaluation\n\n{intro}\n\n{table}"
 
 
+def _dimensions(evaluation: Evaluation) -> str:
+    """The primary metric per Matryoshka dimension (runs that trained some)."""
+    if not evaluation.by_dimension:
+        return ""
+    rows = [
+        [
+            str(score.dimension),
+            _num(score.base),
+            _num(score.finetuned),
+            "—" if score.base is None else f"{score.finetuned - score.base:+.4f}",
+        ]
+        for score in evaluation.by_dimension
+    ]
+    table = _table(["Dimension", "Base", "Fine-tuned", "Δ"], rows)
+    return (
+        "### Per embedding dimension\n\n"
+        f"`{evaluation.primary_metric}` with embeddings truncated to each Matryoshka "
+        "dimension the model was trained at "
+        "(`SentenceTransformer(..., truncate_dim=<dimension>)`).\n\n"
+        f"{table}"
+    )
+
+
 def _gate(config: RunConfig, evaluation: Evaluation) -> str:
     """The release gate and each regression guard, decided from this run's evaluation
     exactly as `push_to_hub` and `promote` decide them."""
@@ -485,6 +508,7 @@ def render_model_card(
         _summary(config, training.model_info, training.lineage),
         _usage(config),
         _evaluation(evaluation),
+        _dimensions(evaluation),
         _gate(config, evaluation),
         _training(config, training, data, search, mining),
         _lineage(run),

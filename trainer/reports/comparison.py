@@ -32,6 +32,31 @@ def _score(value: float | None, colour: str) -> str:
     return f'<td style="{_CELL}">{value:.4f}{_bar(value, colour)}</td>'
 
 
+def _dimensions_html(evaluation: Evaluation) -> str:
+    """The primary metric per Matryoshka dimension, base vs fine-tuned ("" without)."""
+    if not evaluation.by_dimension:
+        return ""
+    rows = []
+    for score in evaluation.by_dimension:
+        delta = None if score.base is None else score.finetuned - score.base
+        change = "-" if delta is None else f"{delta:+.4f}"
+        rows.append(
+            f'<tr><td style="{_CELL}">{score.dimension}</td>'
+            f"{_score(score.base, '#8c959f')}{_score(score.finetuned, '#0969da')}"
+            f'<td style="{_CELL};white-space:nowrap">{change}</td></tr>'
+        )
+    head = "".join(
+        f'<th style="text-align:left;{_CELL}">{name}</th>'
+        for name in ("dimension", "base model", "fine-tuned", "change")
+    )
+    primary = html.escape(evaluation.primary_metric or "primary metric")
+    return (
+        f"<h4>{primary} per embedding dimension</h4>"
+        '<table style="border-collapse:collapse;width:100%;max-width:900px;table-layout:fixed">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def render_comparison_html(
     evaluation: Evaluation,
     *,
@@ -93,7 +118,8 @@ def render_comparison_html(
         # The table takes the page's width (at most 900 px) and never more: score columns
         # share what the metric column leaves, bars scale with them.
         '<table style="border-collapse:collapse;width:100%;max-width:900px;table-layout:fixed">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{curves}</div>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{_dimensions_html(evaluation)}{curves}</div>"
     )
 
 

@@ -14,7 +14,7 @@ from trainer.results.data import (
     MiningReports,
     SourceReport,
 )
-from trainer.results.evaluation import Evaluation, format_metric
+from trainer.results.evaluation import DimensionScore, Evaluation, format_metric
 from trainer.results.release import (
     NO_INTERVAL,
     ConfidenceInterval,
@@ -48,6 +48,7 @@ __all__ = [
     "DataReport",
     "DatasetLeakage",
     "DatasetReport",
+    "DimensionScore",
     "Emissions",
     "Evaluation",
     "FrozenResult",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from datasets import DatasetDict
 
 from trainer.config import RunConfig
-from trainer.evaluation import build_evaluators, compare, run_evaluators
+from trainer.evaluation import build_evaluators, compare, run_evaluators, score_by_dimension
 from trainer.models import load_model
 from trainer.release import decide
 from trainer.reports import render_comparison_html, render_report_page
@@ -60,6 +60,19 @@ def evaluate_stage(
         base_label=f"the base model ({config.model.name_or_path})",
         per_query_keys=[config.gate.metric] if config.gate.metric else [],
     )
+    if config.matryoshka_dims:
+        by_dimension = score_by_dimension(
+            base, model, evaluators[0], config.matryoshka_dims, evaluation
+        )
+        evaluation = evaluation.model_copy(update={"by_dimension": by_dimension})
+        for score in by_dimension:
+            logger.info(
+                "%s at %d dims: base %s -> fine-tuned %.4f",
+                evaluation.primary_metric,
+                score.dimension,
+                "n/a" if score.base is None else f"{score.base:.4f}",
+                score.finetuned,
+            )
     changed = weights_changed(base, model)
     evaluation = evaluation.model_copy(
         update={"weights_changed": changed, "steps_trained": steps_trained}

@@ -68,8 +68,29 @@ def build_loss(
         loss = getattr(losses, name)(model, **params)
     except TypeError as error:
         raise ValueError(f"loss {name}: bad params {sorted(config.params)}: {error}") from error
+    return _wrapped(model, loss, config)
+
+
+def _wrapped(model: SentenceTransformer, loss: nn.Module, config: LossConfig) -> nn.Module:
+    """The loss in its modifiers: MatryoshkaLoss for `matryoshka_dims`, AdaptiveLayerLoss
+    for `adaptive_layer`, Matryoshka2dLoss for both (sentence-transformers' own classes and
+    parameter names; parameters left unset keep the library's defaults)."""
+    from sentence_transformers.sentence_transformer import losses
+
+    matryoshka: dict[str, Any] = {}
     if config.matryoshka_dims:
-        loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=list(config.matryoshka_dims))
+        matryoshka["matryoshka_dims"] = list(config.matryoshka_dims)
+        if config.matryoshka_weights is not None:
+            matryoshka["matryoshka_weights"] = list(config.matryoshka_weights)
+        if config.n_dims_per_step is not None:
+            matryoshka["n_dims_per_step"] = config.n_dims_per_step
+    adaptive = config.adaptive_layer.model_dump() if config.adaptive_layer is not None else None
+    if matryoshka and adaptive is not None:
+        return losses.Matryoshka2dLoss(model, loss, **matryoshka, **adaptive)
+    if matryoshka:
+        return losses.MatryoshkaLoss(model, loss, **matryoshka)
+    if adaptive is not None:
+        return losses.AdaptiveLayerLoss(model, loss, **adaptive)
     return loss
 
 

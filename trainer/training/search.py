@@ -133,14 +133,15 @@ def run_search(
 ) -> SearchResult:
     """Run `config.search` with `SentenceTransformerTrainer.hyperparameter_search`.
 
-    `load_base` gives each trial a fresh base model (default: `load_model(config.model)`).
+    `load_base` gives each trial a fresh base model (default:
+    `load_trainable_model(config.model)`, with its adapter when one is configured).
     A trial that fails with a RuntimeError (e.g. out of memory at a large batch) is
     recorded as FAIL and the search goes on; any other error stops it.
     """
     import optuna
 
     from trainer.evaluation import build_evaluators
-    from trainer.models import load_model
+    from trainer.models import load_trainable_model
     from trainer.training.trainer import build_trainer, run_loss
 
     search = config.search
@@ -152,7 +153,7 @@ def run_search(
             "search needs evaluators: configure evaluators, or give a dataset eval_size/eval_source"
         )
     trial_config = _trial_config(config, search)
-    load_base = load_base or (lambda: load_model(config.model))
+    load_base = load_base or (lambda: load_trainable_model(config.model, seed=config.seed))
     trainer_ref: list[Any] = []
 
     def model_init(trial: optuna.Trial | None = None) -> SentenceTransformer:

@@ -19,7 +19,7 @@ from datasets import Dataset, DatasetDict
 
 from trainer.config import RunConfig
 from trainer.evaluation import build_evaluators
-from trainer.models import load_model
+from trainer.models import finish_adapter, load_model, load_trainable_model
 from trainer.results import BestModel, ModelInfo, TrainingSummary
 from trainer.speed import prepare_fast_path, speed_report
 from trainer.training.arguments import training_arguments
@@ -115,7 +115,7 @@ def build_trainer(
     if model is not None and model_init is not None:
         raise ValueError("build_trainer takes a model or a model_init, not both")
     if model_init is None:
-        model = model if model is not None else load_model(config.model)
+        model = model if model is not None else load_trainable_model(config.model, seed=config.seed)
     train_input, loss = _as_trainer_inputs(config, train_datasets, model)
     eval_input: Dataset | DatasetDict | None = None
     if eval_datasets and config.training.get("eval_strategy", "no") != "no":
@@ -152,7 +152,21 @@ def build_trainer(
     if not any(isinstance(cb, TrainingProgressCallback) for cb in callbacks or []):
         trainer.add_callback(TrainingProgressCallback())
     trainer.add_callback(LogFinalStep())
+    if config.model.adapter is not None and model is not None:
+        _resume_adapted(trainer, model)
     return trainer
+
+
+def _resume_adapted(trainer: SentenceTransformerTrainer, model: SentenceTransformer) -> None:
+    """Checkpoints of an adapted model load into that model (base and adapter weights,
+    strictly). The library's own loading rebuilds a plain model from the checkpoint
+    folder, which has no place for the adapter's weights."""
+    from trainer.models import load_checkpoint_weights
+
+    def load(checkpoint: str, *_: object) -> None:
+        load_checkpoint_weights(model, checkpoint)
+
+    setattr(trainer, "_load_from_checkpoint", load)  # noqa: B010 (an instance override)
 
 
 def train(
@@ -177,7 +191,7 @@ def train(
 
     evaluating = eval_datasets and config.training.get("eval_strategy", "no") != "no"
     evaluators = build_evaluators(config, eval_datasets) if evaluating else []
-    model = model if model is not None else load_model(config.model)
+    model = model if model is not None else load_trainable_model(config.model, seed=config.seed)
     config = with_best_model_metric(config, evaluators, model)
     trainer = build_trainer(
         config,
@@ -197,6 +211,7 @@ def train(
     history = list(trainer.state.log_history)
     final = next((row for row in reversed(history) if "train_loss" in row), {})
     model = trainer.model
+    finish_adapter(model, config.model)
     summary = TrainingSummary(
         train_seconds=round(elapsed, 2),
         global_step=output.global_step,
