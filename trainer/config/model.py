@@ -68,6 +68,24 @@ class ModelConfig(StrictModel):
     revision: str | None = None
     max_seq_length: int | None = Field(default=None, gt=0)
     trust_remote_code: bool = False
+    keep_layers: tuple[int, ...] | None = None
+    """Keep only these transformer layers (0-based, ascending) of the loaded model: a
+    smaller, faster student built from its teacher (`keep_layers: [0, 2, 4]` keeps 3 of
+    all-MiniLM-L6-v2's 6), the layer reduction sentence-transformers' distillation
+    examples use. The saved model is the reduced one."""
+
+    @field_validator("keep_layers")
+    @classmethod
+    def _layers_ascending(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("keep at least one layer, e.g. [0, 2, 4]")
+        if any(index < 0 for index in value):
+            raise ValueError(f"layer indices start at 0, got {list(value)}")
+        if list(value) != sorted(set(value)):
+            raise ValueError(f"list each layer once, in ascending order, got {list(value)}")
+        return value
 
     @field_validator("name_or_path")
     @classmethod

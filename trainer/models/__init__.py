@@ -1,11 +1,21 @@
 """Base models by reference (local folder, Hub id, `package:<module>`): checked without
-loading, and loaded.
+loading, and loaded (optionally with fewer layers); their shape read from their files.
 """
 
-from trainer.models.loading import load_model, model_source_problems, resolve_model_path
+from trainer.models.loading import (
+    keep_layers,
+    load_model,
+    model_source_problems,
+    resolve_model_path,
+)
+from trainer.models.shape import embedding_dimension, layer_count, model_folder
 
 __all__ = [
+    "embedding_dimension",
+    "keep_layers",
+    "layer_count",
     "load_model",
+    "model_folder",
     "model_source_problems",
     "resolve_model_path",
 ]
