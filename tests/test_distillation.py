@@ -47,7 +47,7 @@ def _triplets(tmp_path: Path, rows: int = 24) -> Path:
                 "neg": f"class {i + 1} holds y{i}",
             }
             for i in range(rows)
-        ],  # fmt: skip
+        ],
     )
 
 
@@ -88,7 +88,7 @@ def test_a_guide_given_as_a_param_points_to_loss_guide(tiny_model_path: Path) ->
                 "guide": {"name_or_path": MINILM},
                 "params": {"guide": MINILM},
             },
-        )  # fmt: skip
+        )
     }
     with pytest.raises(ValidationError) as error:
         RunConfig.model_validate(tiny_run_config(tiny_model_path, datasets))
@@ -141,10 +141,14 @@ def test_a_labelled_row_for_a_teacher_loss_is_refused(
     )
     config = _config(
         tiny_model_path,
-        {"docs": {"source": {"path": str(rows)},
-                  "loss": {"name": "MarginMSELoss", "teacher": {"name_or_path": MINILM}}}},
+        {
+            "docs": {
+                "source": {"path": str(rows)},
+                "loss": {"name": "MarginMSELoss", "teacher": {"name_or_path": MINILM}},
+            }
+        },
         tmp_path,
-    )  # fmt: skip
+    )
     with pytest.raises(ValueError, match="the teacher computes MarginMSELoss's label, but column"):
         load_datasets(config)
 
@@ -169,7 +173,7 @@ def test_the_teacher_stage_runs_only_with_a_teacher_between_mining_and_training(
                     loss={"name": "DistillKLDivLoss", "teacher": {"name_or_path": MINILM}},
                 )
             },
-        )  # fmt: skip
+        )
     )
     names = pipeline_plan(distil).names()
     assert (
@@ -227,11 +231,15 @@ def test_preflight_passes_a_matching_teacher(
 ) -> None:
     config = _config(
         tiny_model_path,
-        {"distilled": {"source": {"path": str(pairs_file)}, "columns": {"query": "text"},
-                       "loss": {"name": "MSELoss",
-                                "teacher": {"name_or_path": str(other_tiny_model)}}}},
+        {
+            "distilled": {
+                "source": {"path": str(pairs_file)},
+                "columns": {"query": "text"},
+                "loss": {"name": "MSELoss", "teacher": {"name_or_path": str(other_tiny_model)}},
+            }
+        },
         tmp_path,
-    )  # fmt: skip
+    )
     report = preflight(config)
     assert not [p for p in report.problems if p.field.startswith("datasets.")], report.problems
     assert "datasets.distilled.loss.teacher: student and teacher both embed in 32 dimensions" in (
@@ -277,9 +285,12 @@ def test_gist_trains_a_few_steps_with_a_guide(
     if cached:
         loss["params"] = {"mini_batch_size": 4}
     config = _config(
-        tiny_model_path, {"docs": pairs_dataset(pairs_file, loss=loss)}, tmp_path,
-    ).model_copy(update={"training": {"per_device_train_batch_size": 8, "max_steps": 3,
-                                      "logging_steps": 1}})  # fmt: skip
+        tiny_model_path,
+        {"docs": pairs_dataset(pairs_file, loss=loss)},
+        tmp_path,
+    ).model_copy(
+        update={"training": {"per_device_train_batch_size": 8, "max_steps": 3, "logging_steps": 1}}
+    )
     train, _ = load_datasets(config)
     before = load_model(config.model).encode(["x"], convert_to_tensor=True)
     trained = training.train(config, train, output_dir=tmp_path / "out")
@@ -313,11 +324,16 @@ def test_mse_targets_are_the_teacher_embeddings_of_the_first_column(
 ) -> None:
     config = _config(
         tiny_model_path,
-        {"docs": {"source": {"path": str(pairs_file)}, "columns": {"query": "text"},
-                  "eval_size": 10,
-                  "loss": {"name": "MSELoss", "teacher": {"name_or_path": str(other_tiny_model)}}}},
+        {
+            "docs": {
+                "source": {"path": str(pairs_file)},
+                "columns": {"query": "text"},
+                "eval_size": 10,
+                "loss": {"name": "MSELoss", "teacher": {"name_or_path": str(other_tiny_model)}},
+            }
+        },
         tmp_path,
-    )  # fmt: skip
+    )
     train, held_out = load_datasets(config)
     labelled, labelled_eval, reports = teacher_targets_for_run(config, train, held_out)
     report = reports.datasets["docs"]
@@ -336,11 +352,19 @@ def test_kl_and_margin_targets_are_teacher_scores_with_the_loss_similarity(
     source = {"path": str(_triplets(tmp_path, rows=6))}
     config = _config(
         tiny_model_path,
-        {"kl": {"source": source, "loss": {"name": "DistillKLDivLoss", "teacher": teacher,
-                                           "params": {"similarity_fct": "pairwise_cos_sim"}}},
-         "margin": {"source": source, "loss": {"name": "MarginMSELoss", "teacher": teacher}}},
+        {
+            "kl": {
+                "source": source,
+                "loss": {
+                    "name": "DistillKLDivLoss",
+                    "teacher": teacher,
+                    "params": {"similarity_fct": "pairwise_cos_sim"},
+                },
+            },
+            "margin": {"source": source, "loss": {"name": "MarginMSELoss", "teacher": teacher}},
+        },
         tmp_path,
-    )  # fmt: skip
+    )
     train, held_out = load_datasets(config)
     labelled, _, reports = teacher_targets_for_run(config, train, held_out)
     model = load_model(ModelConfig(**teacher))
@@ -392,11 +416,14 @@ def test_a_resumed_training_reuses_the_stored_targets_without_the_teacher(
     }
     config = _config(tiny_model_path, {"docs": dataset}, tmp_path).model_copy(
         update={
-            "training": {"per_device_train_batch_size": 8, "num_train_epochs": 2,
-                         "logging_steps": 1},
+            "training": {
+                "per_device_train_batch_size": 8,
+                "num_train_epochs": 2,
+                "logging_steps": 1,
+            },
             "checkpoints": CheckpointConfig(every_n_steps=4, keep=2),
         }
-    )  # fmt: skip
+    )
     train, held_out = load_datasets(config)
     labelled, _, reports = teacher_targets_for_run(config, train, held_out)
     assert reports.texts_encoded == 32

@@ -67,7 +67,7 @@ def _similarity(loss: LossConfig) -> Callable[..., Any]:
     if isinstance(named, str):
         return getattr(util, similarity_function_name(named))
     default = inspect.signature(getattr(losses, loss.name)).parameters["similarity_fct"].default
-    return default  # type: ignore[no-any-return]
+    return default
 
 
 class _Labeller:

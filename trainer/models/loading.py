@@ -130,7 +130,7 @@ def _layer_list(model: SentenceTransformer) -> tuple[Any, Any]:
     long as `config.num_hidden_layers` (`encoder.layer` in BERT, `layers` in ModernBERT)."""
     from torch import nn
 
-    backbone = model[0].auto_model
+    backbone: Any = model[0].auto_model
     count = getattr(backbone.config, "num_hidden_layers", None)
     for module in backbone.modules():
         if isinstance(module, nn.ModuleList) and len(module) == count:
