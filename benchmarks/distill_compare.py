@@ -46,8 +46,9 @@ def measure(name: str, reference: str, config: Any, args: argparse.Namespace) ->
     for evaluator_config in config.evaluators:
         rows = load_evaluator_rows(evaluator_config, {})
         evaluator = build_evaluator(evaluator_config, rows)
-        key = primary_metric(evaluator)
-        scores[key] = round(float(evaluator(model)[key]), 4)
+        metrics = evaluator(model)
+        key = primary_metric(evaluator)  # known once the evaluator has run
+        scores[key] = round(float(metrics[key]), 4)
         corpus = corpus or list(dict.fromkeys(rows[evaluator_config.document_column]))
     texts = corpus[: args.texts]
     model.encode(texts[:32], batch_size=32)  # warm-up
