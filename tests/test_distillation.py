@@ -454,3 +454,48 @@ def test_a_resumed_training_reuses_the_stored_targets_without_the_teacher(
     after, again = after_4(whole.summary.history), after_4(resumed.summary.history)
     assert again and [step for step, _ in again] == [step for step, _ in after]
     assert [loss for _, loss in again] == pytest.approx([loss for _, loss in after], abs=1e-6)
+
+
+def test_preflight_looks_up_a_zenml_teacher_and_names_its_field(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    config = _config(
+        tiny_model_path,
+        {
+            "distilled": {
+                "source": {"path": str(pairs_file)},
+                "columns": {"query": "text"},
+                "loss": {"name": "MSELoss", "teacher": {"name_or_path": "zenml:big@production"}},
+            }
+        },
+        tmp_path,
+    )
+    asked: list[str] = []
+
+    def exists(reference: str) -> str | None:
+        asked.append(reference)
+        return f"{reference}: no ZenML model 'big'; models: none"
+
+    report = preflight(config, model_version_exists=exists)
+    problems = {problem.field: problem.message for problem in report.problems}
+    assert asked == ["zenml:big@production"]
+    assert problems["datasets.distilled.loss.teacher.name_or_path"] == (
+        "zenml:big@production: no ZenML model 'big'; models: none"
+    )
+    skipped = preflight(config).skipped
+    assert any(line.startswith("datasets.distilled.loss.teacher 'zenml:big") for line in skipped)
+
+
+def test_the_kubeflow_build_refuses_a_zenml_guide(tiny_model_path: Path) -> None:
+    from pipelines.kfp_pipeline import build_pipeline
+
+    loss = {"name": "GISTEmbedLoss", "guide": {"name_or_path": "zenml:guide@production"}}
+    document = {
+        "parameters": {
+            "config": tiny_run_config(
+                tiny_model_path, {"docs": pairs_dataset("x.jsonl", loss=loss)}
+            )
+        }
+    }
+    with pytest.raises(ValueError, match=r"datasets.docs.loss.guide name\(s\) a ZenML model"):
+        build_pipeline(document)
