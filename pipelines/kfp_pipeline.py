@@ -214,12 +214,15 @@ def evaluate(
     from trainer.stages import evaluate_stage, evaluation_report
 
     run = RunConfig.model_validate_json(config)
+    summary = TrainingSummary.model_validate(training) if training else None
     evaluation = evaluate_stage(
-        run, SentenceTransformer(model.path), load_from_disk(eval_data.path)
+        run,
+        SentenceTransformer(model.path),
+        load_from_disk(eval_data.path),
+        steps_trained=summary.global_step if summary is not None else None,
     )
     for key, value in evaluation.finetuned.items():
         metrics.log_metric(key, value)
-    summary = TrainingSummary.model_validate(training) if training else None
     with open(report.path, "w", encoding="utf-8") as handle:
         handle.write(evaluation_report(run, evaluation, summary))
     return evaluation.model_dump(mode="json")

@@ -104,7 +104,12 @@ def test_settings_go_through_zenml_pod_builder() -> None:
         {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
     ]
     assert container["resources"] == {"limits": {GPU: "1"}, "requests": {"memory": "8Gi"}}
-    assert container["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    assert container["volumeMounts"] == [
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        # The read-only root's scratch: a step's volume list replaces the orchestrator's.
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "app", "mountPath": "/app"},
+    ]
 
 
 # --- configs/finetune-k8s*.yaml -> step Jobs -------------------------------------------
@@ -138,8 +143,9 @@ def test_cpu_steps_get_no_gpu_placement(step: str) -> None:
     assert "nodeSelector" not in pod
     assert "tolerations" not in pod
     assert GPU not in container["resources"].get("limits", {})
-    assert "volumes" not in pod
-    assert "volumeMounts" not in container
+    # Only the read-only root's scratch emptyDirs (k8s/orchestrator.yaml), no /dev/shm.
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}, {"name": "app", "emptyDir": {}}]
+    assert [mount["mountPath"] for mount in container["volumeMounts"]] == ["/tmp", "/app"]
     assert pod["terminationGracePeriodSeconds"] == 30  # ZenML's default, like Kubernetes'
     assert set(container["resources"]["requests"]) == {"cpu", "memory"}
     assert pod["securityContext"]["runAsUser"] == 10001

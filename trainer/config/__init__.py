@@ -18,7 +18,14 @@ from trainer.config.data import (
     data_file_suffix,
     mining_losses,
 )
-from trainer.config.evaluation import EvaluatorConfig, EvaluatorType, GateConfig, GuardConfig
+from trainer.config.evaluation import (
+    EVALUATOR_TEXT_COLUMNS,
+    HUB_EVALUATORS,
+    EvaluatorConfig,
+    EvaluatorType,
+    GateConfig,
+    GuardConfig,
+)
 from trainer.config.files import (
     load_run_config,
     model_entry,
@@ -64,8 +71,10 @@ from trainer.config.training import (
 __all__ = [
     "COMPRESSION_SUFFIXES",
     "DEFAULT_MODEL_NAME",
+    "EVALUATOR_TEXT_COLUMNS",
     "FILE_FORMATS",
     "HF_TOKEN_KEY",
+    "HUB_EVALUATORS",
     "LOSS_PARAM_INFIX",
     "LOSS_PARAM_PREFIX",
     "PACKAGE_PREFIX",

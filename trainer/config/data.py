@@ -44,6 +44,9 @@ class DataSource(StrictModel):
     subset: str | None = None
     revision: str | None = None
     format: Literal["hub", "csv", "json", "parquet"] | None = None
+    streaming: bool = False
+    """Read the rows while training (`datasets` IterableDataset) instead of loading them
+    into memory: for corpora larger than memory (`trainer.data.streaming`)."""
 
     @property
     def resolved_format(self) -> str:

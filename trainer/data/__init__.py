@@ -9,10 +9,13 @@ from trainer.data.leakage import LeakageError, check_leakage, enforce_leakage_po
 from trainer.data.loading import (
     check_data,
     check_data_keeping_held_out,
+    check_data_keeping_splits,
     load_datasets,
     load_datasets_with_report,
     load_documents,
     load_evaluator_rows,
+    reopen_streams,
+    stream_stand_ins,
 )
 from trainer.data.mining import mine_dataset, mine_hard_negatives_for_run
 
@@ -21,6 +24,7 @@ __all__ = [
     "LeakageError",
     "check_data",
     "check_data_keeping_held_out",
+    "check_data_keeping_splits",
     "check_leakage",
     "enforce_leakage_policy",
     "label_dataset",
@@ -32,6 +36,8 @@ __all__ = [
     "mine_dataset",
     "mine_hard_negatives_for_run",
     "normalise",
+    "reopen_streams",
+    "stream_stand_ins",
     "teacher_datasets",
     "teacher_targets_for_run",
 ]

@@ -5,6 +5,8 @@ loading, and loaded (optionally with fewer layers); their shape read from their 
 from trainer.models.loading import (
     keep_layers,
     load_model,
+    max_positions,
+    model_length_problems,
     model_source_problems,
     resolve_model_path,
 )
@@ -15,7 +17,9 @@ __all__ = [
     "keep_layers",
     "layer_count",
     "load_model",
+    "max_positions",
     "model_folder",
+    "model_length_problems",
     "model_source_problems",
     "resolve_model_path",
 ]

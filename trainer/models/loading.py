@@ -7,6 +7,7 @@ of this runs.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,11 +101,63 @@ def model_source_problems(config: ModelConfig, field: str = "model.name_or_path"
     return []
 
 
+def _transformer_config(config: ModelConfig) -> dict | None:
+    """The transformers `config.json` of the model's Transformer module, read without
+    loading the model (a local folder, a package, or a Hub id in the local cache)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        path = Path(resolve_model_path(config.name_or_path)).expanduser()
+    except ValueError:
+        return None
+
+    def read(name: str) -> Path | None:
+        if path.is_dir():
+            return path / name if (path / name).is_file() else None
+        cached = try_to_load_from_cache(config.name_or_path, name, revision=config.revision)
+        return Path(cached) if isinstance(cached, str) else None
+
+    folder = ""
+    modules = read("modules.json")
+    if modules is not None:
+        entries = json.loads(modules.read_text(encoding="utf-8"))
+        folder = next(
+            (e.get("path", "") for e in entries if str(e.get("type", "")).endswith("Transformer")),
+            "",
+        )
+    found = read(f"{folder}/config.json" if folder else "config.json")
+    return json.loads(found.read_text(encoding="utf-8")) if found is not None else None
+
+
+def max_positions(config: ModelConfig) -> int | None:
+    """The longest input the base model's position embeddings take (`max_position_embeddings`
+    of its config.json), or None when unknown offline or unbounded."""
+    saved = _transformer_config(config)
+    limit = saved.get("max_position_embeddings") if saved else None
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def model_length_problems(config: ModelConfig) -> list[Problem]:
+    """`model.max_seq_length` above what the model's position embeddings take: an error
+    naming the cap, where the tokenizer would otherwise truncate there silently."""
+    wanted = config.max_seq_length
+    limit = max_positions(config) if wanted is not None else None
+    if wanted is None or limit is None or wanted <= limit:
+        return []
+    return [
+        Problem(
+            field="model.max_seq_length",
+            message=f"{wanted} is above the {limit} tokens {config.name_or_path!r} can take "
+            f"(max_position_embeddings in its config.json); use {limit} or less",
+        )
+    ]
+
+
 def load_model(config: ModelConfig, device: str | None = None) -> SentenceTransformer:
     """Load the base model; card metadata stays offline (`local_files_only`)."""
     from sentence_transformers import SentenceTransformer
 
-    raise_problems(model_source_problems(config))
+    raise_problems(model_source_problems(config) or model_length_problems(config))
     from sentence_transformers.sentence_transformer.model_card import (
         SentenceTransformerModelCardData,
     )

@@ -199,6 +199,13 @@ def _summary(config: RunConfig, model_info: ModelInfo, lineage: ModelLineage | N
         ["Language", _cell(", ".join(config.card.language))],
         ["License", _cell(config.card.license)],
     ]
+    if config.model.trust_remote_code:
+        details.append(
+            [
+                "Remote code",
+                "trusted: `model.trust_remote_code: true` (the base model runs its own code)",
+            ]
+        )
     return "\n\n".join(
         [
             f"# {_model_name(config)}",
@@ -271,12 +278,18 @@ def _gate(config: RunConfig, evaluation: Evaluation) -> str:
     except ValueError as error:
         return f"### Release gate\n\nNot decided: {error}."
     base = (
-        f" (base {_num(decision.base_value)}, {decision.improvement:+.4f})"
+        f" (base {_num(decision.base_value)}, {decision.improvement_text()})"
         if decision.base_value is not None and decision.improvement is not None
         else ""
     )
     verdict = "passed" if decision.passed else "failed"
     lines = [f"`{decision.metric}` = {_num(decision.value)}{base}: **{verdict}**."]
+    if decision.interval is not None:
+        lines.append(
+            f"\nDecided on the lower bound of a paired bootstrap interval over queries "
+            f"({decision.interval.resamples} resamples, seed {decision.interval.seed}), "
+            f"against `min_improvement` {config.gate.min_improvement}.\n"
+        )
     lines += [f"- {reason}" for reason in decision.reasons if not reason.startswith("guard ")]
     if decision.guards:
         lines.append("\nRegression guards (no metric may fall more than its allowed drop):\n")
@@ -310,6 +323,15 @@ def _batch_line(training: TrainingSummary) -> str:
         f"- Global batch: {_cell(training.global_batch_size)} pairs per step "
         f"({training.world_size} processes, DDP{shared})"
     )
+
+
+def card_training_arguments(config: RunConfig) -> dict[str, Any]:
+    """The effective training arguments as the config says them: a `warmup_ratio` stays
+    a ratio (the run passes it as a fractional `warmup_steps`, transformers 5's spelling)."""
+    arguments = effective_training_arguments(config)
+    if "warmup_ratio" in config.training and "warmup_steps" not in config.training:
+        arguments["warmup_ratio"] = arguments.pop("warmup_steps")
+    return arguments
 
 
 def _training(
@@ -348,7 +370,7 @@ def _training(
                 "—" if dataset.prompt is None else f"`{_cell(json.dumps(dataset.prompt))}`",
             ]
         )
-    hyper = [[f"`{k}`", _cell(v)] for k, v in sorted(effective_training_arguments(config).items())]
+    hyper = [[f"`{k}`", _cell(v)] for k, v in sorted(card_training_arguments(config).items())]
     facts = [
         f"- Training time: {_num(training.train_seconds, 1)} s",
         f"- Optimizer steps: {_cell(training.global_step)}",
@@ -370,6 +392,13 @@ def _training(
             f"- Hyperparameters chosen by a search of {len(search.trials)} trials "
             f"(best `{search.metric}` {search.best_score:.4f}, trial {search.best_trial}): "
             f"{params}"
+        )
+    if training.best_model is not None:
+        best = training.best_model
+        facts.append(
+            f"- Weights from the best checkpoint (`load_best_model_at_end`): step {best.step} "
+            f"of {_cell(training.global_step)}, `{best.metric}` {_num(best.score)} "
+            f"({'higher' if best.greater_is_better else 'lower'} is better)"
         )
     if training.resume.resumed:
         origin = f", saved by {training.resume.from_run}" if training.resume.from_run else ""

@@ -18,6 +18,8 @@ from trainer.results.data import (
 )
 from trainer.results.evaluation import Evaluation, format_metric
 from trainer.results.release import (
+    NO_INTERVAL,
+    ConfidenceInterval,
     GateDecision,
     GuardResult,
     Promotion,
@@ -26,6 +28,7 @@ from trainer.results.release import (
 )
 from trainer.results.run import RunRef
 from trainer.results.training import (
+    BestModel,
     CheckpointSummary,
     Emissions,
     LeverState,
@@ -40,7 +43,10 @@ from trainer.results.training import (
 )
 
 __all__ = [
+    "NO_INTERVAL",
+    "BestModel",
     "CheckpointSummary",
+    "ConfidenceInterval",
     "DataReport",
     "DatasetLeakage",
     "DatasetReport",

@@ -20,6 +20,13 @@ class Evaluation(Result):
     """Which version `production` scored (`version 7 of ZenML model 'x' (production)`)."""
     weights_changed: bool | None = None
     """Whether training changed any weight of the base model (None: not compared)."""
+    steps_trained: int | None = None
+    """Optimizer steps the fine-tuned model took (the gate's `min_steps`; None: unknown)."""
+    base_per_query: dict[str, list[float]] = Field(default_factory=dict)
+    """Per-query values of the retrieval metrics (ndcg, mrr and the gate metric), in the
+    evaluator's query order: what the gate's paired bootstrap resamples."""
+    finetuned_per_query: dict[str, list[float]] = Field(default_factory=dict)
+    """The fine-tuned model's per-query values, aligned with `base_per_query`."""
 
 
 def format_metric(value: float | None) -> str:

@@ -20,7 +20,7 @@ from datasets import Dataset, DatasetDict
 from trainer.config import RunConfig
 from trainer.evaluation import build_evaluators
 from trainer.models import load_model
-from trainer.results import ModelInfo, TrainingSummary
+from trainer.results import BestModel, ModelInfo, TrainingSummary
 from trainer.speed import prepare_fast_path, speed_report
 from trainer.training.arguments import training_arguments
 from trainer.training.distributed import Topology
@@ -186,6 +186,9 @@ def train(
     from trainer.training.progress_log import global_batch_size
 
     evaluating = eval_datasets and config.training.get("eval_strategy", "no") != "no"
+    evaluators = build_evaluators(config, eval_datasets) if evaluating else []
+    model = model if model is not None else load_model(config.model)
+    config = with_best_model_metric(config, evaluators, model)
     trainer = build_trainer(
         config,
         train_datasets,
@@ -193,7 +196,7 @@ def train(
         output_dir=output_dir,
         model=model,
         callbacks=callbacks,
-        evaluator=build_evaluators(config, eval_datasets) or None if evaluating else None,
+        evaluator=evaluators or None,
     )
     started = time.perf_counter()
     with track_emissions() as emissions:
@@ -212,10 +215,13 @@ def train(
         global_batch_size=global_batch_size(trainer.args),
         gather_across_devices=gathers_across_devices(config) and trainer.args.world_size > 1,
         speed=speed_report(trainer),
-        train_rows={name: len(ds) for name, ds in train_datasets.items()},
+        train_rows={
+            name: len(ds) for name, ds in train_datasets.items() if isinstance(ds, Dataset)
+        },
         train_loss=final.get("train_loss"),
         history=history,
         emissions=emissions.result,
+        best_model=best_model(trainer),
         model_info=ModelInfo(
             base_model=config.model.name_or_path,
             embedding_dimension=model.get_embedding_dimension(),
@@ -224,3 +230,42 @@ def train(
         ),
     )
     return TrainedModel(model=model, summary=summary)
+
+
+def with_best_model_metric(
+    config: RunConfig, evaluators: list[BaseEvaluator], model: SentenceTransformer
+) -> RunConfig:
+    """`config` with `metric_for_best_model` defaulted, for `load_best_model_at_end`: the
+    gate's metric (`gate.metric`, else the first evaluator's primary metric), so the model
+    kept is the best by the measure that decides its release; transformers' own default,
+    the evaluation loss, stays when there is no evaluator or the config names a metric."""
+    from trainer.evaluation import DEFAULT_SIMILARITY, primary_metric_name
+
+    training = config.training
+    if not training.get("load_best_model_at_end") or "metric_for_best_model" in training:
+        return config
+    if not evaluators:
+        return config
+    try:
+        metric = config.gate.metric or primary_metric_name(
+            evaluators[0], model.similarity_fn_name or DEFAULT_SIMILARITY
+        )
+    except TypeError:  # an evaluator whose names are known only once it ran (NanoBEIR)
+        metric = None
+    if metric is None:
+        return config
+    return config.model_copy(update={"training": {**training, "metric_for_best_model": metric}})
+
+
+def best_model(trainer: SentenceTransformerTrainer) -> BestModel | None:
+    """Which checkpoint `load_best_model_at_end` loaded, by the metric it compared."""
+    args, state = trainer.args, trainer.state
+    if not args.load_best_model_at_end or not state.best_global_step or state.best_metric is None:
+        return None
+    metric = args.metric_for_best_model or "loss"
+    return BestModel(
+        step=state.best_global_step,
+        metric=metric if metric.startswith("eval_") else f"eval_{metric}",
+        score=float(state.best_metric),
+        greater_is_better=bool(args.greater_is_better),
+    )
