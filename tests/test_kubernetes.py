@@ -26,7 +26,9 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BASE = CONFIGS / "finetune-k8s.yaml"
 SCHEDULED = CONFIGS / "finetune-k8s-scheduled.yaml"
 # The stages the plan may put on the training hardware (mining and search only when asked).
-HARDWARE_STAGES = frozenset({Stage.MINE.value, Stage.SEARCH.value, Stage.TRAIN.value})
+HARDWARE_STAGES = frozenset(
+    {Stage.MINE.value, Stage.TEACHER.value, Stage.SEARCH.value, Stage.TRAIN.value}
+)
 CPU_STEPS = [step for step in k8s_manifests.STEP_NAMES if step not in HARDWARE_STAGES]
 GPU = "nvidia.com/gpu"
 
@@ -196,7 +198,7 @@ def test_unscheduled_config_is_one_orchestrator_job() -> None:
     documents = k8s_manifests.render(run)
     names = [doc["metadata"]["labels"].get("step_name") for doc in documents]
     # No search block and no hard negatives: neither optional step gets a Job.
-    optional = {"hyperparameter_search", "mine_hard_negatives"}
+    optional = {"hyperparameter_search", "mine_hard_negatives", "teacher_targets"}
     assert names[1:] == [step for step in k8s_manifests.STEP_NAMES if step not in optional]
     assert [doc["kind"] for doc in documents] == ["Job"] * len(names)
     with pytest.raises(ValueError, match="cron_expression"):

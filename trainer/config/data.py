@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from trainer.catalog import CACHED_VARIANTS, LOSS_SPECS
+from trainer.catalog import CACHED_VARIANTS, LOSS_SPECS, guided_losses, teacher_losses
 from trainer.config.base import StrictModel
 from trainer.config.model import ModelConfig
 
@@ -101,6 +101,12 @@ class LossConfig(StrictModel):
     `adaptive_layer` wraps it in AdaptiveLayerLoss; with `matryoshka_dims` too, the two
     become sentence-transformers' Matryoshka2dLoss. `matryoshka_weights` (one per dim)
     and `n_dims_per_step` go to MatryoshkaLoss / Matryoshka2dLoss as they are named there.
+
+    `guide` (GISTEmbedLoss, CachedGISTEmbedLoss) is the model that scores the in-batch
+    negatives, to drop those it rates closer to the anchor than the positive; loaded once
+    per run, frozen. `teacher` (MSELoss, DistillKLDivLoss, MarginMSELoss) is the model
+    whose embeddings or scores the student learns: computed once, in the teacher-targets
+    stage, into the `label` column. Both take any reference `model.name_or_path` takes.
     """
 
     name: str
@@ -110,6 +116,8 @@ class LossConfig(StrictModel):
     matryoshka_weights: list[float] | None = None
     n_dims_per_step: int | None = None
     adaptive_layer: AdaptiveLayerConfig | None = None
+    guide: ModelConfig | None = None
+    teacher: ModelConfig | None = None
 
     @field_validator("name", mode="before")
     @classmethod
@@ -187,6 +195,36 @@ class LossConfig(StrictModel):
             raise ValueError(
                 f"loss {self.name!r} has no cached variant; cached: true works with "
                 f"{', '.join(sorted(CACHED_VARIANTS))}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _guide_and_teacher_fit(self) -> LossConfig:
+        spec = LOSS_SPECS[self.name]
+        if spec.guide and self.guide is None:
+            raise ValueError(
+                f"loss {self.name!r} needs a guide model: set guide: {{name_or_path: ...}} "
+                "(a local folder, a Hub id, package:<module> or zenml:<model>@<version>)"
+            )
+        if self.guide is not None and not spec.guide:
+            raise ValueError(
+                f"loss {self.name!r} takes no guide; guide works with "
+                f"{', '.join(guided_losses())} (cached: true for the GradCache variant)"
+            )
+        if spec.label == "teacher" and self.teacher is None:
+            raise ValueError(
+                f"loss {self.name!r} learns from a teacher model: set teacher: "
+                "{name_or_path: ...}; its targets are computed once before training"
+            )
+        if self.teacher is not None and spec.teacher is None:
+            raise ValueError(
+                f"loss {self.name!r} takes no teacher; teacher works with "
+                f"{', '.join(teacher_losses())}"
+            )
+        if self.teacher is not None and self.matryoshka_dims:
+            raise ValueError(
+                "matryoshka_dims is not supported with a teacher: the teacher's targets "
+                "are computed for the full embedding, not per dimension"
             )
         return self
 

@@ -113,6 +113,12 @@ class ModelConfig(StrictModel):
     revision: str | None = None
     max_seq_length: int | None = Field(default=None, gt=0)
     trust_remote_code: bool = False
+    keep_layers: tuple[int, ...] | None = None
+    """Keep only these transformer layers (0-based, ascending) of the loaded model: a
+    smaller, faster student built from its teacher (`keep_layers: [0, 2, 4]` keeps 3 of
+    all-MiniLM-L6-v2's 6), the layer reduction sentence-transformers' distillation
+    examples use. The saved model is the reduced one."""
+
     pooling: PoolingMode | list[PoolingMode] | None = None
     """How a plain transformers checkpoint (no modules.json) pools token embeddings into
     one: sentence-transformers' `Pooling` modes, several are concatenated. A
@@ -125,6 +131,19 @@ class ModelConfig(StrictModel):
     """Train separate query and document copies of the base model: a sentence-transformers
     `Router.for_query_document` over two copies of its modules. Training needs
     `training.router_mapping` (column -> `query` | `document`)."""
+
+    @field_validator("keep_layers")
+    @classmethod
+    def _layers_ascending(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("keep at least one layer, e.g. [0, 2, 4]")
+        if any(index < 0 for index in value):
+            raise ValueError(f"layer indices start at 0, got {list(value)}")
+        if list(value) != sorted(set(value)):
+            raise ValueError(f"list each layer once, in ascending order, got {list(value)}")
+        return value
 
     @model_validator(mode="after")
     def _asymmetric_alone(self) -> ModelConfig:

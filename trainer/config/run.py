@@ -204,7 +204,8 @@ class RunConfig(StrictModel):
                 continue
             field = f"datasets.{name}.hard_negatives"
             texts = 2 + mining.num_negatives
-            if not LOSS_SPECS[dataset.loss.name].accepts_texts(texts):
+            with_teacher = dataset.loss.teacher is not None
+            if not LOSS_SPECS[dataset.loss.name].accepts_texts(texts, with_teacher=with_teacher):
                 raise ValueError(
                     f"{field}: {dataset.loss.name} cannot train on (anchor, positive, "
                     f"{mining.num_negatives} negative(s)) rows; mining works with "

@@ -1,8 +1,10 @@
 """Training and evaluation data: sources (Hub ids, csv/jsonl/parquet, compressed),
-column mapping, content checks, the leakage check, BEIR folders and hard-negative mining.
+column mapping, content checks, the leakage check, BEIR folders, hard-negative mining
+and teacher targets for distillation.
 """
 
 from trainer.data.beir import BeirFormatError, load_beir
+from trainer.data.distillation import label_dataset, teacher_datasets, teacher_targets_for_run
 from trainer.data.leakage import LeakageError, check_leakage, enforce_leakage_policy, normalise
 from trainer.data.loading import (
     check_data,
@@ -25,6 +27,7 @@ __all__ = [
     "check_data_keeping_splits",
     "check_leakage",
     "enforce_leakage_policy",
+    "label_dataset",
     "load_beir",
     "load_datasets",
     "load_datasets_with_report",
@@ -35,4 +38,6 @@ __all__ = [
     "normalise",
     "reopen_streams",
     "stream_stand_ins",
+    "teacher_datasets",
+    "teacher_targets_for_run",
 ]

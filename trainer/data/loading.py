@@ -109,6 +109,13 @@ def validate_for_loss(dataset: Dataset, config: DatasetConfig, *, what: str) -> 
             )
         if dataset.with_format("arrow")[column].null_count:
             raise DataValidationError(f"{what}: column {column!r} has empty (null) values")
+    if config.loss.teacher is not None and labels:
+        raise DataValidationError(
+            f"{what}: the teacher computes {loss}'s label, but column {labels[0]!r} is one; "
+            "drop it from columns (or drop loss.teacher to train on it)"
+        )
+    if config.loss.teacher is not None:
+        return
     if spec.label == "none" and labels:
         raise DataValidationError(
             f"{what}: {loss} takes no label, but column {labels[0]!r} is one; drop it from columns"

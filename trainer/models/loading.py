@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trainer.config import PACKAGE_PREFIX, ModelConfig, parse_zenml_model_ref
 from trainer.problems import Problem, raise_problems
@@ -49,8 +49,8 @@ _MODEL_FILES = ("modules.json", "config.json")
 """A sentence-transformers folder has modules.json; a plain transformers one config.json."""
 
 
-def model_source_problems(config: ModelConfig) -> list[Problem]:
-    """Why `model.name_or_path` cannot be loaded, found without loading it.
+def model_source_problems(config: ModelConfig, field: str = "model.name_or_path") -> list[Problem]:
+    """Why the model `config` names (at `field`) cannot be loaded, found without loading it.
 
     A local directory must exist and hold a model; a name that cannot be a Hub id
     (`./models/x`, `/abs/path`, `a/b/c`) is taken for a local path that does not exist;
@@ -59,12 +59,11 @@ def model_source_problems(config: ModelConfig) -> list[Problem]:
     from huggingface_hub import constants, try_to_load_from_cache
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    field = "model.name_or_path"
     name = config.name_or_path
     try:
         path = Path(resolve_model_path(name)).expanduser()
     except ValueError as error:
-        return [Problem(field=field, message=str(error).removeprefix(f"{field} "))]
+        return [Problem(field=field, message=str(error).removeprefix("model.name_or_path "))]
     if path.is_dir():
         if not any((path / marker).is_file() for marker in _MODEL_FILES):
             return [
@@ -178,6 +177,8 @@ def load_model(config: ModelConfig, device: str | None = None) -> SentenceTransf
     )
     if config.max_seq_length is not None:
         model.max_seq_length = config.max_seq_length
+    if config.keep_layers is not None:
+        keep_layers(model, config.keep_layers)
     return model
 
 
@@ -211,3 +212,38 @@ def _plain_checkpoint_modules(config: ModelConfig, path: str) -> list[nn.Module]
     if config.normalize:
         modules.append(Normalize())
     return modules
+
+
+def _layer_list(model: SentenceTransformer) -> tuple[Any, Any]:
+    """(the transformers model, its list of transformer layers): the `nn.ModuleList` as
+    long as `config.num_hidden_layers` (`encoder.layer` in BERT, `layers` in ModernBERT)."""
+    from torch import nn
+
+    backbone: Any = model[0].auto_model
+    count = getattr(backbone.config, "num_hidden_layers", None)
+    for module in backbone.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            return backbone, module
+    raise ValueError(
+        f"model.keep_layers: found no list of {count} layers in {type(backbone).__name__}"
+    )
+
+
+def keep_layers(model: SentenceTransformer, layers: tuple[int, ...]) -> None:
+    """Drop every transformer layer of `model` but `layers`, in place (and in its config,
+    so the saved model loads with that many)."""
+    backbone, layer_list = _layer_list(model)
+    if layers[-1] >= len(layer_list):
+        raise ValueError(
+            f"model.keep_layers: {list(layers)} names layer {layers[-1]}, but the model has "
+            f"{len(layer_list)} (0..{len(layer_list) - 1})"
+        )
+    kept = [layer_list[index] for index in layers]
+    for position in range(len(layer_list) - 1, -1, -1):
+        del layer_list[position]
+    layer_list.extend(kept)
+    backbone.config.num_hidden_layers = len(kept)
+    # Layer types per index (sliding/full attention) follow the kept layers.
+    layer_types = getattr(backbone.config, "layer_types", None)
+    if isinstance(layer_types, list) and len(layer_types) > layers[-1]:
+        backbone.config.layer_types = [layer_types[index] for index in layers]

@@ -12,6 +12,7 @@ from trainer.config import RunConfig
 from trainer.preflight.config import read_config
 from trainer.preflight.evaluators import check_best_model_metric, check_evaluators, check_gate
 from trainer.preflight.locations import check_checkpoints, check_hub, check_output
+from trainer.preflight.loss_models import check_loss_models
 from trainer.preflight.report import Findings, PreflightReport
 from trainer.problems import Problem
 from trainer.results import DataReport
@@ -207,6 +208,9 @@ def _hub_fields(config: RunConfig) -> dict[str, str]:
         model = mining.model if mining is not None else None
         if model is not None and hub_repo_id(model.name_or_path) is not None:
             fields[f"datasets.{name}.hard_negatives.model"] = f"Hub model {model.name_or_path!r}"
+        for role, loss_model in (("guide", dataset.loss.guide), ("teacher", dataset.loss.teacher)):
+            if loss_model is not None and hub_repo_id(loss_model.name_or_path) is not None:
+                fields[f"datasets.{name}.loss.{role}"] = f"Hub model {loss_model.name_or_path!r}"
     for index, evaluator in enumerate(config.evaluators):
         if evaluator.source is not None and evaluator.source.resolved_format == "hub":
             fields[f"evaluators.{index}.source"] = f"Hub dataset {evaluator.source.path!r}"
@@ -271,6 +275,8 @@ def preflight(
             if "model" in found.dropped
             else _check_model(run_config, found, model_version_exists)
         )
+        if "model" not in found.dropped:
+            check_loss_models(run_config, found, model_version_exists)
         if "training" not in found.dropped:
             _check_training(run_config, found)
             if "gate" not in found.dropped:

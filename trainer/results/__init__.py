@@ -13,6 +13,8 @@ from trainer.results.data import (
     MiningReport,
     MiningReports,
     SourceReport,
+    TeacherReport,
+    TeacherReports,
 )
 from trainer.results.evaluation import DimensionScore, Evaluation, format_metric
 from trainer.results.release import (
@@ -69,6 +71,8 @@ __all__ = [
     "SearchResult",
     "SourceReport",
     "SpeedReport",
+    "TeacherReport",
+    "TeacherReports",
     "TokenizeRecord",
     "TrainingSummary",
     "TrialRecord",

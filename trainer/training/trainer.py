@@ -25,7 +25,7 @@ from trainer.speed import prepare_fast_path, speed_report
 from trainer.training.arguments import training_arguments
 from trainer.training.distributed import Topology
 from trainer.training.emissions import track_emissions
-from trainer.training.losses import build_loss
+from trainer.training.losses import GuideLoader, build_loss, guide_loader
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -44,12 +44,16 @@ class TrainedModel:
     summary: TrainingSummary
 
 
-def run_loss(config: RunConfig, model: SentenceTransformer) -> nn.Module | dict[str, nn.Module]:
+def run_loss(
+    config: RunConfig, model: SentenceTransformer, *, load_guide: GuideLoader | None = None
+) -> nn.Module | dict[str, nn.Module]:
     """The run's loss around `model`: one loss, or a dict keyed by dataset name when the run
-    trains several datasets (what `SentenceTransformerTrainer(loss=...)` takes)."""
+    trains several datasets (what `SentenceTransformerTrainer(loss=...)` takes). Losses
+    with a guide share one `load_guide` (default: a new loader for this call)."""
     gather = gathers_across_devices(config)
+    guides = load_guide or guide_loader()
     losses = {
-        name: build_loss(model, dataset.loss, gather_across_devices=gather)
+        name: build_loss(model, dataset.loss, gather_across_devices=gather, load_guide=guides)
         for name, dataset in config.datasets.items()
     }
     return losses if config.is_multi_dataset else next(iter(losses.values()))
@@ -68,11 +72,17 @@ def _as_trainer_inputs(
     """Datasets and losses; without a model (model_init), each loss is a factory the
     trainer calls with the model that model_init returns."""
     gather = gathers_across_devices(config)
+    guides = guide_loader()  # one per trainer: every trial's loss shares the guide
     losses = {
-        name: build_loss(model, config.datasets[name].loss, gather_across_devices=gather)
+        name: build_loss(
+            model, config.datasets[name].loss, gather_across_devices=gather, load_guide=guides
+        )
         if model is not None
         else functools.partial(
-            build_loss, config=config.datasets[name].loss, gather_across_devices=gather
+            build_loss,
+            config=config.datasets[name].loss,
+            gather_across_devices=gather,
+            load_guide=guides,
         )
         for name in datasets
     }
