@@ -18,7 +18,7 @@ import trainer.training.trainer as training
 from tests.conftest import build_tiny_model, pairs_dataset, tiny_run_config, write_jsonl
 from trainer.config import CheckpointConfig, LossConfig, ModelConfig, RunConfig
 from trainer.data import load_datasets, teacher_targets_for_run
-from trainer.models import embedding_dimension, layer_count, load_model
+from trainer.models import load_model, model_facts
 from trainer.preflight import preflight
 from trainer.stages import Stage, pipeline_plan
 
@@ -262,7 +262,8 @@ def test_keep_layers_builds_a_smaller_student_that_saves_and_loads(tmp_path: Pat
     )
     student.save(str(tmp_path / "student"))
     saved = ModelConfig(name_or_path=str(tmp_path / "student"))
-    assert layer_count(saved) == 3 and embedding_dimension(saved) == 384
+    facts = model_facts(saved)
+    assert facts is not None and facts.num_layers == 3 and facts.embedding_dimension == 384
     reloaded = load_model(saved)
     texts = ["a sentence", "another one"]
     assert torch.allclose(

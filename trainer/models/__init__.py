@@ -10,7 +10,7 @@ from trainer.models.adapters import (
     load_trainable_model,
     merge_adapter,
 )
-from trainer.models.facts import ModelFacts, model_facts, read_model_facts
+from trainer.models.facts import ModelFacts, model_facts, model_folder, read_model_facts
 from trainer.models.loading import (
     keep_layers,
     load_model,
@@ -19,16 +19,13 @@ from trainer.models.loading import (
     model_source_problems,
     resolve_model_path,
 )
-from trainer.models.shape import embedding_dimension, layer_count, model_folder
 
 __all__ = [
     "ModelFacts",
     "add_adapter",
-    "embedding_dimension",
     "finish_adapter",
     "has_adapter",
     "keep_layers",
-    "layer_count",
     "load_checkpoint_weights",
     "load_model",
     "load_trainable_model",

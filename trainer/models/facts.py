@@ -110,16 +110,35 @@ def read_model_facts(folder: Path, pooling: tuple[str, ...] = ("mean",)) -> Mode
     return ModelFacts(True, dimension, layers, modes)
 
 
-def model_facts(config: ModelConfig) -> ModelFacts | None:
-    """The facts of the configured base model when its files are on this machine (a local
-    folder or `package:`); None for a Hub id or a `zenml:` version (not read here)."""
+def model_folder(config: ModelConfig) -> Path | None:
+    """The local folder holding the model's files, or None (not on disk, a `zenml:`
+    version, or a Hub id outside the local cache)."""
     if config.zenml_ref is not None:
         return None
     try:
-        folder = Path(resolve_model_path(config.name_or_path)).expanduser()
+        path = Path(resolve_model_path(config.name_or_path)).expanduser()
     except ValueError:
         return None
-    if not folder.is_dir():
+    if path.is_dir():
+        return path
+    from huggingface_hub import try_to_load_from_cache
+
+    for marker in ("modules.json", "config.json"):
+        try:
+            cached = try_to_load_from_cache(config.name_or_path, marker, revision=config.revision)
+        except ValueError:  # not a valid repo id
+            return None
+        if isinstance(cached, str):
+            return Path(cached).parent
+    return None
+
+
+def model_facts(config: ModelConfig) -> ModelFacts | None:
+    """The facts of a configured model (base, guide, teacher) when its files are on this
+    machine (a local folder, `package:`, or a Hub id in the local cache); None otherwise
+    (a `zenml:` version or an uncached Hub id: not read here)."""
+    folder = model_folder(config)
+    if folder is None:
         return None
     pooling = config.pooling_modes or ("mean",)
     return read_model_facts(folder, pooling)

@@ -48,11 +48,12 @@ def _check_source(
 
 
 def _check_keep_layers(model: ModelConfig, field: str, found: Findings) -> None:
-    from trainer.models import layer_count
+    from trainer.models import model_facts
 
     if model.keep_layers is None:
         return
-    count = layer_count(model)
+    facts = model_facts(model)
+    count = facts.num_layers if facts is not None else None
     if count is None:
         found.skipped.append(f"{field}.keep_layers: the model's layer count is not known here")
     elif model.keep_layers[-1] >= count:
@@ -67,11 +68,12 @@ def _check_keep_layers(model: ModelConfig, field: str, found: Findings) -> None:
 
 def _check_dimensions(config: RunConfig, name: str, teacher: ModelConfig, found: Findings) -> None:
     """MSELoss: the teacher's embedding width must be the student's."""
-    from trainer.models import embedding_dimension
+    from trainer.models import model_facts
 
     field = f"datasets.{name}.loss.teacher"
-    student = None if config.model.zenml_ref else embedding_dimension(config.model)
-    width = embedding_dimension(teacher)
+    student_facts, teacher_facts = model_facts(config.model), model_facts(teacher)
+    student = student_facts.embedding_dimension if student_facts is not None else None
+    width = teacher_facts.embedding_dimension if teacher_facts is not None else None
     if student is None or width is None:
         found.skipped.append(
             f"{field}: embedding dimensions of student and teacher are not both known here; "
