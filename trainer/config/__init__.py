@@ -19,6 +19,7 @@ from trainer.config.data import (
     mining_losses,
 )
 from trainer.config.evaluation import EvaluatorConfig, EvaluatorType, GateConfig, GuardConfig
+from trainer.config.export import QUANTIZATIONS, ExportConfig, ParityConfig
 from trainer.config.files import (
     load_run_config,
     model_entry,
@@ -69,6 +70,7 @@ __all__ = [
     "LOSS_PARAM_INFIX",
     "LOSS_PARAM_PREFIX",
     "PACKAGE_PREFIX",
+    "QUANTIZATIONS",
     "RESUME_AUTO",
     "RESUME_NEVER",
     "TRIAL_TRAINING_OVERRIDES",
@@ -85,6 +87,7 @@ __all__ = [
     "DocumentsSource",
     "EvaluatorConfig",
     "EvaluatorType",
+    "ExportConfig",
     "GateConfig",
     "GuardConfig",
     "HardNegativesConfig",
@@ -95,6 +98,7 @@ __all__ = [
     "LossConfig",
     "ModelConfig",
     "OutputConfig",
+    "ParityConfig",
     "Range",
     "RunConfig",
     "SearchConfig",

@@ -15,6 +15,7 @@ from trainer.results.data import (
     SourceReport,
 )
 from trainer.results.evaluation import Evaluation, format_metric
+from trainer.results.export import ExportedGraph, ExportReport, format_size
 from trainer.results.release import (
     GateDecision,
     GuardResult,
@@ -44,6 +45,8 @@ __all__ = [
     "DatasetReport",
     "Emissions",
     "Evaluation",
+    "ExportReport",
+    "ExportedGraph",
     "FrozenResult",
     "GateDecision",
     "GuardResult",
@@ -66,4 +69,5 @@ __all__ = [
     "TrainingSummary",
     "TrialRecord",
     "format_metric",
+    "format_size",
 ]

@@ -39,6 +39,8 @@ class GateDecision(Result):
     improvement: float | None = None
     guards: list[GuardResult] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
+    export: list[str] = Field(default_factory=list)
+    """One line per exported graph checked (size, speed, parity), when the run exports."""
 
     def log_line(self) -> str:
         """One sentence for the step log: verdict, the number it rests on, consequence."""
@@ -49,6 +51,7 @@ class GateDecision(Result):
                 else ""
             )
             guards = "".join(f"; {guard.summary()}" for guard in self.guards)
+            guards += "".join(f"; export {line}" for line in self.export)
             return (
                 f"gate PASSED: {self.metric} = {format_metric(self.value)}{base}{guards}; "
                 "model may be pushed and promoted"
