@@ -389,3 +389,24 @@ def test_a_report_without_failures_adds_no_reason() -> None:
     decision = decide(RunConfig.model_validate(_document()).gate, _evaluation(), report)
     assert decision.passed and decision.export == [graph.summary()]
     assert "; export onnx onnx/sentence_embedding.onnx (0.0 MB, 1 texts/s)" in decision.log_line()
+
+
+def test_kubeflow_hands_the_export_to_the_card_and_the_push(tmp_path: Path) -> None:
+    import yaml
+
+    from pipelines.kfp_pipeline import compile_pipeline
+    from tests.conftest import REPO_ROOT
+
+    output = compile_pipeline(
+        REPO_ROOT / "configs" / "quickstart_export.yaml", tmp_path / "p.yaml", "st-finetune:test"
+    )
+    tasks = next(yaml.safe_load_all(output.read_text()))["root"]["dag"]["tasks"]
+    push = tasks["push-to-hub"]["inputs"]
+    assert push["artifacts"]["onnx"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "onnx",
+        "producerTask": "export",
+    }
+    assert push["parameters"]["export_report"]["taskOutputParameter"]["producerTask"] == "export"
+    card = tasks["model-card"]["inputs"]["parameters"]["export_report"]
+    assert card["taskOutputParameter"]["producerTask"] == "export"
+    assert set(tasks["export"]["dependentTasks"]) == {"evaluate", "load-datasets", "train"}

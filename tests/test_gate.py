@@ -35,6 +35,7 @@ def test_default_gate_passes_when_not_worse() -> None:
         "improvement": pytest.approx(0.12),
         "guards": [],
         "reasons": [],
+        "export": [],
     }
     assert decision.log_line() == (
         f"gate PASSED: {NDCG} = 0.52 (base 0.4, +0.1200); model may be pushed and promoted"
@@ -131,6 +132,7 @@ def test_decision_round_trips_as_json() -> None:
         "improvement": pytest.approx(0.1),
         "guards": [],
         "reasons": [],
+        "export": [],
     }
 
 

@@ -53,6 +53,7 @@ def export_stage(
     if not config.export.onnx:
         raise ValueError("the export stage runs only with export.onnx: true")
     folder = folder or export_folder(config)
+    model = model.to("cpu").eval()  # the graph and the speed numbers are for CPU inference
     graphs = write_export_folder(model, folder, config.export)
     report = check_export(
         config,
