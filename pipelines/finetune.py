@@ -1,5 +1,5 @@
-"""The fine-tuning pipeline: preflight -> load -> [mine hard negatives] -> [search] ->
-train -> evaluate -> [export] -> card -> gated push -> promotion.
+"""The fine-tuning pipeline: preflight -> load -> [mine hard negatives] -> [teacher
+targets] -> [search] -> train -> evaluate -> [export] -> card -> gated push -> promotion.
 
 Run it with `zenml pipeline run pipelines.finetune.finetune_pipeline -c <config.yaml>`.
 The YAML's `parameters.config` is the whole `RunConfig`; ZenML validates it against the
@@ -36,6 +36,7 @@ from steps.model_card import model_card
 from steps.preflight import preflight
 from steps.promote import promote
 from steps.push_to_hub import push_to_hub
+from steps.teacher_targets import teacher_targets
 from steps.train import train
 from trainer.config import RunConfig, reconcile_model_facts
 from trainer.stages import ConfigVariant, PipelinePlan, Stage, pipeline_plan
@@ -96,16 +97,23 @@ def finetune_pipeline(config: RunConfig) -> None:
         train_datasets, mining = mine_hard_negatives.with_options(**options(Stage.MINE))(
             config=config, train_datasets=train_datasets
         )
+    # Training reads the labelled splits; evaluation keeps the load step's held-out rows
+    # (its evaluators need no teacher labels).
+    train_eval_datasets = eval_datasets
+    if Stage.TEACHER in plan:
+        train_datasets, train_eval_datasets, _ = teacher_targets.with_options(
+            **options(Stage.TEACHER)
+        )(config=config, train_datasets=train_datasets, eval_datasets=eval_datasets)
     search, tuned = None, config
     if Stage.SEARCH in plan:
         search, _, tuned = hyperparameter_search.with_options(**options(Stage.SEARCH))(
-            config=config, train_datasets=train_datasets, eval_datasets=eval_datasets
+            config=config, train_datasets=train_datasets, eval_datasets=train_eval_datasets
         )
     configs = {ConfigVariant.RUN: config, ConfigVariant.TUNED: tuned}
     model, training = tracked(train).with_options(**options(Stage.TRAIN))(
         config=configs[plan[Stage.TRAIN].config],
         train_datasets=train_datasets,
-        eval_datasets=eval_datasets,
+        eval_datasets=train_eval_datasets,
     )
     evaluation, _ = tracked(evaluate).with_options(**options(Stage.EVALUATE))(
         config=configs[plan[Stage.EVALUATE].config],

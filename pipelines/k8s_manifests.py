@@ -1,7 +1,10 @@
 """Preview, offline, the Jobs and CronJob ZenML's Kubernetes orchestrator submits for a run.
 
     python -m pipelines.k8s_manifests configs/finetune-k8s.yaml [--image IMAGE] > preview.yaml
-    kubectl apply --dry-run=server -n zenml -f preview.yaml   # optional: ask the cluster
+    kubectl apply --dry-run=server --validate=warn -n zenml -f preview.yaml   # optional: ask the cluster
+
+(`--validate=warn`: ZenML 0.98 puts null snake_case keys into the step containers'
+security context, which the API server drops with a warning; k8s/README.md "Security".)
 
 Submitting to a Kubernetes stack needs a ZenML server, a registry and a cluster; this
 needs none of them. It resolves a run config the way ZenML 0.98 compiles one on a stack

@@ -22,7 +22,7 @@ from zenml.integrations.kubernetes.flavors import KubernetesOrchestratorSettings
 from zenml.integrations.kubernetes.pod_settings import KubernetesPodSettings
 
 from pipelines.k8s_defaults import PipelineDefaults, read_pipeline_defaults
-from trainer.cluster import PodHardware, pod_hardware, to_manifest
+from trainer.cluster import PodHardware, pod_hardware, scratch_volume_parts, to_manifest
 from trainer.config import HardwareConfig
 from trainer.stages import PipelinePlan, Stage
 
@@ -34,14 +34,17 @@ def pod_settings(parts: PodHardware) -> KubernetesPodSettings:
     """The `KubernetesPodSettings` of a pod with `parts` (node, GPU, volumes).
 
     Values go in as clean camelCase dicts (`to_manifest`): that is the form ZenML stores
-    in the run snapshot and copies verbatim into the pod spec it submits.
+    in the run snapshot and copies verbatim into the pod spec it submits. A step's
+    volume lists replace the orchestrator's (`k8s/orchestrator.yaml`), so the scratch
+    emptyDirs of the read-only root filesystem are added here again.
     """
+    scratch_volumes, scratch_mounts = scratch_volume_parts()
     return KubernetesPodSettings(
         node_selectors=parts.node_selector,
         tolerations=to_manifest(parts.tolerations),
         resources=to_manifest(parts.resources),
-        volumes=to_manifest(parts.volumes),
-        volume_mounts=to_manifest(parts.volume_mounts),
+        volumes=to_manifest([*parts.volumes, *scratch_volumes]),
+        volume_mounts=to_manifest([*parts.volume_mounts, *scratch_mounts]),
     )
 
 

@@ -113,6 +113,32 @@ def mine_hard_negatives(
     return reports.model_dump(mode="json")
 
 
+def teacher_targets(
+    config: str,
+    train_data: Input[Dataset],
+    eval_data: Input[Dataset],
+    labelled_train_data: Output[Dataset],
+    labelled_eval_data: Output[Dataset],
+) -> dict:
+    """Train and held-out splits with the teacher's `label` column (embeddings or scores)
+    for the datasets whose loss has a teacher, computed once; returns what it computed."""
+    from datasets import load_from_disk
+
+    from trainer.config import RunConfig
+    from trainer.data import teacher_targets_for_run
+
+    train, held_out, reports = teacher_targets_for_run(
+        RunConfig.model_validate_json(config),
+        load_from_disk(train_data.path),
+        load_from_disk(eval_data.path),
+    )
+    for report in reports.datasets.values():
+        print(report.summary_line(), flush=True)
+    train.save_to_disk(labelled_train_data.path)
+    held_out.save_to_disk(labelled_eval_data.path)
+    return reports.model_dump(mode="json")
+
+
 def hyperparameter_search(
     config: str, train_data: Input[Dataset], eval_data: Input[Dataset], report: Output[HTML]
 ) -> NamedTuple("SearchOutputs", [("tuned_config", str), ("search", dict)]):
@@ -188,12 +214,15 @@ def evaluate(
     from trainer.stages import evaluate_stage, evaluation_report
 
     run = RunConfig.model_validate_json(config)
+    summary = TrainingSummary.model_validate(training) if training else None
     evaluation = evaluate_stage(
-        run, SentenceTransformer(model.path), load_from_disk(eval_data.path)
+        run,
+        SentenceTransformer(model.path),
+        load_from_disk(eval_data.path),
+        steps_trained=summary.global_step if summary is not None else None,
     )
     for key, value in evaluation.finetuned.items():
         metrics.log_metric(key, value)
-    summary = TrainingSummary.model_validate(training) if training else None
     with open(report.path, "w", encoding="utf-8") as handle:
         handle.write(evaluation_report(run, evaluation, summary))
     return evaluation.model_dump(mode="json")
@@ -431,6 +460,18 @@ def build_pipeline(
             "only the ZenML pipeline can resolve; the Kubeflow build takes a Hub id, a "
             "package: or a path in the image"
         )
+    loss_models = [
+        f"datasets.{name}.loss.{role}"
+        for name, dataset in run.datasets.items()
+        for role in ("guide", "teacher")
+        if getattr(dataset.loss, role) is not None and getattr(dataset.loss, role).zenml_ref
+    ]
+    if loss_models:
+        raise ValueError(
+            f"{', '.join(loss_models)} name(s) a ZenML model version, which only the ZenML "
+            "pipeline can resolve; the Kubeflow build takes a Hub id, a package: or a path "
+            "in the image"
+        )
     if run.checkpoints.uri is None:
         logger.warning(
             "checkpoints.uri is not set: the train task keeps checkpoints under the run's "
@@ -441,6 +482,7 @@ def build_pipeline(
         Stage.PREFLIGHT: preflight,
         Stage.LOAD: load_datasets,
         Stage.MINE: mine_hard_negatives,
+        Stage.TEACHER: teacher_targets,
         Stage.SEARCH: hyperparameter_search,
         Stage.TRAIN: train,
         Stage.EVALUATE: evaluate,
@@ -474,14 +516,20 @@ def build_pipeline(
             mining = add(Stage.MINE, train_data=train_data)
             train_data = mining.outputs["mined_data"]
             card_inputs["mining"] = mining.outputs["Output"]
+        # Training reads the teacher's labelled splits; evaluation the loaded held-out rows.
+        train_eval_data = eval_data
+        if Stage.TEACHER in plan:
+            labelled = add(Stage.TEACHER, train_data=train_data, eval_data=eval_data)
+            train_data = labelled.outputs["labelled_train_data"]
+            train_eval_data = labelled.outputs["labelled_eval_data"]
         if Stage.SEARCH in plan:
-            searched = add(Stage.SEARCH, train_data=train_data, eval_data=eval_data)
+            searched = add(Stage.SEARCH, train_data=train_data, eval_data=train_eval_data)
             configs[ConfigVariant.TUNED] = searched.outputs["tuned_config"]
             card_inputs["search"] = searched.outputs["search"]
         trained = add(
             Stage.TRAIN,
             train_data=train_data,
-            eval_data=eval_data,
+            eval_data=train_eval_data,
             pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
             run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,

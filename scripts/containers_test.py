@@ -187,7 +187,9 @@ def inprocess(run_yaml: Path, out: Path) -> None:
     train, held_out, _report = stages.load_stage(config)
     site = stages.TrainingSite(storage_root=None, pipeline="containers-test")
     trained = stages.train_stage(config, train, held_out, site)
-    evaluation = stages.evaluate_stage(config, trained.model, held_out)
+    evaluation = stages.evaluate_stage(
+        config, trained.model, held_out, steps_trained=trained.summary.global_step
+    )
     metrics = _metrics(evaluation.model_dump(mode="json"), trained.summary.model_dump(mode="json"))
     out.write_text(json.dumps(metrics, indent=1))
     _print(f"[in-process] {run_yaml.name}: {time.monotonic() - started:.0f} s")

@@ -102,14 +102,13 @@ fi
 # torch: constraints.txt's version, the CPU build (this machine's local wheel folder).
 TORCH_VERSION=$(grep -iE '^torch==' constraints.txt | head -1 | cut -d= -f3 | cut -d+ -f1)
 TORCH_SPEC="torch==$TORCH_VERSION+cpu"
-WHEELS_KEY=$(cat constraints.txt pyproject.toml <(echo "$TORCH_SPEC $SETUPTOOLS_SPEC") | hash_of)
+WHEELS_KEY=$(cat constraints.txt pyproject.toml k8s/image_requirements.py <(echo "$TORCH_SPEC $SETUPTOOLS_SPEC") | hash_of)
 if [ -f "$WHEELS/.inputs-$WHEELS_KEY" ]; then
   echo "reusing $WHEELS ($(du -sh "$WHEELS" | cut -f1))"
 else
   find "$WHEELS" -mindepth 1 ! -name README.md -delete
   grep -viE '^torch([^a-z0-9_.-]|$)' constraints.txt >"$SCRATCH/constraints-no-torch.txt"
-  "$PY" -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['kfp']))" \
-    >"$SCRATCH/requirements.txt"
+  "$PY" k8s/image_requirements.py pyproject.toml >"$SCRATCH/requirements.txt"
   t0=$SECONDS
   # `pip wheel`: wheels as published, and built here for the few sdist-only packages.
   "$PY" -m pip wheel --quiet --wheel-dir "$WHEELS" \

@@ -1,4 +1,5 @@
-"""Resolve `zenml:<model>@<version>` base models to a local folder, with lineage.
+"""Resolve `zenml:<model>@<version>` base models (and guide / teacher models of a loss)
+to a local folder, with lineage.
 
 A scheduled retrain names its base as `zenml:<model>@production`: each run starts from
 the version in production at that moment. The trainer core cannot resolve that (it has
@@ -10,6 +11,7 @@ in sentence-transformers' own folder layout, so resolving is a folder copy).
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -19,11 +21,13 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 from zenml.utils import io_utils
 
-from trainer.config import ZENML_PREFIX, RunConfig, parse_zenml_model_ref
+from trainer.config import ZENML_PREFIX, ModelConfig, RunConfig, parse_zenml_model_ref
 from trainer.results import ModelLineage
 
 if TYPE_CHECKING:
     from zenml.models import ArtifactVersionResponse, ModelVersionResponse
+
+logger = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
 """Name of the train step's model output, hence of the artifact linked to each version."""
@@ -158,3 +162,42 @@ def lineage_model_folder(lineage: ModelLineage, *, target_dir: str | Path | None
     target = Path(target_dir) if target_dir else Path(tempfile.mkdtemp(prefix="base-model-"))
     _materialize(artifact, target)
     return target
+
+
+LOSS_MODELS_DIR = Path(tempfile.gettempdir()) / "st-finetune-loss-models"
+"""Where `zenml:` guides and teachers are materialized: one folder per model artifact, so
+the resolved path (part of the config, hence of the checkpoint series' digest) is the
+same on every run that uses the same version and changes when the version does."""
+
+
+def resolve_loss_models(
+    config: RunConfig, *, roles: tuple[str, ...] = ("guide", "teacher")
+) -> RunConfig:
+    """The config with every `zenml:` model of `roles` (`datasets.<name>.loss.guide` /
+    `.teacher`) replaced by a local folder holding that version's weights, so the trainer
+    core (which has no ZenML) loads it like any other folder. Each reference is resolved
+    once; other references come back unchanged."""
+    folders: dict[str, str] = {}
+
+    def local(model: ModelConfig | None) -> ModelConfig | None:
+        if model is None or model.zenml_ref is None:
+            return model
+        reference = model.name_or_path
+        if reference not in folders:
+            model_name, version = model.zenml_ref
+            artifact = _model_artifact(
+                find_model_version(model_name, version, reference=reference), reference
+            )
+            target = LOSS_MODELS_DIR / str(artifact.id)
+            _materialize(artifact, target)
+            logger.info("%s: artifact %s in %s", reference, artifact.id, target)
+            folders[reference] = str(target)
+        return model.model_copy(update={"name_or_path": folders[reference]})
+
+    datasets = {}
+    for name, dataset in config.datasets.items():
+        loss = dataset.loss.model_copy(
+            update={role: local(getattr(dataset.loss, role)) for role in roles}
+        )
+        datasets[name] = dataset.model_copy(update={"loss": loss})
+    return config.model_copy(update={"datasets": datasets})

@@ -61,11 +61,14 @@ def evaluate(
         eval_datasets,
         base_model=_base_model(config, training),
         production=_production(config),
+        steps_trained=training.global_step,
     )
-    log_step_metadata(evaluation.model_dump(mode="json", exclude_none=True))
+    # Per-query values are for the gate's bootstrap (in the artifact), not metadata.
+    per_query = {"base_per_query", "finetuned_per_query"}
+    log_step_metadata(evaluation.model_dump(mode="json", exclude_none=True, exclude=per_query))
     report = evaluation_report(config, evaluation, training)
     if mlflow_tracked():
-        log_evaluation(evaluation)
+        log_evaluation(evaluation, config.gate.metric or evaluation.primary_metric)
         log_html(report, "evaluation_report.html")
         log_run_tags(evaluation_tags(config, evaluation))
     return evaluation, HTMLString(report)

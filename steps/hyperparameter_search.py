@@ -16,7 +16,7 @@ from zenml.logger import get_logger
 from zenml.types import HTMLString
 
 from steps._metadata import log_step_metadata
-from steps._models import resolve_base_model
+from steps._models import resolve_base_model, resolve_loss_models
 from trainer.config import RunConfig
 from trainer.reports import render_search_html
 from trainer.results import SearchResult
@@ -35,6 +35,7 @@ def hyperparameter_search(
 ]:
     """Every trial's parameters and score, a table of them, and the tuned run config."""
     trial_config, _ = resolve_base_model(config)  # trials start from a zenml: base too
+    trial_config = resolve_loss_models(trial_config, roles=("guide",))
     result = run_search(trial_config, train_datasets, eval_datasets)
     logger.info(
         "Best of %d trials: trial %d, %s %.4f with %s",

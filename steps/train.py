@@ -22,7 +22,7 @@ from zenml.logger import get_logger
 from steps._cluster import current_cluster
 from steps._context import artifact_store_location, run_ref, unfinished_earlier_run
 from steps._metadata import log_step_metadata
-from steps._models import resolve_base_model
+from steps._models import resolve_base_model, resolve_loss_models
 from steps._tracking import mlflow_tracked, training_callbacks
 from steps.materializers import SentenceTransformerMaterializer
 from trainer.config import RunConfig
@@ -41,6 +41,7 @@ def train(
 ) -> tuple[Annotated[SentenceTransformer, "model"], Annotated[TrainingSummary, "training"]]:
     """The fine-tuned model and how it was trained (steps, loss, resume, checkpoints)."""
     config, lineage = resolve_base_model(config)
+    config = resolve_loss_models(config, roles=("guide",))  # training never loads a teacher
     if lineage is not None:
         logger.info("base model: %s", lineage.describe())
     root, filesystem = artifact_store_location()

@@ -135,12 +135,13 @@ def tiny_run_config(model_path: Path, datasets: dict, **extra: object) -> dict:
 def docs_pipeline_config(model_path: Path, pairs_file: Path) -> dict:
     """The tiny-model run config the pipeline tests share: one pair dataset with a seeded
     held-out quarter, information retrieval on it, and a gate that any score passes (a
-    random tiny model may not improve; those tests are about plumbing, not gains)."""
+    random tiny model may not improve, and trains a handful of steps, below the gate's
+    `min_steps`; those tests are about plumbing, not gains)."""
     return tiny_run_config(
         model_path,
         {"docs": pairs_dataset(pairs_file, eval_size=0.25)},
         evaluators=[{"type": "information_retrieval", "name": "docs-ir", "dataset": "docs"}],
-        gate={"min_improvement": None},
+        gate={"min_improvement": None, "min_steps": 0},
     )
 
 

@@ -295,6 +295,11 @@ def _constructed_arguments(tmp_path: Path, training: dict) -> None:
     _check(config, _construct_arguments)
 
 
+def _best_model(tmp_path: Path, training: dict, **extra: Any) -> None:
+    config = _config_file(tmp_path, _good_data(tmp_path), training=training, **extra)
+    _check(config, _construct_arguments)
+
+
 CASES: list[Any] = [
     # Data: files that cannot be read, named by file and line.
     pytest.param(
@@ -448,15 +453,46 @@ CASES: list[Any] = [
         r"training\.lr_scheduler_type: cosine_typo is not a valid SchedulerType",
         id="constructed-scheduler",
     ),
+    # Best-model selection: each impossible combination names the keys to set.
     pytest.param(
-        lambda tmp_path: _constructed_arguments(
-            tmp_path,
-            # Checkpoints are saved by steps (checkpoints.every_n_steps): evaluating by
-            # epoch cannot pick the best of them.
-            {"load_best_model_at_end": True, "eval_strategy": "epoch"},
+        lambda tmp_path: _best_model(tmp_path, {"load_best_model_at_end": True}),
+        r"training\.load_best_model_at_end: needs evaluation during training .* but "
+        r"training\.eval_strategy is 'no': set training\.eval_strategy: steps .*checkpoints\."
+        r"every_n_steps must be a multiple of it\) or epoch",
+        id="best-model-without-evaluation",
+    ),
+    pytest.param(
+        lambda tmp_path: _best_model(
+            tmp_path, {"load_best_model_at_end": True, "eval_strategy": "steps", "eval_steps": 300}
         ),
-        r"training\.load_best_model_at_end: --load_best_model_at_end requires the save and eval",
-        id="constructed-strategies",
+        r"checkpoints\.every_n_steps: 500 is not a multiple of training\.eval_steps \(300\): "
+        r"training\.load_best_model_at_end .* set checkpoints\.every_n_steps: 600 .* or "
+        r"training\.eval_steps to a divisor of 500",
+        id="best-model-eval-steps-not-dividing-checkpoints",
+    ),
+    pytest.param(
+        lambda tmp_path: _best_model(
+            tmp_path, {"load_best_model_at_end": True, "eval_strategy": "steps", "eval_steps": 0.1}
+        ),
+        r"training\.eval_steps: 0\.1 is a share of the run, which cannot be matched to "
+        r"checkpoints\.every_n_steps \(500 steps\)",
+        id="best-model-eval-steps-fraction",
+    ),
+    pytest.param(
+        lambda tmp_path: _best_model(
+            tmp_path,
+            {"load_best_model_at_end": True, "eval_strategy": "steps"},
+            checkpoints={"every_n_steps": None},
+        ),
+        r"checkpoints\.every_n_steps: is null \(no checkpoints\), but "
+        r"training\.load_best_model_at_end with training\.eval_strategy: steps",
+        id="best-model-without-checkpoints",
+    ),
+    pytest.param(
+        lambda tmp_path: _run_training(tmp_path, {"learning_rate_mapping": {"encoder[": 1e-4}}),
+        r"training\.learning_rate_mapping\.encoder\[: not a regular expression over parameter "
+        r"names \(unterminated character set",
+        id="learning-rate-mapping-pattern",
     ),
     # Loss parameters, against the loss class signature.
     pytest.param(

@@ -8,7 +8,7 @@ import pytest
 
 from trainer.config import GateConfig
 from trainer.release import decide, promotion_verdict
-from trainer.results import Evaluation, GateDecision
+from trainer.results import NO_INTERVAL, Evaluation, GateDecision
 
 NDCG = "docs-information_retrieval_cosine_ndcg@10"
 MRR = "docs-information_retrieval_cosine_mrr@10"
@@ -35,10 +35,14 @@ def test_default_gate_passes_when_not_worse() -> None:
         "improvement": pytest.approx(0.12),
         "guards": [],
         "reasons": [],
+        "interval": None,
+        "interval_note": NO_INTERVAL,
+        "steps_trained": None,
         "export": [],
     }
     assert decision.log_line() == (
-        f"gate PASSED: {NDCG} = 0.52 (base 0.4, +0.1200); model may be pushed and promoted"
+        f"gate PASSED: {NDCG} = 0.52 (base 0.4, +0.1200, {NO_INTERVAL}); "
+        "model may be pushed and promoted"
     )
 
 
@@ -132,6 +136,9 @@ def test_decision_round_trips_as_json() -> None:
         "improvement": pytest.approx(0.1),
         "guards": [],
         "reasons": [],
+        "interval": None,
+        "interval_note": NO_INTERVAL,
+        "steps_trained": None,
         "export": [],
     }
 
@@ -139,8 +146,15 @@ def test_decision_round_trips_as_json() -> None:
 @pytest.mark.parametrize(
     ("tuned", "production", "verdict"),
     [
-        (0.50, None, (True, "first version to pass the gate")),
-        (0.50, 0.45, (True, f"{NDCG} 0.5000 beats production 0.4500")),
+        (0.50, None, (True, f"first version to pass the gate (+0.1000, {NO_INTERVAL})")),
+        (
+            0.50,
+            0.45,
+            (
+                True,
+                f"{NDCG} 0.5000 beats production 0.4500; over the base: +0.1000, {NO_INTERVAL}",
+            ),
+        ),
         (0.50, 0.50, (False, f"{NDCG} 0.5000 does not beat production 0.5000")),
         (
             0.30,

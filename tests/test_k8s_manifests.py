@@ -10,6 +10,7 @@ files under k8s/ are not Kubernetes objects (tests/test_k8s_stack.py checks them
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 from pathlib import Path
@@ -19,6 +20,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from kubernetes.client import V1SecurityContext
 
 from pipelines import k8s_manifests
 from pipelines.k8s_defaults import ORCHESTRATOR_FILE, PIPELINE_DEFAULTS_FILE
@@ -38,6 +40,36 @@ def _validate(manifest: dict[str, Any], version: str) -> None:
     except kubernetes_validate.ValidationError as error:
         path = ".".join(str(part) for part in error.path)
         pytest.fail(f"{manifest['kind']}/{manifest['metadata'].get('name')}: {path}: {error}")
+
+
+ZENML_SNAKE_CASE_LEFTOVERS = {
+    python for python, json_name in V1SecurityContext.attribute_map.items() if python != json_name
+}
+"""What ZenML 0.98 leaves in a container's security context when `container_security_context`
+is set: it merges the setting into `V1SecurityContext.to_dict()`, whose keys are the Python
+attribute names (`read_only_root_filesystem`), all null here. The API server's default
+field validation (Warn) drops unknown fields with a warning; strict validation rejects them."""
+
+
+def _containers(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = manifest["spec"]
+    job = spec["jobTemplate"]["spec"] if manifest["kind"] == "CronJob" else spec
+    return job["template"]["spec"]["containers"]
+
+
+def _as_the_api_server_keeps_it(manifest: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` without ZenML's null snake_case security-context keys and its null
+    fields, as the API server stores it; fails if a snake_case key carries a value (the
+    server would drop that value)."""
+    kept = copy.deepcopy(manifest)
+    for container in _containers(kept):
+        context = container.get("securityContext") or {}
+        leftovers = {key: context.pop(key) for key in ZENML_SNAKE_CASE_LEFTOVERS & set(context)}
+        lost = {key: value for key, value in leftovers.items() if value is not None}
+        assert not lost, f"the API server would drop these values: {lost}"
+        for key in [key for key, value in context.items() if value is None]:
+            del context[key]  # `capabilities: null`: a null field is an unset one
+    return kept
 
 
 def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -86,7 +118,41 @@ def test_k8s_yaml_is_valid(name: str, document: dict[str, Any], version: str) ->
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize(("name", "manifest"), GENERATED, ids=[n for n, _ in GENERATED])
 def test_generated_manifest_is_valid(name: str, manifest: dict[str, Any], version: str) -> None:
-    _validate(manifest, version)
+    _validate(_as_the_api_server_keeps_it(manifest), version)
+
+
+STEP_JOBS = [
+    (name, m) for name, m in GENERATED if "zenml.io/step-name" in m["metadata"]["annotations"]
+]
+
+
+@pytest.mark.parametrize(("name", "manifest"), STEP_JOBS, ids=[n for n, _ in STEP_JOBS])
+def test_step_pods_run_on_a_read_only_root_with_scratch_emptydirs(
+    name: str, manifest: dict[str, Any]
+) -> None:
+    """Every step container: `readOnlyRootFilesystem: true` (what the API server keeps of
+    ZenML's security context) and emptyDirs at /tmp and /app, where the image writes."""
+    (container,) = _containers(_as_the_api_server_keeps_it(manifest))
+    assert container["securityContext"] == {"privileged": False, "readOnlyRootFilesystem": True}
+    assert_scratch_emptydirs(manifest["spec"]["template"]["spec"], container)
+
+
+def assert_scratch_emptydirs(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    for path in ("/tmp", "/app"):
+        assert volumes[mounts[path]]["emptyDir"] == {}, path
+    assert len(volumes) == len(pod["volumes"]), "duplicate volume names"
+
+
+def test_the_api_server_view_still_catches_a_value_in_a_snake_case_key() -> None:
+    (_, manifest), *_ = STEP_JOBS
+    broken = copy.deepcopy(manifest)
+    _containers(broken)[0]["securityContext"]["read_only_root_filesystem"] = True
+    with pytest.raises(
+        AssertionError, match=r"drop these values: \{'read_only_root_filesystem': True\}"
+    ):
+        _as_the_api_server_keeps_it(broken)
 
 
 def test_rbac_matches_the_service_accounts_the_configs_use() -> None:
@@ -167,6 +233,11 @@ def test_preview_shows_the_trainjob_of_a_multi_node_run(trainjob_schema: dict[st
         ).to_dict()
     )
     assert job["metadata"] == {"name": "bge-base-nq-nli-00000000", "namespace": "zenml"}
+    patch = job["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]
+    pod = patch["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    (node,) = pod["containers"]
+    assert node["securityContext"] == {"readOnlyRootFilesystem": True}
+    assert_scratch_emptydirs(pod, node)
     trainer = job["spec"]["trainer"]
     assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 4)
     assert trainer["image"] == k8s_manifests.PREVIEW_IMAGE

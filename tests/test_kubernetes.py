@@ -26,7 +26,9 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BASE = CONFIGS / "finetune-k8s.yaml"
 SCHEDULED = CONFIGS / "finetune-k8s-scheduled.yaml"
 # The stages the plan may put on the training hardware (mining and search only when asked).
-HARDWARE_STAGES = frozenset({Stage.MINE.value, Stage.SEARCH.value, Stage.TRAIN.value})
+HARDWARE_STAGES = frozenset(
+    {Stage.MINE.value, Stage.TEACHER.value, Stage.SEARCH.value, Stage.TRAIN.value}
+)
 CPU_STEPS = [step for step in k8s_manifests.STEP_NAMES if step not in HARDWARE_STAGES]
 GPU = "nvidia.com/gpu"
 
@@ -102,7 +104,12 @@ def test_settings_go_through_zenml_pod_builder() -> None:
         {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
     ]
     assert container["resources"] == {"limits": {GPU: "1"}, "requests": {"memory": "8Gi"}}
-    assert container["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    assert container["volumeMounts"] == [
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        # The read-only root's scratch: a step's volume list replaces the orchestrator's.
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "app", "mountPath": "/app"},
+    ]
 
 
 # --- configs/finetune-k8s*.yaml -> step Jobs -------------------------------------------
@@ -136,8 +143,9 @@ def test_cpu_steps_get_no_gpu_placement(step: str) -> None:
     assert "nodeSelector" not in pod
     assert "tolerations" not in pod
     assert GPU not in container["resources"].get("limits", {})
-    assert "volumes" not in pod
-    assert "volumeMounts" not in container
+    # Only the read-only root's scratch emptyDirs (k8s/orchestrator.yaml), no /dev/shm.
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}, {"name": "app", "emptyDir": {}}]
+    assert [mount["mountPath"] for mount in container["volumeMounts"]] == ["/tmp", "/app"]
     assert pod["terminationGracePeriodSeconds"] == 30  # ZenML's default, like Kubernetes'
     assert set(container["resources"]["requests"]) == {"cpu", "memory"}
     assert pod["securityContext"]["runAsUser"] == 10001
@@ -190,7 +198,7 @@ def test_unscheduled_config_is_one_orchestrator_job() -> None:
     documents = k8s_manifests.render(run)
     names = [doc["metadata"]["labels"].get("step_name") for doc in documents]
     # No search block and no hard negatives: neither optional step gets a Job.
-    optional = {"hyperparameter_search", "mine_hard_negatives"}
+    optional = {"hyperparameter_search", "mine_hard_negatives", "teacher_targets"}
     assert names[1:] == [step for step in k8s_manifests.STEP_NAMES if step not in optional]
     assert [doc["kind"] for doc in documents] == ["Job"] * len(names)
     with pytest.raises(ValueError, match="cron_expression"):

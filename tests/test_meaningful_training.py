@@ -44,12 +44,16 @@ def test_a_one_step_run_fails_the_gate(
     trained = train_at(config, train_datasets, checkpoint_uri=str(tmp_path / "series"))
     assert trained.summary.global_step == 1
 
-    evaluation = evaluate_stage(config, trained.model, eval_datasets)
+    evaluation = evaluate_stage(
+        config, trained.model, eval_datasets, steps_trained=trained.summary.global_step
+    )
 
     assert evaluation.weights_changed is False
+    assert evaluation.steps_trained == 1
     decision = decide(config.gate, evaluation)
     assert not decision.passed
-    assert any(reason.startswith("no meaningful training") for reason in decision.reasons)
+    assert "no meaningful training: 1 optimizer step(s) < gate.min_steps 10" in decision.reasons
+    assert decision.log_line().startswith("gate FAILED: no meaningful training")
 
 
 def test_a_batch_too_small_for_in_batch_negatives_is_a_warning(tmp_path: Path) -> None:

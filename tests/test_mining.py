@@ -167,7 +167,7 @@ def _document(dataset: dict, **extra: object) -> dict:
         (
             {"loss": {"name": "TripletLoss"}, "hard_negatives": {"num_negatives": 2}},
             r"datasets.docs.hard_negatives: TripletLoss cannot train on \(anchor, positive, "
-            r"2 negative\(s\)\) rows; mining works with MultipleNegativesRankingLoss",
+            r"2 negative\(s\)\) rows; mining works with GISTEmbedLoss, MultipleNegativesRankingLoss",
         ),
         (
             {"loss": {"name": "CoSENTLoss"}, "hard_negatives": {}},

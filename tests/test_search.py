@@ -229,7 +229,7 @@ def test_the_pipeline_searches_then_trains_with_the_best_trial(
             "max_samples": 16,
         },
     )
-    document["gate"] = {"min_improvement": None}
+    document["gate"] = {"min_improvement": None, "min_steps": 0}
     config = RunConfig.model_validate(document)
     config_file = write_run_yaml(tmp_path / "run.yaml", document, enable_cache=False)
     run = zenml_client.get_pipeline_run(

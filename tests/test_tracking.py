@@ -3,6 +3,7 @@ tracker (isolated ZenML store, SQLite MLflow store in a temp dir, fully offline)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,13 @@ from transformers.integrations import MLflowCallback
 from steps._tracking import tracked
 from tests.conftest import docs_pipeline_config, write_run_yaml
 from trainer.config import RunConfig
+from trainer.results import Evaluation
 from trainer.training import (
+    EVALUATION_TABLE,
     evaluation_metrics,
+    evaluation_table,
+    gate_metrics,
+    log_evaluation,
     log_model_card,
     metric_name,
     reporting_callbacks,
@@ -80,7 +86,7 @@ def test_tracked_pipeline_run_logs_curves_metrics_parameters_and_card(
     from pipelines.finetune import finetune_pipeline
 
     document = run_config.model_dump(mode="json")
-    document["gate"] = {"min_improvement": None}
+    document["gate"] = {"min_improvement": None, "min_steps": 0}
     config_file = write_run_yaml(
         tmp_path / "run.yaml",
         document,
@@ -112,14 +118,32 @@ def test_tracked_pipeline_run_logs_curves_metrics_parameters_and_card(
     assert len(mlflow_stack.get_metric_history(mlflow_run.info.run_id, "grad_norm")) == 12
 
     evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
+    # Final values: only the gate metric is a metric; every metric is in the table.
+    gate = "docs-ir_cosine_ndcg@10"
     metrics = mlflow_run.data.metrics
-    assert metrics["finetuned/docs-ir_cosine_ndcg_10"] == pytest.approx(
-        evaluation.finetuned["docs-ir_cosine_ndcg@10"]
+    assert metrics["finetuned/docs-ir_cosine_ndcg_10"] == pytest.approx(evaluation.finetuned[gate])
+    assert metrics["base/docs-ir_cosine_ndcg_10"] == pytest.approx(evaluation.base[gate])
+    assert metrics["improvement/docs-ir_cosine_ndcg_10"] == pytest.approx(
+        evaluation.improvement[gate]
     )
-    assert metrics["base/docs-ir_cosine_ndcg_10"] == pytest.approx(
-        evaluation.base["docs-ir_cosine_ndcg@10"]
+    final = {name for name in metrics if name.split("/")[0] in ("base", "finetuned", "improvement")}
+    assert final == {
+        f"{section}/docs-ir_cosine_ndcg_10" for section in ("base", "finetuned", "improvement")
+    }
+    assert "improvement/docs-ir_cosine_mrr_10" not in metrics
+    table = json.loads(
+        Path(
+            mlflow_stack.download_artifacts(
+                mlflow_run.info.run_id, EVALUATION_TABLE, str(tmp_path / "download")
+            )
+        ).read_text()
     )
-    assert "improvement/docs-ir_cosine_mrr_10" in metrics
+    rows = {row[0]: dict(zip(table["columns"], row, strict=True)) for row in table["data"]}
+    assert set(rows) == set(evaluation.finetuned) and len(rows) > 3
+    for name, row in rows.items():  # log_table's JSON keeps 10 decimal places
+        assert row["base"] == pytest.approx(evaluation.base[name], abs=1e-10)
+        assert row["finetuned"] == pytest.approx(evaluation.finetuned[name], abs=1e-10)
+        assert row["improvement"] == pytest.approx(evaluation.improvement[name], abs=1e-10)
 
     params = mlflow_run.data.params
     assert params["training.learning_rate"] == "5e-05"  # the in-batch-negatives default
@@ -180,6 +204,108 @@ def test_evaluation_metrics_use_mlflow_safe_names() -> None:
         "production/ir_cosine_ndcg_10": 0.55,
     }
     assert metric_name("eval_a(b)@10") == "eval_a_b__10"
+
+
+EVALUATION = Evaluation(
+    primary_metric="ir_cosine_ndcg@10",
+    base={"ir_cosine_ndcg@10": 0.5, "ir_cosine_mrr@10": 0.4, "ir_cosine_recall@1": 0.3},
+    finetuned={"ir_cosine_ndcg@10": 0.6, "ir_cosine_mrr@10": 0.45, "ir_cosine_recall@1": 0.35},
+    improvement={"ir_cosine_ndcg@10": 0.1, "ir_cosine_mrr@10": 0.05, "ir_cosine_recall@1": 0.05},
+    production={"ir_cosine_ndcg@10": 0.55, "ir_cosine_mrr@10": 0.42},
+    weights_changed=True,
+)
+
+
+def test_gate_metrics_are_the_gate_metrics_values_in_every_section() -> None:
+    assert gate_metrics(EVALUATION, "ir_cosine_mrr@10") == {
+        "base/ir_cosine_mrr_10": 0.4,
+        "finetuned/ir_cosine_mrr_10": 0.45,
+        "improvement/ir_cosine_mrr_10": 0.05,
+        "production/ir_cosine_mrr_10": 0.42,
+    }
+    assert gate_metrics(EVALUATION, None) == {}
+    assert gate_metrics(EVALUATION, "not-evaluated@10") == {}
+
+
+def test_evaluation_table_has_a_row_per_metric_and_a_column_per_section() -> None:
+    assert evaluation_table(EVALUATION) == {
+        "metric": ["ir_cosine_ndcg@10", "ir_cosine_mrr@10", "ir_cosine_recall@1"],
+        "base": [0.5, 0.4, 0.3],
+        "finetuned": [0.6, 0.45, 0.35],
+        "improvement": [0.1, 0.05, 0.05],
+        "production": [0.55, 0.42, None],  # production was not scored on recall@1
+    }
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real local MLflow store (SQLite + artifacts in a temp dir), created once: its
+    schema migrations take seconds."""
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    return MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+
+
+@pytest.fixture
+def active_mlflow_run(mlflow_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A run of its own experiment in `mlflow_store`, active the way ZenML's tracker
+    leaves it for a step; the tracking URI is restored after."""
+    import mlflow
+
+    uri = mlflow_store.tracking_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", uri)
+    experiment = mlflow_store.create_experiment(
+        tmp_path.name, artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    with mlflow.start_run(experiment_id=experiment) as run:
+        yield mlflow_store, run.info.run_id
+
+
+@pytest.mark.slow  # the store's schema migrations: 4 s of CPU
+def test_final_evaluation_logs_the_gate_metric_as_metrics_and_every_value_in_a_table(
+    active_mlflow_run: Any, tmp_path: Path
+) -> None:
+    client, run_id = active_mlflow_run
+    log_evaluation(EVALUATION, "ir_cosine_ndcg@10")
+
+    run = client.get_run(run_id)
+    assert run.data.metrics == {
+        "base/ir_cosine_ndcg_10": 0.5,
+        "finetuned/ir_cosine_ndcg_10": 0.6,
+        "improvement/ir_cosine_ndcg_10": 0.1,
+        "production/ir_cosine_ndcg_10": 0.55,
+    }
+    # Final values are logged once each, not as growing series.
+    for name in run.data.metrics:
+        assert len(client.get_metric_history(run_id, name)) == 1
+    # The full comparison is one table artifact, which the MLflow UI shows as a table.
+    assert json.loads(run.data.tags["mlflow.loggedArtifacts"]) == [
+        {"path": EVALUATION_TABLE, "type": "table"}
+    ]
+    table = json.loads(
+        Path(client.download_artifacts(run_id, EVALUATION_TABLE, str(tmp_path / "dl"))).read_text()
+    )
+    assert table["columns"] == ["metric", "base", "finetuned", "improvement", "production"]
+    rows = {row[0]: row[1:] for row in table["data"]}
+    assert rows == {
+        "ir_cosine_ndcg@10": [0.5, 0.6, 0.1, 0.55],
+        "ir_cosine_mrr@10": [0.4, 0.45, 0.05, 0.42],
+        "ir_cosine_recall@1": [0.3, 0.35, 0.05, None],
+    }
+
+
+@pytest.mark.slow
+def test_final_evaluation_without_a_gate_metric_logs_only_the_table(
+    active_mlflow_run: Any, tmp_path: Path
+) -> None:
+    client, run_id = active_mlflow_run
+    log_evaluation(EVALUATION, None)
+    assert client.get_run(run_id).data.metrics == {}
+    assert [artifact.path for artifact in client.list_artifacts(run_id, "evaluation")] == [
+        EVALUATION_TABLE
+    ]
 
 
 def test_reporting_callbacks_follow_the_tracker_flavor(run_config: RunConfig) -> None:

@@ -20,8 +20,10 @@ from trainer.cluster import (
     TrainJobFailed,
     build_train_job,
     shared_root,
+    submit,
     train_job_name,
     train_on_nodes,
+    wait,
 )
 from trainer.config import DistributedConfig, RunConfig
 from trainer.stages import load_stage
@@ -190,8 +192,11 @@ def test_two_nodes_train_one_model_through_the_kubernetes_api(
         lines[0]
         == "submitting TrainJob tiny-run00001: 2 nodes x 1 processes, runtime torch-distributed"
     )
-    assert any("node: active 2" in line for line in lines)
-    assert lines[-1].startswith("TrainJob tiny-run00001: Complete (JobSetCompleted)")
+    # Followed through TrainerClient: its status per change, and node 0's log streamed.
+    status = [line for line in lines if line.startswith("TrainJob tiny-run00001: ")]
+    assert "TrainJob tiny-run00001: Running (node-0 Running, node-1 Running)" in status
+    assert status[-1] == "TrainJob tiny-run00001: Complete (node-0 Succeeded, node-1 Succeeded)"
+    assert any(line.startswith("[node-0] ") and "[rank 0]" in line for line in lines)
     (created,) = cluster.created
     assert created["spec"]["trainer"]["numNodes"] == 2
     log = node_log(cluster)
@@ -206,7 +211,8 @@ def test_a_failed_trainjob_fails_the_stage_clearly(tiny_model_path: Path, tmp_pa
         fake_kubernetes(FakeCluster(fail_with="node 1: OOMKilled")) as api,
         pytest.raises(
             TrainJobFailed,
-            match=r"TrainJob tiny-run00002 failed: JobSetFailed node 1: OOMKilled; see `kubectl -n zenml logs",
+            match=r"TrainJob tiny-run00002 failed: JobSetFailed node 1: OOMKilled; see `kubectl -n zenml logs"
+            r"(.|\n)*last lines of node-1:\n  node 1: OOMKilled",
         ),
     ):
         train_on_nodes(
@@ -222,8 +228,6 @@ def test_a_failed_trainjob_fails_the_stage_clearly(tiny_model_path: Path, tmp_pa
 
 
 def test_a_retried_step_replaces_its_failed_trainjob(tiny_model_path: Path, tmp_path: Path) -> None:
-    from trainer.cluster import submit
-
     config = two_node_config(tiny_model_path, tmp_path)
     job = build_train_job(config, name="tiny-run00003", namespace="zenml", image="i", job_uri="/x")
     cluster = FakeCluster(fail_with="preempted")
@@ -238,11 +242,89 @@ def test_a_retried_step_replaces_its_failed_trainjob(tiny_model_path: Path, tmp_
     ]
 
 
+def test_trainer_client_follows_the_trainjob_and_streams_node_0s_log(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """Status changes and node 0's log come through the Kubeflow SDK's TrainerClient
+    (the SDK's own requests: runtime, pods, pod log); the nodes here just print."""
+    config = two_node_config(tiny_model_path, tmp_path)
+    job = build_train_job(config, name="tiny-run00005", namespace="zenml", image="i", job_uri="/x")
+    assert job.spec is not None and job.spec.trainer is not None
+    job.spec.trainer.command = [
+        "python", "-c", "import os; print('hello from node', os.environ['PET_NODE_RANK'])"
+    ]  # fmt: skip
+    cluster = FakeCluster()
+    lines: list[str] = []
+    with fake_kubernetes(cluster) as api:
+        target = Cluster(api=api, namespace="zenml", image="i")
+        submit(target, job)
+        followed = wait(target, "tiny-run00005", poll_seconds=0.1, log=lines.append)
+    assert followed.status == "Complete"
+    assert [step.name for step in followed.steps] == ["node-0", "node-1"]
+    assert "[node-0] hello from node 0" in lines
+    assert "[node-0] hello from node 1" not in lines  # only rank 0's node is streamed
+    assert "TrainJob tiny-run00005: Complete (node-0 Succeeded, node-1 Succeeded)" in lines
+    assert {
+        "GET /apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes/torch-distributed",
+        "GET /api/v1/namespaces/zenml/pods",
+        "GET /api/v1/namespaces/zenml/pods/tiny-run00005-node-0-0-x0z/log",
+    } <= set(cluster.requests)
+
+
+def _permission(request: str) -> tuple[str, str, str]:
+    """`GET /apis/g/v/namespaces/ns/things/name/log` -> (`g`, `things/log`, `get`)."""
+    method, path = request.split(" ", 1)
+    parts = path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    if rest[0] == "namespaces":
+        rest = rest[2:]
+    resource = "/".join([rest[0], *rest[2:]])
+    verb = {"POST": "create", "DELETE": "delete"}.get(method, "get" if len(rest) > 1 else "list")
+    return group, resource, verb
+
+
+def _granted(account: str) -> set[tuple[str, str, str]]:
+    """What k8s/rbac.yaml lets `account` do, through its Role and ClusterRole bindings."""
+    documents = [d for d in yaml.safe_load_all((REPO_ROOT / "k8s/rbac.yaml").read_text()) if d]
+    roles = {(d["kind"], d["metadata"]["name"]): d for d in documents if "rules" in d}
+    granted = set()
+    for binding in documents:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(subject["name"] == account for subject in binding["subjects"]):
+            continue
+        role = roles[(binding["roleRef"]["kind"], binding["roleRef"]["name"])]
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    granted.update((group, resource, verb) for verb in rule["verbs"])
+    return granted
+
+
+def test_rbac_grants_every_call_the_train_step_makes(tiny_model_path: Path, tmp_path: Path) -> None:
+    """Submitting, replacing a failed TrainJob and following one with TrainerClient use
+    only what k8s/rbac.yaml grants the train step's service account."""
+    config = two_node_config(tiny_model_path, tmp_path)
+    job = build_train_job(config, name="tiny-run00006", namespace="zenml", image="i", job_uri="/x")
+    cluster = FakeCluster(fail_with="preempted")
+    with fake_kubernetes(cluster) as api:
+        target = Cluster(api=api, namespace="zenml", image="i")
+        submit(target, job)
+        submit(target, job, log=lambda _: None, sleep=lambda _: None)
+        with pytest.raises(TrainJobFailed):
+            wait(target, "tiny-run00006", poll_seconds=1, log=lambda _: None)
+    used = {_permission(request) for request in cluster.requests}
+    # The SDK reads its version from Kubeflow Trainer's own namespace; without access it
+    # logs a warning and goes on (k8s/README.md).
+    used.discard(("", "configmaps", "get"))
+    assert ("trainer.kubeflow.org", "trainjobs", "list") in used  # the replacement waited
+    assert ("", "pods/log", "get") in used  # the failed node's log was read
+    assert used <= _granted("zenml-trainjob"), used - _granted("zenml-trainjob")
+
+
 def test_without_permissions_the_message_points_at_rbac(
     tiny_model_path: Path, tmp_path: Path
 ) -> None:
-    from trainer.cluster import submit
-
     class Forbidden:
         def create_namespaced_custom_object(self, *args: Any) -> None:
             raise ApiException(status=403, reason="Forbidden")

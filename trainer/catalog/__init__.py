@@ -18,9 +18,12 @@ from trainer.catalog.losses import (
     CACHED_VARIANTS,
     LABEL_COLUMNS,
     LOSS_SPECS,
+    TeacherTarget,
     distance_metric_name,
+    guided_losses,
     loss_param_problems,
     similarity_function_name,
+    teacher_losses,
 )
 
 __all__ = [
@@ -30,13 +33,16 @@ __all__ = [
     "LOSS_SPECS",
     "LibraryFacts",
     "ParameterFacts",
+    "TeacherTarget",
     "cache_path",
     "coerce_yaml_numbers",
     "distance_metric_name",
+    "guided_losses",
     "library_facts",
     "loss_param_problems",
     "read_facts",
     "similarity_function_name",
+    "teacher_losses",
     "training_value_problems",
     "type_name",
 ]

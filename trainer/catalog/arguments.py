@@ -16,6 +16,7 @@ run fails minutes later inside the optimizer or the dataloader. Two checks close
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -134,4 +135,26 @@ def training_value_problems(training: Mapping[str, Any]) -> list[Problem]:
                 "steps below 1) or warmup_ratio, not both",
             )
         )
+    problems += _pattern_problems(training.get("learning_rate_mapping"))
+    return problems
+
+
+def _pattern_problems(mapping: Any) -> list[Problem]:
+    """`learning_rate_mapping` keys are regular expressions over parameter names
+    (`re.search`): one that does not compile would fail only when the optimizer is built,
+    after the model loaded."""
+    if not isinstance(mapping, Mapping):
+        return []
+    problems = []
+    for pattern in mapping:
+        try:
+            re.compile(str(pattern))
+        except re.error as error:
+            problems.append(
+                Problem(
+                    field=f"{_FIELD}.learning_rate_mapping.{pattern}",
+                    message=f"not a regular expression over parameter names ({error}); "
+                    r"e.g. 'embeddings' or 'encoder\.layer\.(0|1)\.'",
+                )
+            )
     return problems

@@ -14,7 +14,14 @@ from typing import Any, Literal
 from trainer.catalog.facts import DISTANCE_ENUMS, ParameterFacts, library_facts
 from trainer.problems import Problem
 
-LabelKind = Literal["none", "float", "int"]
+LabelKind = Literal["none", "float", "int", "teacher"]
+"""`teacher`: a label only a teacher model computes (embeddings or scores, in the
+teacher-targets stage); the data brings none."""
+
+TeacherTarget = Literal["embedding", "scores"]
+"""What a teacher writes into the `label` column: its embedding of the first text column
+(MSELoss), or its similarity of the first column to each other one (DistillKLDivLoss,
+MarginMSELoss: `[score(query, positive), score(query, negative_1), ...]`)."""
 
 LABEL_COLUMNS = ("label", "score")
 """Column names sentence-transformers passes to a loss as the label (by name, not position)."""
@@ -27,11 +34,18 @@ class LossSpec:
     min_texts: int
     max_texts: int | None
     label: LabelKind = "none"
+    guide: bool = False
+    """The loss needs a guide model (`loss.guide`) that scores in-batch negatives."""
+    teacher: TeacherTarget | None = None
+    """What a teacher model (`loss.teacher`) computes as the label; required when `label`
+    is `teacher`, optional otherwise (MarginMSELoss also trains on margins in the data)."""
 
-    def accepts_texts(self, texts: int) -> bool:
-        """Whether rows of `texts` text columns and no label fit this loss (mined rows)."""
+    def accepts_texts(self, texts: int, *, with_teacher: bool = False) -> bool:
+        """Whether rows of `texts` text columns and no label fit this loss (mined rows);
+        `with_teacher`: a teacher computes the label after mining."""
         fits_max = self.max_texts is None or texts <= self.max_texts
-        return self.label == "none" and self.min_texts <= texts and fits_max
+        labelled = self.label == "none" or (with_teacher and self.teacher is not None)
+        return labelled and self.min_texts <= texts and fits_max
 
     def describe(self) -> str:
         texts = (
@@ -41,7 +55,12 @@ class LossSpec:
             if self.min_texts == self.max_texts
             else f"{self.min_texts}-{self.max_texts}"
         )
-        label = {"none": "no label", "float": "a float label", "int": "an integer label"}
+        label = {
+            "none": "no label",
+            "float": "a float label",
+            "int": "an integer label",
+            "teacher": "no label (the teacher computes it)",
+        }
         return f"{texts} text column(s) and {label[self.label]}"
 
 
@@ -60,17 +79,23 @@ LOSS_SPECS: dict[str, LossSpec] = {
     "SoftmaxLoss": LossSpec(2, 2, "int"),
     # Triplets.
     "TripletLoss": LossSpec(3, 3),
-    "MarginMSELoss": LossSpec(3, 3, "float"),
+    "MarginMSELoss": LossSpec(3, 3, "float", teacher="scores"),
     # Single texts with a class label (batch-mined triplets).
     "BatchAllTripletLoss": LossSpec(1, 1, "int"),
     "BatchHardTripletLoss": LossSpec(1, 1, "int"),
     "BatchSemiHardTripletLoss": LossSpec(1, 1, "int"),
     "BatchHardSoftMarginTripletLoss": LossSpec(1, 1, "int"),
+    # Guided in-batch negatives: a guide model drops probable false negatives.
+    "GISTEmbedLoss": LossSpec(2, None, guide=True),
+    # Distillation: the label is computed by a teacher model (teacher-targets stage).
+    "MSELoss": LossSpec(1, None, "teacher", teacher="embedding"),
+    "DistillKLDivLoss": LossSpec(3, None, "teacher", teacher="scores"),
 }
 
 CACHED_VARIANTS: dict[str, str] = {
     "MultipleNegativesRankingLoss": "CachedMultipleNegativesRankingLoss",
     "MultipleNegativesSymmetricRankingLoss": "CachedMultipleNegativesSymmetricRankingLoss",
+    "GISTEmbedLoss": "CachedGISTEmbedLoss",
 }
 """Losses whose GradCache variant trades compute for memory at large batch sizes."""
 
@@ -92,8 +117,9 @@ def distance_metric_name(loss_name: str, value: str) -> str:
     return name
 
 
-_SET_BY_THE_RUN = frozenset({"model", "embedding_dimension"})
-"""Loss constructor arguments the run passes itself (SoftmaxLoss gets the model's dimension)."""
+_SET_BY_THE_RUN = frozenset({"model", "embedding_dimension", "guide"})
+"""Loss constructor arguments the run passes itself (SoftmaxLoss gets the model's dimension;
+GISTEmbedLoss the model named by `loss.guide`)."""
 
 _RESOLVED_FROM_TEXT = frozenset({"similarity_fct", "distance_metric"})
 """Params given in YAML as a name and resolved to a function / enum member by `build_loss`."""
@@ -134,7 +160,13 @@ def loss_param_problems(
                 Problem(
                     field=where,
                     message=f"{name} does not take {param!r}"
-                    + (" (the run sets it)" if param in _SET_BY_THE_RUN else "")
+                    + (
+                        " (name it as loss.guide, beside params)"
+                        if param == "guide"
+                        else " (the run sets it)"
+                        if param in _SET_BY_THE_RUN
+                        else ""
+                    )
                     + f"; it takes: {', '.join(takes) or 'no params'}",
                 )
             )
@@ -161,3 +193,13 @@ def loss_param_problems(
                 Problem(field=f"{field}.params.{param}", message=f"{name} requires {param!r}")
             )
     return problems
+
+
+def guided_losses() -> list[str]:
+    """Losses that take `loss.guide` (for error messages)."""
+    return sorted(name for name, spec in LOSS_SPECS.items() if spec.guide)
+
+
+def teacher_losses() -> list[str]:
+    """Losses that take `loss.teacher` (for error messages)."""
+    return sorted(name for name, spec in LOSS_SPECS.items() if spec.teacher is not None)

@@ -2,7 +2,16 @@
 entrypoint every rank runs, and Kubeflow Trainer TrainJobs across nodes.
 """
 
-from trainer.cluster.pods import PodHardware, PodKind, pod_hardware, stage_pod, to_manifest
+from trainer.cluster.pods import (
+    READ_ONLY_ROOT,
+    SCRATCH_MOUNTS,
+    PodHardware,
+    PodKind,
+    pod_hardware,
+    scratch_volume_parts,
+    stage_pod,
+    to_manifest,
+)
 from trainer.cluster.torchrun import train_with_torchrun
 from trainer.cluster.trainjob import (
     Cluster,
@@ -15,9 +24,12 @@ from trainer.cluster.trainjob import (
     train_job_name,
     train_job_namespace,
     train_on_nodes,
+    wait,
 )
 
 __all__ = [
+    "READ_ONLY_ROOT",
+    "SCRATCH_MOUNTS",
     "Cluster",
     "PodHardware",
     "PodKind",
@@ -25,6 +37,7 @@ __all__ = [
     "build_train_job",
     "cluster_for",
     "pod_hardware",
+    "scratch_volume_parts",
     "shared_root",
     "stage_pod",
     "submit",
@@ -34,4 +47,5 @@ __all__ = [
     "train_job_namespace",
     "train_on_nodes",
     "train_with_torchrun",
+    "wait",
 ]

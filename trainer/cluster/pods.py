@@ -37,6 +37,26 @@ SHM_MOUNT_PATH = "/dev/shm"
 through it and die with a bus error when it fills up."""
 
 
+SCRATCH_MOUNTS: dict[str, str] = {"tmp": "/tmp", "app": "/app"}
+"""Volume name -> path of the only places the image writes (k8s/Dockerfile): `/tmp` (HOME,
+the Hugging Face and datasets caches, ZenML's config, torchrun's files) and `/app` (where
+ZenML's step entrypoint unpacks the run's code). With a read-only root filesystem they
+are emptyDirs; `scripts/test-containers.sh` runs every stage that way (`--read-only
+--tmpfs /tmp --tmpfs /app`)."""
+
+READ_ONLY_ROOT: dict[str, bool] = {"readOnlyRootFilesystem": True}
+"""The container security context that makes the image's root filesystem read-only (in
+the API's camelCase form: pod settings and TrainJob patches take it as is)."""
+
+
+def scratch_volume_parts() -> tuple[list[V1Volume], list[V1VolumeMount]]:
+    """emptyDir volumes and their mounts for `SCRATCH_MOUNTS`."""
+    return (
+        [V1Volume(name=name, empty_dir=V1EmptyDirVolumeSource()) for name in SCRATCH_MOUNTS],
+        [V1VolumeMount(name=name, mount_path=path) for name, path in SCRATCH_MOUNTS.items()],
+    )
+
+
 def node_selector(spec: HardwareConfig) -> dict[str, str]:
     """Node labels the training pod must land on (accelerator label included)."""
     return spec.node_labels

@@ -4,8 +4,20 @@
 Trainer's torch runtime: each node runs the same `trainer.cluster.entrypoint` under torchrun,
 whose rendezvous the runtime sets up (`PET_NNODES`, `PET_NODE_RANK`, `PET_MASTER_ADDR`,
 ...). The stage that submits it (a ZenML step or a Kubeflow task) writes the job folder
-to shared storage, submits the TrainJob through the Kubernetes API, logs its status as
-it changes, waits, and continues with the model rank 0 wrote back.
+to shared storage, submits the TrainJob, follows it with the Kubeflow SDK's
+`TrainerClient` (its status as it changes, node 0's log as it runs), and continues with
+the model rank 0 wrote back.
+
+The TrainJob itself is built here and created through the Kubernetes API, not with
+`TrainerClient.train`: the SDK (kubeflow 0.5) cannot express what these nodes need.
+Its `CustomTrainerContainer` has no processes per node (`numProcPerNode`; its trainer
+overrides take only `command` and `args`), its environment is plain `name: value` pairs
+(no Secret reference for the Hub token), its resources set requests equal to limits
+(the hardware config keeps them apart), and its `PodSpecPatch` has no
+`terminationGracePeriodSeconds` (the nodes' time to save a checkpoint on SIGTERM).
+`train()` also hides the API's 409 behind a generic RuntimeError, which a retried step
+needs to find its own earlier TrainJob. Waiting, status, logs, listing and deleting go
+through `TrainerClient`.
 
 `build_train_job` is a pure function of the run config (assert on it, validate it
 against the CRD); `train_on_nodes` takes the Kubernetes API object as an argument.
@@ -14,6 +26,7 @@ against the CRD); `train_on_nodes` takes the Kubernetes API object as an argumen
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +37,13 @@ from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
 from kubernetes.client import V1EnvVar, V1EnvVarSource, V1SecretKeySelector
 from kubernetes.client.exceptions import ApiException
 
-from trainer.cluster.pods import pod_hardware, shared_volume_parts, to_manifest
+from trainer.cluster.pods import (
+    READ_ONLY_ROOT,
+    pod_hardware,
+    scratch_volume_parts,
+    shared_volume_parts,
+    to_manifest,
+)
 from trainer.cluster.torchrun import ENTRYPOINT_MODULE, TrainingJob, read_outputs, write_job
 from trainer.config import HF_TOKEN_KEY, RunConfig
 from trainer.results import RunRef
@@ -32,6 +51,8 @@ from trainer.training import SeriesIdentity
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
+    from kubeflow.trainer import TrainerClient
+    from kubeflow.trainer.types.types import TrainJob
     from kubernetes.client import CustomObjectsApi
 
     from trainer.training import TrainedModel
@@ -86,8 +107,9 @@ def build_train_job(
     spec = config.distributed
     parts = pod_hardware(hardware)
     shared_volumes, shared_mounts = shared_volume_parts(spec)
-    volumes = [*parts.volumes, *shared_volumes]
-    mounts = [*parts.volume_mounts, *shared_mounts]
+    scratch_volumes, scratch_mounts = scratch_volume_parts()
+    volumes = [*parts.volumes, *shared_volumes, *scratch_volumes]
+    mounts = [*parts.volume_mounts, *shared_mounts, *scratch_mounts]
     token = V1EnvVar(
         name=HF_TOKEN_KEY,
         value_from=V1EnvVarSource(
@@ -105,7 +127,10 @@ def build_train_job(
         "terminationGracePeriodSeconds": hardware.termination_grace_period_seconds,
         "serviceAccountName": spec.service_account,
         "volumes": to_manifest(volumes) or None,
-        "containers": [{"name": NODE, "volumeMounts": to_manifest(mounts) or None}],
+        # A read-only root: the nodes write only to the scratch emptyDirs (and /dev/shm).
+        "containers": [
+            {"name": NODE, "volumeMounts": to_manifest(mounts), "securityContext": READ_ONLY_ROOT}
+        ],
     }
     manifest = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -164,6 +189,16 @@ class TrainJobFailed(RuntimeError):
     """The TrainJob ended in `Failed`; the message holds its reason and message."""
 
 
+COMPLETE, FAILED = "Complete", "Failed"
+"""`TrainerClient`'s TrainJob statuses this stage ends on."""
+LOG_STEP = f"{NODE}-0"
+"""The node whose log is streamed into the stage's log: rank 0's."""
+WAIT_WINDOW_SECONDS = 3600
+"""`TrainerClient.wait_for_job_status` needs a timeout; a training has none of its own
+(the TrainJob's pods have the cluster's limits), so the wait is renewed every hour."""
+FAILED_LOG_LINES = 20
+
+
 @dataclass(frozen=True)
 class Cluster:
     """Where a TrainJob goes: the API to submit through, its namespace, the nodes' image."""
@@ -172,24 +207,15 @@ class Cluster:
     namespace: str
     image: str
 
+    def trainer_client(self) -> TrainerClient:
+        """The Kubeflow SDK's `TrainerClient` on the same API server, with the same
+        credentials, in the TrainJob's namespace."""
+        from kubeflow.trainer import KubernetesBackendConfig, TrainerClient
 
-def _conditions(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    conditions = (job.get("status") or {}).get("conditions") or []
-    return {c["type"]: c for c in conditions if c.get("status") == "True"}
-
-
-def _describe(job: dict[str, Any]) -> str:
-    conditions = _conditions(job)
-    jobs = (job.get("status") or {}).get("jobsStatus") or []
-    parts = [f"{c} ({info.get('reason', '')})".replace(" ()", "") for c, info in conditions.items()]
-    for child in jobs:
-        counts = ", ".join(
-            f"{key} {child[key]}"
-            for key in ("active", "ready", "succeeded", "failed")
-            if child.get(key)
+        config = KubernetesBackendConfig(
+            namespace=self.namespace, client_configuration=self.api.api_client.configuration
         )
-        parts.append(f"{child.get('name')}: {counts or 'pending'}")
-    return "; ".join(parts) or "submitted, no status yet"
+        return TrainerClient(backend_config=config)
 
 
 def submit(
@@ -214,21 +240,61 @@ def submit(
                 f"{error.status} {error.reason} (is Kubeflow Trainer installed, and may this "
                 "pod's service account create trainjobs? see k8s/rbac.yaml)"
             ) from error
-    existing = cluster.api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-    if "Failed" not in _conditions(existing):
+    client = cluster.trainer_client()
+    if client.get_job(name).status != FAILED:
         log(f"TrainJob {name} exists already (this step was retried): following it")
         return
     log(f"TrainJob {name} of an earlier attempt failed: replacing it (training resumes)")
-    cluster.api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-    while True:
-        try:
-            cluster.api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except ApiException as error:
-            if error.status == 404:
-                break
-            raise
+    client.delete_job(name)
+    while any(existing.name == name for existing in client.list_jobs()):
         sleep(1.0)
     cluster.api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+
+def describe(job: TrainJob) -> str:
+    """`Running (node-0 Running, node-1 Pending)`: the SDK's status of the TrainJob and
+    of each of its pods."""
+    steps = ", ".join(f"{step.name} {step.status or 'Pending'}" for step in job.steps)
+    return f"{job.status} ({steps})" if steps else job.status
+
+
+class _StatusLog:
+    """A `wait_for_job_status` callback: logs the TrainJob's status when it changes."""
+
+    def __init__(self, name: str, log: Callable[[str], None]) -> None:
+        self.name, self.log, self.last = name, log, ""
+
+    def __call__(self, job: TrainJob) -> None:
+        described = describe(job)
+        if described != self.last:
+            self.log(f"TrainJob {self.name}: {described}")
+            self.last = described
+
+
+class _LogFollower:
+    """A `wait_for_job_status` callback: once node 0's pod has started, streams its log
+    (`get_job_logs(follow=True)`) into the stage's log from a thread, line by line."""
+
+    def __init__(self, client: TrainerClient, name: str, log: Callable[[str], None]) -> None:
+        self.client, self.name, self.log = client, name, log
+        self.thread: threading.Thread | None = None
+
+    def __call__(self, job: TrainJob) -> None:
+        started = any(s.name == LOG_STEP and s.status not in (None, "Pending") for s in job.steps)
+        if self.thread is None and started:
+            self.thread = threading.Thread(target=self._follow, daemon=True)
+            self.thread.start()
+
+    def _follow(self) -> None:
+        try:
+            for line in self.client.get_job_logs(self.name, step=LOG_STEP, follow=True):
+                self.log(f"[{LOG_STEP}] {line.rstrip()}")
+        except Exception as error:  # the log is a convenience; the status decides
+            self.log(f"could not stream {LOG_STEP}'s log of TrainJob {self.name}: {error}")
+
+    def finish(self, timeout: float = 60.0) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
 
 
 def wait(
@@ -237,30 +303,52 @@ def wait(
     *,
     poll_seconds: float,
     log: Callable[[str], None] = logger.info,
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """Poll the TrainJob until it is Complete (returned) or Failed (TrainJobFailed),
-    logging each change of its status."""
-    last = None
+) -> TrainJob:
+    """Follow the TrainJob with `TrainerClient` until it is Complete (returned) or
+    Failed (TrainJobFailed, with the reason and the failed nodes' last log lines),
+    logging each change of its status and streaming node 0's log."""
+    client = cluster.trainer_client()
+    follower = _LogFollower(client, name, log)
+    callbacks: list[Callable[[TrainJob], None]] = [_StatusLog(name, log), follower]
     while True:
-        job = cluster.api.get_namespaced_custom_object_status(
-            GROUP, VERSION, cluster.namespace, PLURAL, name
-        )
-        described = _describe(job)
-        if described != last:
-            log(f"TrainJob {name}: {described}")
-            last = described
-        conditions = _conditions(job)
-        if "Failed" in conditions:
-            info = conditions["Failed"]
-            raise TrainJobFailed(
-                f"TrainJob {name} failed: {info.get('reason', '')} {info.get('message', '')}; "
-                f"see `kubectl -n {cluster.namespace} logs -l "
-                f"jobset.sigs.k8s.io/jobset-name={name}`"
+        try:
+            job = client.wait_for_job_status(
+                name,
+                status={COMPLETE, FAILED},
+                timeout=WAIT_WINDOW_SECONDS,
+                polling_interval=max(1, round(poll_seconds)),
+                callbacks=callbacks,
             )
-        if "Complete" in conditions:
-            return job
-        sleep(poll_seconds)
+            break
+        except TimeoutError:
+            continue
+    follower.finish()
+    if job.status == FAILED:
+        raise TrainJobFailed(_failure(cluster, client, job))
+    return job
+
+
+def _failure(cluster: Cluster, client: TrainerClient, job: TrainJob) -> str:
+    """Why the TrainJob failed: its Failed condition (from the TrainJob object, which
+    the SDK's view leaves out) and the last lines of each failed node's log."""
+    raw = cluster.api.get_namespaced_custom_object(
+        GROUP, VERSION, cluster.namespace, PLURAL, job.name
+    )
+    conditions = (raw.get("status") or {}).get("conditions") or []
+    info: dict[str, Any] = next((c for c in conditions if c.get("type") == FAILED), {})
+    message = (
+        f"TrainJob {job.name} failed: {info.get('reason', '')} {info.get('message', '')}; "
+        f"see `kubectl -n {cluster.namespace} logs -l jobset.sigs.k8s.io/jobset-name={job.name}`"
+    )
+    for step in job.steps:
+        if step.status != "Failed":
+            continue
+        try:
+            lines = list(client.get_job_logs(job.name, step=step.name))[-FAILED_LOG_LINES:]
+        except RuntimeError as error:
+            lines = [f"(log not readable: {error})"]
+        message += f"\nlast lines of {step.name}:\n" + "\n".join(f"  {line}" for line in lines)
+    return message
 
 
 def train_on_nodes(
@@ -304,7 +392,7 @@ def train_on_nodes(
         f"{processes_per_training_node(config)} processes, runtime {config.distributed.runtime}"
     )
     submit(cluster, job, log=log, sleep=sleep)
-    wait(cluster, name, poll_seconds=config.distributed.poll_seconds, log=log, sleep=sleep)
+    wait(cluster, name, poll_seconds=config.distributed.poll_seconds, log=log)
     model_dir, summary = read_outputs(job_uri)
     return TrainedModel(
         model=SentenceTransformer(str(Path(model_dir)), local_files_only=True), summary=summary

@@ -8,6 +8,8 @@ from trainer.config.cluster import DistributedConfig, HardwareConfig, SharedVolu
 from trainer.config.data import (
     COMPRESSION_SUFFIXES,
     FILE_FORMATS,
+    LOSS_MODIFIERS,
+    AdaptiveLayerConfig,
     ColumnMapping,
     DatasetConfig,
     DataSource,
@@ -18,7 +20,14 @@ from trainer.config.data import (
     data_file_suffix,
     mining_losses,
 )
-from trainer.config.evaluation import EvaluatorConfig, EvaluatorType, GateConfig, GuardConfig
+from trainer.config.evaluation import (
+    EVALUATOR_TEXT_COLUMNS,
+    HUB_EVALUATORS,
+    EvaluatorConfig,
+    EvaluatorType,
+    GateConfig,
+    GuardConfig,
+)
 from trainer.config.export import QUANTIZATIONS, ExportConfig, ParityConfig
 from trainer.config.files import (
     load_run_config,
@@ -29,8 +38,10 @@ from trainer.config.files import (
 )
 from trainer.config.model import (
     PACKAGE_PREFIX,
+    POOLING_MODES,
     ZENML_MODEL_STAGES,
     ZENML_PREFIX,
+    AdapterConfig,
     ModelConfig,
     hub_repo_id,
     parse_zenml_model_ref,
@@ -65,17 +76,23 @@ from trainer.config.training import (
 __all__ = [
     "COMPRESSION_SUFFIXES",
     "DEFAULT_MODEL_NAME",
+    "EVALUATOR_TEXT_COLUMNS",
     "FILE_FORMATS",
     "HF_TOKEN_KEY",
+    "HUB_EVALUATORS",
+    "LOSS_MODIFIERS",
     "LOSS_PARAM_INFIX",
     "LOSS_PARAM_PREFIX",
     "PACKAGE_PREFIX",
+    "POOLING_MODES",
     "QUANTIZATIONS",
     "RESUME_AUTO",
     "RESUME_NEVER",
     "TRIAL_TRAINING_OVERRIDES",
     "ZENML_MODEL_STAGES",
     "ZENML_PREFIX",
+    "AdapterConfig",
+    "AdaptiveLayerConfig",
     "CardConfig",
     "CheckpointConfig",
     "Choices",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from trainer.catalog import CACHED_VARIANTS, LOSS_SPECS
+from trainer.catalog import CACHED_VARIANTS, LOSS_SPECS, guided_losses, teacher_losses
 from trainer.config.base import StrictModel
 from trainer.config.model import ModelConfig
 
@@ -44,6 +44,9 @@ class DataSource(StrictModel):
     subset: str | None = None
     revision: str | None = None
     format: Literal["hub", "csv", "json", "parquet"] | None = None
+    streaming: bool = False
+    """Read the rows while training (`datasets` IterableDataset) instead of loading them
+    into memory: for corpora larger than memory (`trainer.data.streaming`)."""
 
     @property
     def resolved_format(self) -> str:
@@ -53,17 +56,130 @@ class DataSource(StrictModel):
         return FILE_FORMATS.get(data_file_suffix(self.path)[0], "hub")
 
 
+LOSS_MODIFIERS: dict[str, str] = {
+    "MatryoshkaLoss": "set loss.matryoshka_dims",
+    "AdaptiveLayerLoss": "set loss.adaptive_layer",
+    "Matryoshka2dLoss": "set both loss.matryoshka_dims and loss.adaptive_layer",
+}
+"""sentence-transformers losses that wrap another loss: the config names the inner loss and
+asks for the wrapper with these fields."""
+
+GRADIENT_CACHE_LOSSES = ("MegaBatchMarginLoss",)
+"""Losses (besides the cached variants) that back-propagate from a hook with their default
+params, which AdaptiveLayerLoss cannot wrap."""
+
+
+class AdaptiveLayerConfig(StrictModel):
+    """AdaptiveLayerLoss (2DMSE / Starbucks): the loss also trains the output of earlier
+    transformer layers, so the model can be cut to fewer layers at inference. Field names
+    and defaults are sentence-transformers' own (`AdaptiveLayerLoss(model, loss, ...)`):
+    `n_layers_per_step` earlier layers are sampled per step (-1: all), the final layer is
+    always trained."""
+
+    n_layers_per_step: int = 1
+    last_layer_weight: float = Field(default=1.0, ge=0.0)
+    prior_layers_weight: float = Field(default=1.0, ge=0.0)
+    kl_div_weight: float = Field(default=1.0, ge=0.0)
+    kl_temperature: float = Field(default=0.3, ge=0.0)
+    layer_weighting: Literal["uniform", "log", "linear"] = "uniform"
+
+    @field_validator("n_layers_per_step")
+    @classmethod
+    def _all_or_some(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError(
+                f"n_layers_per_step {value}: use -1 (every earlier layer) or a count >= 1"
+            )
+        return value
+
+
 class LossConfig(StrictModel):
     """A sentence-transformers loss by class name, with its keyword arguments.
 
     `matryoshka_dims` wraps the loss in MatryoshkaLoss; `cached: true` swaps an in-batch
     negatives loss for its GradCache variant (large effective batches on small memory).
+    `adaptive_layer` wraps it in AdaptiveLayerLoss; with `matryoshka_dims` too, the two
+    become sentence-transformers' Matryoshka2dLoss. `matryoshka_weights` (one per dim)
+    and `n_dims_per_step` go to MatryoshkaLoss / Matryoshka2dLoss as they are named there.
+
+    `guide` (GISTEmbedLoss, CachedGISTEmbedLoss) is the model that scores the in-batch
+    negatives, to drop those it rates closer to the anchor than the positive; loaded once
+    per run, frozen. `teacher` (MSELoss, DistillKLDivLoss, MarginMSELoss) is the model
+    whose embeddings or scores the student learns: computed once, in the teacher-targets
+    stage, into the `label` column. Both take any reference `model.name_or_path` takes.
     """
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     matryoshka_dims: list[int] | None = None
     cached: bool = False
+    matryoshka_weights: list[float] | None = None
+    n_dims_per_step: int | None = None
+    adaptive_layer: AdaptiveLayerConfig | None = None
+    guide: ModelConfig | None = None
+    teacher: ModelConfig | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _modifier_is_a_field(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in LOSS_MODIFIERS:
+            raise ValueError(
+                f"{value} wraps another loss: name the inner loss (e.g. "
+                f"MultipleNegativesRankingLoss) and {LOSS_MODIFIERS[value]}"
+            )
+        return value
+
+    @field_validator("matryoshka_dims")
+    @classmethod
+    def _dims_positive_distinct(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one dimension, or leave matryoshka_dims out")
+        bad = [dim for dim in value if dim <= 0]
+        if bad:
+            raise ValueError(f"dimensions must be positive, got {bad}")
+        repeated = sorted({dim for dim in value if value.count(dim) > 1})
+        if repeated:
+            raise ValueError(f"dimensions must be distinct, {repeated} given more than once")
+        return value
+
+    @model_validator(mode="after")
+    def _matryoshka_options_fit(self) -> LossConfig:
+        if self.matryoshka_dims is None:
+            for key in ("matryoshka_weights", "n_dims_per_step"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} needs matryoshka_dims")
+            return self
+        weights = self.matryoshka_weights
+        if weights is not None and len(weights) != len(self.matryoshka_dims):
+            raise ValueError(
+                f"matryoshka_weights has {len(weights)} weight(s) for "
+                f"{len(self.matryoshka_dims)} matryoshka_dims: give one per dimension"
+            )
+        steps = self.n_dims_per_step
+        if steps is not None and (steps == 0 or steps < -1):
+            raise ValueError(f"n_dims_per_step {steps}: use -1 (every dimension) or a count >= 1")
+        return self
+
+    @model_validator(mode="after")
+    def _adaptive_layer_wraps_plain_losses(self) -> LossConfig:
+        if self.adaptive_layer is None:
+            return self
+        if self.cached or (
+            self.name in GRADIENT_CACHE_LOSSES and self.params.get("use_mini_batched_version", True)
+        ):
+            what = f"cached {self.name}" if self.cached else self.name
+            raise ValueError(
+                f"adaptive_layer cannot wrap {what}: it back-propagates from a hook that "
+                "AdaptiveLayerLoss does not see; use cached: false"
+                + (
+                    " (or params.use_mini_batched_version: false)"
+                    if self.name in GRADIENT_CACHE_LOSSES
+                    else ""
+                )
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -79,6 +195,36 @@ class LossConfig(StrictModel):
             raise ValueError(
                 f"loss {self.name!r} has no cached variant; cached: true works with "
                 f"{', '.join(sorted(CACHED_VARIANTS))}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _guide_and_teacher_fit(self) -> LossConfig:
+        spec = LOSS_SPECS[self.name]
+        if spec.guide and self.guide is None:
+            raise ValueError(
+                f"loss {self.name!r} needs a guide model: set guide: {{name_or_path: ...}} "
+                "(a local folder, a Hub id, package:<module> or zenml:<model>@<version>)"
+            )
+        if self.guide is not None and not spec.guide:
+            raise ValueError(
+                f"loss {self.name!r} takes no guide; guide works with "
+                f"{', '.join(guided_losses())} (cached: true for the GradCache variant)"
+            )
+        if spec.label == "teacher" and self.teacher is None:
+            raise ValueError(
+                f"loss {self.name!r} learns from a teacher model: set teacher: "
+                "{name_or_path: ...}; its targets are computed once before training"
+            )
+        if self.teacher is not None and spec.teacher is None:
+            raise ValueError(
+                f"loss {self.name!r} takes no teacher; teacher works with "
+                f"{', '.join(teacher_losses())}"
+            )
+        if self.teacher is not None and self.matryoshka_dims:
+            raise ValueError(
+                "matryoshka_dims is not supported with a teacher: the teacher's targets "
+                "are computed for the full embedding, not per dimension"
             )
         return self
 

@@ -8,10 +8,32 @@ from pydantic import Field, field_validator, model_validator
 
 from trainer.config.base import StrictModel
 from trainer.config.data import ColumnMapping, DataSource, DocumentsSource, _ordered_pairs
+from trainer.config.model import ModelConfig
 
 EvaluatorType = Literal[
-    "information_retrieval", "embedding_similarity", "triplet", "binary_classification", "beir"
+    "information_retrieval",
+    "embedding_similarity",
+    "triplet",
+    "binary_classification",
+    "beir",
+    "paraphrase_mining",
+    "translation",
+    "reranking",
+    "mse",
+    "nanobeir",
 ]
+
+EVALUATOR_TEXT_COLUMNS: dict[str, tuple[int, str]] = {
+    "paraphrase_mining": (2, "two paraphrases per row"),
+    "translation": (2, "a source text and its translation per row"),
+    "mse": (2, "a source text (encoded by the teacher) and a target text (by the model) per row"),
+    "reranking": (3, "a query, a relevant document, then one or more irrelevant ones per row"),
+}
+"""Text columns (in dataset order) the row-based evaluators added for issue 19 read, and
+what they mean; the label-free columns of a held-out split or of `source`."""
+
+HUB_EVALUATORS = frozenset({"nanobeir"})
+"""Evaluators that download their own data from the Hugging Face Hub when built."""
 
 
 class EvaluatorConfig(StrictModel):
@@ -35,6 +57,11 @@ class EvaluatorConfig(StrictModel):
     split: str | None = None
     distractors: DocumentsSource | None = None
     corpus_chunk_size: int | None = Field(default=None, gt=0)
+    truncate_dim: int | None = Field(default=None, gt=0)
+    """Score embeddings cut to their first `truncate_dim` dimensions (Matryoshka models)."""
+    teacher: ModelConfig | None = None
+    """`mse`: the model whose embeddings of the source texts are the target (default: the
+    run's base model, so the metric says how far fine-tuning moved from it)."""
 
     _columns_in_order = field_validator("columns", mode="before")(
         classmethod(lambda cls, value: _ordered_pairs(value))
@@ -42,6 +69,21 @@ class EvaluatorConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_data_origin(self) -> EvaluatorConfig:
+        if self.teacher is not None and self.type != "mse":
+            raise ValueError(f"teacher is for type mse, not {self.type}")
+        if self.teacher is not None and self.teacher.zenml_ref is not None:
+            raise ValueError(
+                "teacher: a zenml: model version is resolved for the base model only; give "
+                "the teacher as a local folder, a Hub id or package:<module>"
+            )
+        if self.type in HUB_EVALUATORS:
+            given = [key for key in ("dataset", "source", "path") if getattr(self, key) is not None]
+            if given:
+                raise ValueError(
+                    f"type {self.type} downloads its own datasets from the Hub: remove "
+                    f"{', '.join(given)} (choose datasets with params.dataset_names)"
+                )
+            return self
         if self.type == "beir":
             if self.path is None or self.dataset is not None or self.source is not None:
                 raise ValueError(
@@ -68,7 +110,11 @@ class EvaluatorConfig(StrictModel):
 
     @property
     def display_name(self) -> str:
-        """Prefix of the evaluator's metric keys (`<name>_cosine_ndcg@10`)."""
+        """Prefix of the evaluator's metric keys (`<name>_cosine_ndcg@10`); NanoBEIR names
+        its aggregate keys itself (`NanoBEIR_mean[_<truncate_dim>]`)."""
+        if self.type == "nanobeir":
+            dim = f"_{self.truncate_dim}" if self.truncate_dim else ""
+            return f"NanoBEIR_{self.params.get('aggregate_key', 'mean')}{dim}"
         return self.name or f"{self.dataset or 'eval'}-{self.type}"
 
 
@@ -93,3 +139,14 @@ class GateConfig(StrictModel):
     min_value: float | None = None
     min_improvement: float | None = 0.0
     guards: list[GuardConfig] = Field(default_factory=list)
+    confidence: float | None = Field(default=0.95, gt=0.0, lt=1.0)
+    """Decide on a paired bootstrap over queries: `min_improvement` applies to the lower
+    bound of this two-sided interval of the improvement, not to the point estimate, so a
+    gain within noise does not pass. None: the point estimate decides. Evaluators without
+    per-query scores (similarity, triplet, classification) always use the point estimate."""
+    resamples: int = Field(default=2000, ge=100)
+    """Bootstrap resamples of the queries."""
+    seed: int = 0
+    """Seed of the bootstrap's resampling, so a decision is reproducible."""
+    min_steps: int = Field(default=10, ge=0)
+    """Fewer optimizer steps than this fail the gate with "no meaningful training"."""

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -56,6 +57,50 @@ def hub_repo_id(name_or_path: str) -> str | None:
     return name_or_path
 
 
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+"""sentence-transformers' `Pooling.POOLING_MODES` (a test keeps the two equal)."""
+
+PoolingMode = Literal["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
+
+
+class AdapterConfig(StrictModel):
+    """A LoRA adapter trained instead of the base weights (peft, through
+    sentence-transformers' `model.add_adapter(LoraConfig(...))`): `r`, `alpha`, `dropout`
+    and `target_modules` are peft's `r`, `lora_alpha`, `lora_dropout`, `target_modules`
+    (None: peft's default modules for the architecture). `export: merged` folds the
+    trained adapter into the base weights (an ordinary model folder). `export: adapter`
+    (the adapter alone) is refused while the installed peft is too old for
+    transformers' adapter loading."""
+
+    type: Literal["lora"] = "lora"
+    r: int = Field(default=8, gt=0)
+    alpha: int = Field(default=16, gt=0)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = None
+    export: Literal["merged", "adapter"] = "merged"
+
+    @field_validator("export")
+    @classmethod
+    def _loadable_export(cls, value: str) -> str:
+        if value == "adapter":
+            raise ValueError(
+                "export: adapter is not available: SentenceTransformer loads an adapter-only "
+                "folder through transformers 5's PEFT integration, which needs peft >= 0.22 "
+                "(the project pins 0.21.2); use export: merged"
+            )
+        return value
+
+    @field_validator("target_modules")
+    @classmethod
+    def _some_modules(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or any(not name.strip() for name in value)):
+            raise ValueError(
+                "name the modules to adapt (e.g. [query, key, value]), or leave "
+                "target_modules out for peft's defaults"
+            )
+        return value
+
+
 class ModelConfig(StrictModel):
     """The base model to fine-tune.
 
@@ -68,6 +113,46 @@ class ModelConfig(StrictModel):
     revision: str | None = None
     max_seq_length: int | None = Field(default=None, gt=0)
     trust_remote_code: bool = False
+    keep_layers: tuple[int, ...] | None = None
+    """Keep only these transformer layers (0-based, ascending) of the loaded model: a
+    smaller, faster student built from its teacher (`keep_layers: [0, 2, 4]` keeps 3 of
+    all-MiniLM-L6-v2's 6), the layer reduction sentence-transformers' distillation
+    examples use. The saved model is the reduced one."""
+
+    pooling: PoolingMode | list[PoolingMode] | None = None
+    """How a plain transformers checkpoint (no modules.json) pools token embeddings into
+    one: sentence-transformers' `Pooling` modes, several are concatenated. A
+    SentenceTransformer folder has its own pooling; setting it there is refused."""
+    normalize: bool | None = None
+    """Append a `Normalize` module (unit-length embeddings) to a plain checkpoint."""
+    adapter: AdapterConfig | None = None
+    """Train a LoRA adapter instead of every weight (see `AdapterConfig`)."""
+    asymmetric: bool = False
+    """Train separate query and document copies of the base model: a sentence-transformers
+    `Router.for_query_document` over two copies of its modules. Training needs
+    `training.router_mapping` (column -> `query` | `document`)."""
+
+    @field_validator("keep_layers")
+    @classmethod
+    def _layers_ascending(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("keep at least one layer, e.g. [0, 2, 4]")
+        if any(index < 0 for index in value):
+            raise ValueError(f"layer indices start at 0, got {list(value)}")
+        if list(value) != sorted(set(value)):
+            raise ValueError(f"list each layer once, in ascending order, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _asymmetric_alone(self) -> ModelConfig:
+        if self.asymmetric and self.adapter is not None:
+            raise ValueError(
+                "asymmetric and adapter do not combine: the adapter needs the model's "
+                "first module to be a Transformer, a Router's is not; choose one"
+            )
+        return self
 
     @field_validator("name_or_path")
     @classmethod
@@ -89,3 +174,19 @@ class ModelConfig(StrictModel):
     def zenml_ref(self) -> tuple[str, str] | None:
         """(model name, version) when the base is a ZenML model version, else None."""
         return parse_zenml_model_ref(self.name_or_path)
+
+    @property
+    def pooling_modes(self) -> tuple[str, ...] | None:
+        """`pooling` as a tuple of modes (None when not set)."""
+        if self.pooling is None:
+            return None
+        return (self.pooling,) if isinstance(self.pooling, str) else tuple(self.pooling)
+
+    @field_validator("pooling")
+    @classmethod
+    def _some_distinct_modes(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError(
+                f"give one or more distinct modes of: {', '.join(POOLING_MODES)}; got {value}"
+            )
+        return value

@@ -206,7 +206,8 @@ class RunConfig(StrictModel):
                 continue
             field = f"datasets.{name}.hard_negatives"
             texts = 2 + mining.num_negatives
-            if not LOSS_SPECS[dataset.loss.name].accepts_texts(texts):
+            with_teacher = dataset.loss.teacher is not None
+            if not LOSS_SPECS[dataset.loss.name].accepts_texts(texts, with_teacher=with_teacher):
                 raise ValueError(
                     f"{field}: {dataset.loss.name} cannot train on (anchor, positive, "
                     f"{mining.num_negatives} negative(s)) rows; mining works with "
@@ -216,6 +217,36 @@ class RunConfig(StrictModel):
                 raise ValueError(
                     f"{field}.corpus: {mining.corpus.source.path!r} holds held-out rows; "
                     "mining from it would train on evaluation documents"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _router_mapping_needs_a_router(self) -> RunConfig:
+        """`router_mapping` sends columns to a Router's routes: only an asymmetric model
+        has them, and an asymmetric model trains nothing without it."""
+        mapping = self.training.get("router_mapping")
+        if mapping and not self.model.asymmetric:
+            raise ValueError(
+                "training.router_mapping routes columns to a Router model's query/document "
+                "modules, and the base model is not one: set model.asymmetric: true, or "
+                "remove router_mapping"
+            )
+        if self.model.asymmetric:
+            if not isinstance(mapping, dict) or not mapping:
+                raise ValueError(
+                    "model.asymmetric: true needs training.router_mapping, e.g. {anchor: "
+                    "query, positive: document}: which column each route encodes"
+                )
+            bad = sorted({str(v) for v in mapping.values()} - {"query", "document"})
+            if bad:
+                raise ValueError(f"training.router_mapping: routes {bad} are not query or document")
+            wrapped = [
+                name for name, ds in self.datasets.items() if ds.loss.adaptive_layer is not None
+            ]
+            if wrapped:
+                raise ValueError(
+                    f"datasets.{wrapped[0]}.loss.adaptive_layer needs the model's first "
+                    "module to be a Transformer; an asymmetric model's is a Router"
                 )
         return self
 
@@ -232,3 +263,10 @@ class RunConfig(StrictModel):
     def trains_on_nodes(self) -> bool:
         """Whether training runs on several nodes (a Kubeflow Trainer TrainJob)."""
         return self.training_nodes > 1
+
+    @property
+    def matryoshka_dims(self) -> list[int]:
+        """Every Matryoshka dimension any dataset's loss trains, largest first (the
+        evaluation scores the primary metric at each)."""
+        dims = {dim for ds in self.datasets.values() for dim in ds.loss.matryoshka_dims or []}
+        return sorted(dims, reverse=True)

@@ -15,14 +15,15 @@ comes back as a `DataReport` from `load_datasets_with_report`.
 
 from __future__ import annotations
 
-from datasets import ClassLabel, Dataset, DatasetDict, Value
+from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset, Value
 from pydantic import BaseModel, ConfigDict
 
 from trainer.catalog import LABEL_COLUMNS, LOSS_SPECS
 from trainer.config import ColumnMapping, DatasetConfig, DocumentsSource, EvaluatorConfig, RunConfig
 from trainer.data.checks import check_content
 from trainer.data.sources import load_source
-from trainer.problems import DataValidationError, Problem
+from trainer.data.streaming import HEAD_ROWS, open_raw_stream, streaming_problems
+from trainer.problems import DataValidationError, Problem, raise_problems
 from trainer.results import DataReport, DatasetReport, SourceReport
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "SourceReport",
     "check_data",
     "check_data_keeping_held_out",
+    "check_data_keeping_splits",
     "load_datasets",
     "load_datasets_with_report",
     "load_evaluator_rows",
@@ -107,6 +109,13 @@ def validate_for_loss(dataset: Dataset, config: DatasetConfig, *, what: str) -> 
             )
         if dataset.with_format("arrow")[column].null_count:
             raise DataValidationError(f"{what}: column {column!r} has empty (null) values")
+    if config.loss.teacher is not None and labels:
+        raise DataValidationError(
+            f"{what}: the teacher computes {loss}'s label, but column {labels[0]!r} is one; "
+            "drop it from columns (or drop loss.teacher to train on it)"
+        )
+    if config.loss.teacher is not None:
+        return
     if spec.label == "none" and labels:
         raise DataValidationError(
             f"{what}: {loss} takes no label, but column {labels[0]!r} is one; drop it from columns"
@@ -189,9 +198,68 @@ def _split_off_eval(
     return parts["train"], parts["test"]
 
 
+def open_stream(name: str, config: DatasetConfig) -> IterableDataset:
+    """Dataset `name` as a stream of its mapped columns (`source.streaming: true`), its
+    columns and types checked on its first `HEAD_ROWS` rows; `max_samples` takes the
+    first rows."""
+    what = f"dataset {name!r}"
+    field = f"datasets.{name}.source"
+    stream = open_raw_stream(config, what=what, field=field)
+    if config.columns:
+        head = Dataset.from_list(list(stream.take(1)), features=stream.features)
+        map_columns(head, config.columns, what=what, field=f"datasets.{name}.columns")
+        stream = stream.select_columns([source for source, _ in config.columns])
+        renames = {source: target for source, target in config.columns if source != target}
+        stream = stream.rename_columns(renames) if renames else stream
+    head = Dataset.from_list(list(stream.take(HEAD_ROWS)), features=stream.features)
+    try:
+        validate_for_loss(head, config, what=what)
+    except DataValidationError as error:
+        raise DataValidationError(
+            f"{error} (checked on the first {len(head)} rows of the stream)",
+            field=error.field or field,
+        ) from error
+    if config.max_samples is not None:
+        stream = stream.take(config.max_samples)
+    return stream
+
+
+def _load_stream(
+    name: str, config: DatasetConfig
+) -> tuple[IterableDataset, Dataset | None, DatasetReport]:
+    """A streamed dataset and its held-out file (read whole: it is evaluated whole)."""
+    train = open_stream(name, config)
+    held_out, sources = None, []
+    warnings = [
+        f"dataset {name!r} streams: rows are read while training, not counted or checked "
+        f"beyond the first {HEAD_ROWS}, and not by the leakage check"
+    ]
+    if config.eval_source is not None:
+        eval_field = f"datasets.{name}.eval_source"
+        raw_eval = load_source(
+            config.eval_source, what=f"dataset {name!r} (eval)", field=eval_field
+        )
+        held_out, eval_report, eval_warnings = _prepare_source(
+            name, config, raw_eval, split="eval", path=config.eval_source.path, field=eval_field
+        )
+        sources.append(eval_report)
+        warnings += eval_warnings
+    report = DatasetReport(
+        name=name,
+        train_rows=0,
+        eval_rows=len(held_out) if held_out is not None else 0,
+        columns=list(train.column_names or []),
+        sources=sources,
+        warnings=warnings,
+    )
+    return train, held_out, report
+
+
 def _load_one(
     name: str, config: DatasetConfig, *, seed: int
-) -> tuple[Dataset, Dataset | None, DatasetReport]:
+) -> tuple[Dataset | IterableDataset, Dataset | None, DatasetReport]:
+    if config.source.streaming:
+        return _load_stream(name, config)
     source_field = f"datasets.{name}.source"
     raw = load_source(config.source, what=f"dataset {name!r}", field=source_field)
     train, train_report, warnings = _prepare_source(
@@ -234,6 +302,7 @@ def load_datasets_with_report(config: RunConfig) -> tuple[DatasetDict, DatasetDi
     `eval_size` and the run seed before `max_samples` is applied, so capping training rows
     never changes which rows are evaluated.
     """
+    raise_problems(streaming_problems(config))
     train, held_out, reports = {}, {}, {}
     for name, dataset_config in config.datasets.items():
         train[name], eval_part, reports[name] = _load_one(name, dataset_config, seed=config.seed)
@@ -268,21 +337,28 @@ def check_data(config: RunConfig) -> DataCheck:
     return check
 
 
-def check_data_keeping_held_out(config: RunConfig) -> tuple[DataCheck, DatasetDict]:
-    """`check_data`, plus the held-out split of every dataset that loaded: the rows the
-    evaluators will read, so a preflight can check evaluator columns and metric names
-    on the real data without loading anything twice."""
-    problems, reports, held_out = [], {}, {}
+def check_data_keeping_splits(config: RunConfig) -> tuple[DataCheck, DatasetDict, DatasetDict]:
+    """`check_data`, plus the training and held-out splits of every dataset that loaded:
+    the rows the evaluators will read and the leakage check compares, so a preflight can
+    check them on the real data without loading anything twice."""
+    problems, reports, train, held_out = streaming_problems(config), {}, {}, {}
     for name, dataset_config in config.datasets.items():
         try:
-            _, eval_part, reports[name] = _load_one(name, dataset_config, seed=config.seed)
+            train_part, eval_part, reports[name] = _load_one(name, dataset_config, seed=config.seed)
         except DataValidationError as error:
             problems.append(error.as_problem(default_field=f"datasets.{name}"))
             continue
+        train[name] = train_part
         if eval_part is not None:
             held_out[name] = eval_part
     check = DataCheck(problems=problems, report=DataReport(datasets=reports))
-    return check, DatasetDict(held_out)
+    return check, DatasetDict(train), DatasetDict(held_out)
+
+
+def check_data_keeping_held_out(config: RunConfig) -> tuple[DataCheck, DatasetDict]:
+    """`check_data`, plus the held-out split of every dataset that loaded."""
+    check, _, held_out = check_data_keeping_splits(config)
+    return check, held_out
 
 
 def load_evaluator_rows(
@@ -320,3 +396,30 @@ def load_documents(documents: DocumentsSource, *, what: str) -> list[str]:
             f"{what}: column {documents.column!r} of {documents.source.path!r} has empty values"
         )
     return [str(text) for text in column.to_pylist()]
+
+
+def stream_stand_ins(config: RunConfig, train: DatasetDict) -> DatasetDict:
+    """`train` with every stream replaced by its first `HEAD_ROWS` rows: what the load
+    stage hands on as an artifact (a stream cannot be stored; its rows stay at the
+    source). The train stage opens the stream again (`reopen_streams`)."""
+    return DatasetDict(
+        {
+            name: Dataset.from_list(list(rows.take(HEAD_ROWS)), features=rows.features)
+            if isinstance(rows, IterableDataset)
+            else rows
+            for name, rows in train.items()
+        }
+    )
+
+
+def reopen_streams(config: RunConfig, train: DatasetDict) -> DatasetDict:
+    """`train` with every dataset of `source.streaming: true` opened as its stream again
+    (whatever stand-in the load stage passed for it)."""
+    return DatasetDict(
+        {
+            name: open_stream(name, config.datasets[name])
+            if name in config.datasets and config.datasets[name].source.streaming
+            else rows
+            for name, rows in train.items()
+        }
+    )

@@ -8,13 +8,19 @@ fine-tuning and nothing else. Metric keys are sentence-transformers' own
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
 
 from trainer.catalog import LABEL_COLUMNS
-from trainer.config import EvaluatorConfig, RunConfig
+from trainer.config import (
+    EVALUATOR_TEXT_COLUMNS,
+    HUB_EVALUATORS,
+    EvaluatorConfig,
+    ModelConfig,
+    RunConfig,
+)
 from trainer.data import load_beir, load_documents, load_evaluator_rows
 from trainer.evaluation.metrics import evaluator_name
 from trainer.logs import encoding_progress
@@ -112,21 +118,20 @@ def retrieval_evaluator(
 ) -> BaseEvaluator:
     """`InformationRetrievalEvaluator` with the project's metric cut-offs, encoding and
     scoring the corpus in chunks (`corpus_chunk_size`): top-k hits are kept per query,
-    never a full queries x corpus score matrix."""
-    from sentence_transformers.sentence_transformer import evaluation as st_eval
+    never a full queries x corpus score matrix. It keeps per-query values too
+    (`PerQueryRetrievalEvaluator`), for the gate's paired bootstrap."""
+    from trainer.evaluation.per_query import PerQueryRetrievalEvaluator
 
-    params = dict(evaluator.params)
+    params = _with_truncation(evaluator)
     params.setdefault("accuracy_at_k", [1, 5, 10])
     params.setdefault("precision_recall_at_k", [1, 5, 10])
     params.setdefault("map_at_k", [10])
     params.setdefault(
         "corpus_chunk_size", evaluator.corpus_chunk_size or corpus_chunk_size(len(queries))
     )
-    # The library types queries and corpus as dict[str, <any media it embeds>]; dict is
-    # invariant, so a dict[str, str] does not match although every value is a str.
-    return st_eval.InformationRetrievalEvaluator(
-        queries,  # type: ignore[arg-type]
-        corpus,  # type: ignore[arg-type]
+    return PerQueryRetrievalEvaluator(
+        queries,
+        corpus,
         relevant,
         name=evaluator.display_name,
         write_csv=False,
@@ -134,16 +139,93 @@ def retrieval_evaluator(
     )
 
 
-def build_evaluator(evaluator: EvaluatorConfig, rows: Dataset | None) -> BaseEvaluator:
-    """One sentence-transformers evaluator over `rows` (None for `beir`, which reads its folder)."""
+def _with_truncation(evaluator: EvaluatorConfig) -> dict[str, Any]:
+    """The evaluator's params plus `truncate_dim` when set (every sentence-transformers
+    embedding evaluator takes it)."""
+    params = dict(evaluator.params)
+    if evaluator.truncate_dim is not None:
+        params["truncate_dim"] = evaluator.truncate_dim
+    return params
+
+
+def evaluator_texts(rows: Dataset, evaluator: EvaluatorConfig) -> list[list[str]]:
+    """The text columns an evaluator of `EVALUATOR_TEXT_COLUMNS` reads, checked: as many
+    as it needs (all label-free columns for reranking, whose negatives may be several)."""
+    needed, meaning = EVALUATOR_TEXT_COLUMNS[evaluator.type]
+    texts = [c for c in rows.column_names if c not in (*LABEL_COLUMNS, "dataset_name")]
+    if len(texts) < needed:
+        raise DataValidationError(
+            f"evaluator {evaluator.display_name!r} ({evaluator.type}) reads {needed} text "
+            f"columns or more: {meaning}; the rows have: {', '.join(rows.column_names)}"
+        )
+    return [[str(text) for text in rows[column]] for column in texts]
+
+
+def _row_evaluator(
+    evaluator: EvaluatorConfig, rows: Dataset, base: ModelConfig | None
+) -> BaseEvaluator:
+    """Paraphrase mining, translation, reranking and MSE over the rows' text columns."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    from trainer.models import load_model
+
+    name, params = evaluator.display_name, _with_truncation(evaluator)
+    columns = evaluator_texts(rows, evaluator)
+    if evaluator.type == "paraphrase_mining":
+        first, second = columns[:2]
+        ids = {text: f"s{i}" for i, text in enumerate(dict.fromkeys([*first, *second]))}
+        return st_eval.ParaphraseMiningEvaluator(
+            {sid: text for text, sid in ids.items()},
+            duplicates_list=[(ids[a], ids[b]) for a, b in zip(first, second, strict=True)],
+            name=name, write_csv=False, **params,
+        )  # fmt: skip
+    if evaluator.type == "translation":
+        return st_eval.TranslationEvaluator(
+            columns[0], columns[1], name=name, write_csv=False, **params
+        )
+    if evaluator.type == "reranking":
+        samples = [
+            {"query": row[0], "positive": [row[1]], "negative": list(row[2:])}
+            for row in zip(*columns, strict=True)
+        ]
+        return st_eval.RerankingEvaluator(samples, name=name, write_csv=False, **params)
+    teacher = evaluator.teacher or base
+    if teacher is None:
+        raise ValueError(f"evaluator {name!r} (mse) needs a teacher model or the run's base model")
+    return st_eval.MSEEvaluator(
+        columns[0], columns[1], teacher_model=load_model(teacher), name=name, write_csv=False,
+        **params,
+    )  # fmt: skip
+
+
+def nanobeir_evaluator(evaluator: EvaluatorConfig) -> BaseEvaluator:
+    """sentence-transformers' NanoBEIR evaluator (13 small BEIR sets, downloaded from the
+    Hub when built: `params.dataset_names` picks some)."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    params = _with_truncation(evaluator)
+    params.setdefault("show_progress_bar", False)
+    return st_eval.NanoBEIREvaluator(write_csv=False, **params)
+
+
+def build_evaluator(
+    evaluator: EvaluatorConfig, rows: Dataset | None, base: ModelConfig | None = None
+) -> BaseEvaluator:
+    """One sentence-transformers evaluator over `rows` (None for `beir`, which reads its
+    folder, and `nanobeir`, which downloads its own); `base` is the run's base model, the
+    default teacher of `mse`."""
     from sentence_transformers.sentence_transformer import evaluation as st_eval
 
     if evaluator.type == "beir":
         assert evaluator.path is not None
         data = load_beir(evaluator.path, evaluator.beir_split)
         return retrieval_evaluator(evaluator, data.queries, data.corpus, data.relevant)
+    if evaluator.type in HUB_EVALUATORS:
+        return nanobeir_evaluator(evaluator)
     assert rows is not None
-    name, params = evaluator.display_name, dict(evaluator.params)
+    if evaluator.type in EVALUATOR_TEXT_COLUMNS:
+        return _row_evaluator(evaluator, rows, base)
+    name, params = evaluator.display_name, _with_truncation(evaluator)
     if evaluator.type == "information_retrieval":
         queries, documents = _columns(
             rows, evaluator, [evaluator.query_column, evaluator.document_column]
@@ -186,7 +268,13 @@ def evaluator_configs(config: RunConfig, eval_datasets: DatasetDict) -> list[Eva
 def build_evaluators(config: RunConfig, eval_datasets: DatasetDict) -> list[BaseEvaluator]:
     """All evaluators of the run (see `evaluator_configs`)."""
     return [
-        build_evaluator(ev, None if ev.type == "beir" else load_evaluator_rows(ev, eval_datasets))
+        build_evaluator(
+            ev,
+            None
+            if ev.type in ("beir", *HUB_EVALUATORS)
+            else load_evaluator_rows(ev, eval_datasets),
+            config.model,
+        )
         for ev in evaluator_configs(config, eval_datasets)
     ]
 
@@ -215,6 +303,24 @@ def texts_to_encode(evaluator: BaseEvaluator) -> int | None:
     return None
 
 
+PER_QUERY_FAMILIES = ("_ndcg@", "_mrr@")
+"""Metric families whose per-query values an evaluation keeps by default (besides the
+gate metric): enough to bootstrap the usual gate metrics, small enough for JSON."""
+
+
+def per_query_scores(evaluator: BaseEvaluator) -> dict[str, list[float]]:
+    """The per-query values `evaluator` kept from its last call ({} for evaluators that
+    report only averages: similarity, triplet, classification)."""
+    kept = getattr(evaluator, "per_query", None)
+    if not isinstance(kept, dict):
+        return {}
+    return {str(key): [float(value) for value in values] for key, values in kept.items()}
+
+
+def _kept(key: str, extra: Collection[str]) -> bool:
+    return key in extra or any(family in key for family in PER_QUERY_FAMILIES)
+
+
 def run_evaluators(
     model: SentenceTransformer,
     evaluators: list[BaseEvaluator],
@@ -222,12 +328,16 @@ def run_evaluators(
     label: str = "the model",
     log: Callable[[str], None] | None = None,
     every_s: float = 15.0,
+    per_query: dict[str, list[float]] | None = None,
+    per_query_keys: Collection[str] = (),
 ) -> dict[str, float]:
     """Run every evaluator on `model`; metric keys are prefixed with the evaluator name.
 
     Each evaluator's output (sentence-transformers' own block of numbers) comes after a
     line naming the model it scores (`label`: "the base model", ...), with progress lines
-    (texts encoded, rate, ETA) while it encodes and its primary metric at the end."""
+    (texts encoded, rate, ETA) while it encodes and its primary metric at the end. When
+    `per_query` is given it receives the per-query values of the ndcg and mrr metrics and
+    of `per_query_keys`, from the evaluators that keep them."""
     log = log or logger.info
     metrics: dict[str, float] = {}
     for index, evaluator in enumerate(evaluators, start=1):
@@ -239,6 +349,9 @@ def run_evaluators(
             raise TypeError(f"{type(evaluator).__name__} returned {scores!r}, not its metrics")
         for key, value in scores.items():
             metrics[key] = float(value)
+        if per_query is not None:
+            kept = per_query_scores(evaluator)
+            per_query.update({k: v for k, v in kept.items() if _kept(k, per_query_keys)})
         primary = primary_metric(evaluator)
         if primary in metrics:
             log(f"{label}: {primary} = {metrics[primary]:.4f}")
@@ -252,10 +365,28 @@ def compare(
     *,
     base_label: str = "the base model",
     log: Callable[[str], None] | None = None,
+    per_query_keys: Collection[str] = (),
 ) -> Evaluation:
-    """Evaluate both models on identical data: metrics, improvement and the primary metric."""
-    base_metrics = run_evaluators(base, evaluators, label=base_label, log=log)
-    tuned_metrics = run_evaluators(finetuned, evaluators, label="the fine-tuned model", log=log)
+    """Evaluate both models on identical data: metrics, improvement, the primary metric,
+    and per-query values (ndcg, mrr and `per_query_keys`) where the evaluator keeps them."""
+    base_queries: dict[str, list[float]] = {}
+    tuned_queries: dict[str, list[float]] = {}
+    base_metrics = run_evaluators(
+        base,
+        evaluators,
+        label=base_label,
+        log=log,
+        per_query=base_queries,
+        per_query_keys=per_query_keys,
+    )
+    tuned_metrics = run_evaluators(
+        finetuned,
+        evaluators,
+        label="the fine-tuned model",
+        log=log,
+        per_query=tuned_queries,
+        per_query_keys=per_query_keys,
+    )
     return Evaluation(
         primary_metric=primary_metric(evaluators[0]) if evaluators else None,
         base=base_metrics,
@@ -265,4 +396,6 @@ def compare(
             for key in tuned_metrics
             if key in base_metrics
         },
+        base_per_query={k: v for k, v in base_queries.items() if k in tuned_queries},
+        finetuned_per_query={k: v for k, v in tuned_queries.items() if k in base_queries},
     )

@@ -23,6 +23,13 @@ was given, else the model's `similarity_fn_name`):
   accuracy_threshold, f1, f1_threshold, precision, recall, ap, mcc; with several, also
   `max_<m>`. Primary: `max_ap` (several) or `<fn>_ap`.
 
+* `ParaphraseMiningEvaluator`: `average_precision` (primary), `f1`, `precision`,
+  `recall`, `threshold`.
+* `TranslationEvaluator`: `src2trg_accuracy`, `trg2src_accuracy`, `mean_accuracy` (primary).
+* `RerankingEvaluator`: `map`, `mrr@<at_k>`, `ndcg@<at_k>` (primary).
+* `MSEEvaluator`: `negative_mse` (primary; higher is better).
+* `NanoBEIREvaluator` downloads its datasets when built: its names are not listed here.
+
 `tests/test_metric_names.py` runs every evaluator on a tiny model and compares.
 """
 
@@ -113,7 +120,27 @@ def _unprefixed(evaluator: BaseEvaluator, similarity: str) -> list[str]:
         fns = evaluator.similarity_fn_names or [similarity]
         names = [f"{fn}_{m}" for fn in fns for m in _BINARY_METRICS]
         return names + ([f"max_{m}" for m in _BINARY_METRICS] if len(fns) > 1 else [])
+    fixed = _fixed_names(evaluator)
+    if fixed is not None:
+        return fixed[0]
     raise TypeError(f"no metric names known for {type(evaluator).__name__}")
+
+
+def _fixed_names(evaluator: BaseEvaluator) -> tuple[list[str], str] | None:
+    """(names, primary) of evaluators whose keys do not depend on a similarity function."""
+    from sentence_transformers.sentence_transformer import evaluation as st_eval
+
+    if isinstance(evaluator, st_eval.ParaphraseMiningEvaluator):
+        names = ["average_precision", "f1", "precision", "recall", "threshold"]
+        return names, "average_precision"
+    if isinstance(evaluator, st_eval.TranslationEvaluator):
+        return ["src2trg_accuracy", "trg2src_accuracy", "mean_accuracy"], "mean_accuracy"
+    if isinstance(evaluator, st_eval.RerankingEvaluator):
+        k = evaluator.at_k
+        return ["map", f"mrr@{k}", f"ndcg@{k}"], f"ndcg@{k}"
+    if isinstance(evaluator, st_eval.MSEEvaluator):
+        return ["negative_mse"], "negative_mse"
+    return None
 
 
 def evaluator_name(evaluator: BaseEvaluator) -> str:
@@ -160,6 +187,8 @@ def primary_metric_name(evaluator: BaseEvaluator, similarity: str) -> str | None
     elif isinstance(evaluator, st_eval.BinaryClassificationEvaluator):
         fns = evaluator.similarity_fn_names or [similarity]
         key = "max_ap" if len(fns) > 1 else f"{fns[0]}_ap"
+    elif (fixed := _fixed_names(evaluator)) is not None:
+        key = fixed[1]
     else:
         raise TypeError(f"no metric names known for {type(evaluator).__name__}")
     return _prefixed(evaluator, key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from trainer.config import RunConfig
 from trainer.preflight.config import read_config
-from trainer.preflight.evaluators import check_evaluators, check_gate
+from trainer.preflight.evaluators import check_best_model_metric, check_evaluators, check_gate
 from trainer.preflight.export import check_export
 from trainer.preflight.locations import check_checkpoints, check_hub, check_output
+from trainer.preflight.loss_models import check_loss_models
 from trainer.preflight.report import Findings, PreflightReport
 from trainer.problems import Problem
 from trainer.results import DataReport
@@ -22,16 +24,41 @@ if TYPE_CHECKING:
 
 
 def _check_data(config: RunConfig, found: Findings) -> tuple[DataReport, DatasetDict]:
-    from trainer.data import check_data_keeping_held_out
+    from trainer.data import check_data_keeping_splits
 
-    check, held_out = check_data_keeping_held_out(config)
+    check, train, held_out = check_data_keeping_splits(config)
     found.problems.extend(check.problems)
     found.warnings.extend(check.report.warnings)
     for name, report in check.report.datasets.items():
         found.checked.append(
             f"dataset {name}: {report.train_rows} training rows, {report.eval_rows} held out"
         )
-    return check.report, held_out
+    return _check_leakage(config, check.report, train, held_out, found), held_out
+
+
+def _check_leakage(
+    config: RunConfig,
+    report: DataReport,
+    train: DatasetDict,
+    held_out: DatasetDict,
+    found: Findings,
+) -> DataReport:
+    """The load stage's leakage check on the same rows: a held-out query that also occurs
+    in training is a problem here too (unless `leakage.on_query_overlap: warn`)."""
+    from trainer.data import LeakageError, check_leakage, enforce_leakage_policy
+
+    if not held_out:
+        return report
+    leakage = check_leakage(train, held_out)
+    try:
+        warnings = enforce_leakage_policy(leakage, config.leakage)
+    except LeakageError as error:
+        found.problems.append(Problem(field="leakage.on_query_overlap", message=str(error)))
+        warnings = []
+    else:
+        found.checked.append(f"leakage: held-out rows of {', '.join(held_out)} vs training")
+    found.warnings.extend(warnings)
+    return report.model_copy(update={"leakage": leakage, "leakage_warnings": warnings})
 
 
 IN_BATCH_NEGATIVES_FEW = 8
@@ -62,6 +89,44 @@ def _check_training(config: RunConfig, found: Findings) -> None:
             )
 
 
+def planned_steps(config: RunConfig, data: DataReport) -> int | None:
+    """About how many optimizer steps the run will take on one process: `max_steps`,
+    else batches of every dataset per epoch over gradient accumulation (None when a
+    dataset did not load or an argument is not a plain number)."""
+    from trainer.training import effective_training_arguments
+
+    arguments = effective_training_arguments(config)
+    max_steps = arguments.get("max_steps")
+    if isinstance(max_steps, int) and max_steps > 0:
+        return max_steps
+    batch = arguments.get("per_device_train_batch_size")
+    epochs = arguments.get("num_train_epochs")
+    accumulation = arguments.get("gradient_accumulation_steps", 1)
+    rows = [
+        data.datasets[name].train_rows if name in data.datasets else None
+        for name in config.datasets
+    ]
+    if not (
+        isinstance(batch, int) and isinstance(epochs, int | float) and isinstance(accumulation, int)
+    ):
+        return None
+    if any(count is None for count in rows) or batch < 1 or accumulation < 1:
+        return None
+    batches = sum(math.ceil(count / batch) for count in rows if count is not None)
+    return math.ceil(batches * epochs / accumulation)
+
+
+def _check_steps(config: RunConfig, data: DataReport, found: Findings) -> None:
+    """Warn when the run will train fewer steps than the gate's `min_steps`."""
+    steps = planned_steps(config, data)
+    if steps is not None and steps < config.gate.min_steps:
+        found.warnings.append(
+            f"the run will train about {steps} optimizer step(s), fewer than gate.min_steps "
+            f'{config.gate.min_steps}: the gate will fail it with "no meaningful training" '
+            "(more rows or epochs, a smaller batch, or a lower gate.min_steps)"
+        )
+
+
 def _check_model(
     config: RunConfig,
     found: Findings,
@@ -69,7 +134,7 @@ def _check_model(
 ) -> str | None:
     """Problems with the base model's source; its similarity function when known."""
     from trainer.evaluation import model_similarity
-    from trainer.models import model_source_problems
+    from trainer.models import model_length_problems, model_source_problems
 
     if config.model.zenml_ref is not None:
         # Only the orchestrator can look up a ZenML model version.
@@ -90,6 +155,14 @@ def _check_model(
     if problems:
         return None
     found.checked.append(f"base model {config.model.name_or_path}")
+    found.problems.extend(model_length_problems(config.model))
+    if config.model.trust_remote_code:
+        found.warnings.append(
+            f"model.trust_remote_code is true: loading {config.model.name_or_path!r} runs "
+            "Python code from its repository on every machine the run uses; set it only for "
+            "a model whose code you have read (the model card records it)"
+        )
+    _check_model_options(config, found)
     similarity = model_similarity(config.model)
     if similarity is None:
         found.skipped.append(
@@ -97,6 +170,23 @@ def _check_model(
             "are checked for every similarity function it might use"
         )
     return similarity
+
+
+def _check_model_options(config: RunConfig, found: Findings) -> None:
+    """Matryoshka dims, adaptive layers and pooling against the base model's files."""
+    from trainer.models import model_facts
+    from trainer.preflight.models import model_option_problems
+
+    facts = model_facts(config.model)
+    if facts is None:
+        return
+    problems = model_option_problems(config, facts)
+    found.problems.extend(problems)
+    if not problems:
+        found.checked.append(
+            f"model options (embedding dimension {facts.embedding_dimension}, "
+            f"{facts.num_layers} layers)"
+        )
 
 
 _NOT_CACHED = ("not cached", "not in the local Hugging Face cache", "cannot load")
@@ -119,6 +209,9 @@ def _hub_fields(config: RunConfig) -> dict[str, str]:
         model = mining.model if mining is not None else None
         if model is not None and hub_repo_id(model.name_or_path) is not None:
             fields[f"datasets.{name}.hard_negatives.model"] = f"Hub model {model.name_or_path!r}"
+        for role, loss_model in (("guide", dataset.loss.guide), ("teacher", dataset.loss.teacher)):
+            if loss_model is not None and hub_repo_id(loss_model.name_or_path) is not None:
+                fields[f"datasets.{name}.loss.{role}"] = f"Hub model {loss_model.name_or_path!r}"
     for index, evaluator in enumerate(config.evaluators):
         if evaluator.source is not None and evaluator.source.resolved_format == "hub":
             fields[f"evaluators.{index}.source"] = f"Hub dataset {evaluator.source.path!r}"
@@ -183,8 +276,12 @@ def preflight(
             if "model" in found.dropped
             else _check_model(run_config, found, model_version_exists)
         )
+        if "model" not in found.dropped:
+            check_loss_models(run_config, found, model_version_exists)
         if "training" not in found.dropped:
             _check_training(run_config, found)
+            if "gate" not in found.dropped:
+                _check_steps(run_config, data, found)
         if not found.dropped & {"evaluators", "gate"} and not any(
             part.startswith("datasets.") for part in found.dropped
         ):
@@ -192,6 +289,8 @@ def preflight(
             found_metrics = check_evaluators(run_config, held_out, similarity, failed, found)
             metrics = found_metrics.names
             gate_metric = check_gate(run_config, found_metrics, found)
+            if "training" not in found.dropped:
+                check_best_model_metric(run_config, found_metrics, found)
         else:
             found.skipped.append(
                 "evaluators and gate.metric: the config parts they use are invalid"

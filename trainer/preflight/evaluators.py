@@ -7,7 +7,7 @@ import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trainer.config import RunConfig
+from trainer.config import EVALUATOR_TEXT_COLUMNS, RunConfig
 from trainer.preflight.report import Findings
 from trainer.problems import DataValidationError
 
@@ -50,6 +50,9 @@ def _stand_in_rows(evaluator: EvaluatorConfig) -> Dataset:
         return Dataset.from_dict({evaluator.query_column: ["q"], evaluator.document_column: ["d"]})
     if evaluator.type == "triplet":
         return Dataset.from_dict({"anchor": ["a"], "positive": ["p"], "negative": ["n"]})
+    if evaluator.type in EVALUATOR_TEXT_COLUMNS:
+        texts, _ = EVALUATOR_TEXT_COLUMNS[evaluator.type]
+        return Dataset.from_dict({f"text{i}": [f"t{i}"] for i in range(texts)})
     label = {"score": [0.5]} if evaluator.type == "embedding_similarity" else {"label": [1]}
     return Dataset.from_dict({"sentence1": ["a"], "sentence2": ["b"], **label})
 
@@ -148,6 +151,17 @@ def check_evaluators(
     for index, evaluator in enumerate(configs):
         where = f"evaluators.{index}" if config.evaluators else "evaluators"
         name = evaluator.display_name
+        if evaluator.type == "nanobeir":
+            check_nanobeir(evaluator, where, found)
+            unknown.append(name)
+            continue
+        if evaluator.type == "mse":
+            names = check_mse(config, evaluator, held_out, where, found)
+            metrics.extend(names)
+            shown.extend(names)
+            if index == 0:
+                primary = names[0]
+            continue
         try:
             built, checked = _build(evaluator, held_out, where, found)
         except (TypeError, ValueError, AssertionError) as error:
@@ -227,4 +241,87 @@ def _check_guards(config: RunConfig, metrics: EvaluatorMetrics, found: Findings)
             f"gate.guards[{index}].metric",
             f"{guard.metric!r} is not reported by any evaluator; {hint}they report: "
             f"{', '.join(metrics.shown)}",
+        )
+
+
+def check_best_model_metric(config: RunConfig, metrics: EvaluatorMetrics, found: Findings) -> None:
+    """`training.metric_for_best_model` (with `load_best_model_at_end`) must be a metric the
+    evaluators report during training, or the held-out loss (`loss`, per dataset
+    `<dataset>_loss`); the Trainer would otherwise fail at its first evaluation."""
+    training = config.training
+    metric = training.get("metric_for_best_model")
+    if not training.get("load_best_model_at_end") or not isinstance(metric, str):
+        return
+    key = metric.removeprefix("eval_")
+    losses = ["loss"] if not config.is_multi_dataset else [f"{n}_loss" for n in config.datasets]
+    if key in losses or key in metrics.names:
+        found.checked.append(f"best-model metric {metric}")
+        return
+    if metrics.unknown:
+        return
+    choices = [*metrics.shown, *losses]
+    close = difflib.get_close_matches(key, choices, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    found.problem(
+        "training.metric_for_best_model",
+        f"{metric!r} is not reported during training, so load_best_model_at_end could not "
+        f"compare checkpoints by it; {hint}use one of: {', '.join(choices)}",
+    )
+
+
+def check_mse(
+    config: RunConfig,
+    evaluator: EvaluatorConfig,
+    held_out: DatasetDict,
+    where: str,
+    found: Findings,
+) -> list[str]:
+    """MSE is checked without building it (that encodes the source texts with the teacher):
+    its rows' columns, and its teacher's source like the base model's. Its one metric."""
+    from trainer.evaluation import evaluator_texts
+    from trainer.models import model_source_problems
+
+    rows = _real_rows(evaluator, held_out, where, found)
+    if rows is not None:
+        try:
+            evaluator_texts(rows, evaluator)
+            found.checked.append(f"evaluator {evaluator.display_name}: {len(rows)} rows")
+        except DataValidationError as error:
+            found.problem(where, str(error))
+    if evaluator.teacher is not None:
+        for problem in model_source_problems(evaluator.teacher):
+            found.problem(f"{where}.teacher", problem.message)
+    return [f"{evaluator.display_name}_negative_mse"]
+
+
+def check_nanobeir(evaluator: EvaluatorConfig, where: str, found: Findings) -> None:
+    """NanoBEIR's datasets come from the Hub when it is built: its dataset names are
+    checked here, the download is not (said as skipped, offline or not)."""
+    from huggingface_hub import constants
+    from sentence_transformers.sentence_transformer.evaluation.nano_beir import (
+        DATASET_NAME_TO_HUMAN_READABLE,
+    )
+
+    names = evaluator.params.get("dataset_names") or list(DATASET_NAME_TO_HUMAN_READABLE)
+    known = list(DATASET_NAME_TO_HUMAN_READABLE)
+    for name in names if isinstance(names, list) else [names]:
+        if str(name).lower() not in known:
+            close = difflib.get_close_matches(str(name).lower(), known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            found.problem(
+                f"{where}.params.dataset_names",
+                f"{name!r} is not a NanoBEIR dataset; {hint}NanoBEIR has: {', '.join(known)}",
+            )
+    dataset_id = evaluator.params.get("dataset_id", "sentence-transformers/NanoBEIR-en")
+    chosen = ", ".join(map(str, names))
+    if constants.HF_HUB_OFFLINE:
+        found.skipped.append(
+            f"{where}: NanoBEIR downloads {dataset_id} ({chosen}) from the Hugging Face Hub "
+            "when it runs; HF_HUB_OFFLINE=1 here, so it is not checked, and the evaluate "
+            "stage needs Hub access (or those datasets in the local cache)"
+        )
+    else:
+        found.skipped.append(
+            f"{where}: NanoBEIR downloads {dataset_id} ({chosen}) from the Hugging Face Hub "
+            "when it runs: not checked here"
         )

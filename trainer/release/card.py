@@ -201,6 +201,13 @@ def _summary(config: RunConfig, model_info: ModelInfo, lineage: ModelLineage | N
         ["Language", _cell(", ".join(config.card.language))],
         ["License", _cell(config.card.license)],
     ]
+    if config.model.trust_remote_code:
+        details.append(
+            [
+                "Remote code",
+                "trusted: `model.trust_remote_code: true` (the base model runs its own code)",
+            ]
+        )
     return "\n\n".join(
         [
             f"# {_model_name(config)}",
@@ -263,6 +270,29 @@ def _evaluation(evaluation: Evaluation) -> str:
     return f"## Evaluation\n\n{intro}\n\n{table}"
 
 
+def _dimensions(evaluation: Evaluation) -> str:
+    """The primary metric per Matryoshka dimension (runs that trained some)."""
+    if not evaluation.by_dimension:
+        return ""
+    rows = [
+        [
+            str(score.dimension),
+            _num(score.base),
+            _num(score.finetuned),
+            "—" if score.base is None else f"{score.finetuned - score.base:+.4f}",
+        ]
+        for score in evaluation.by_dimension
+    ]
+    table = _table(["Dimension", "Base", "Fine-tuned", "Δ"], rows)
+    return (
+        "### Per embedding dimension\n\n"
+        f"`{evaluation.primary_metric}` with embeddings truncated to each Matryoshka "
+        "dimension the model was trained at "
+        "(`SentenceTransformer(..., truncate_dim=<dimension>)`).\n\n"
+        f"{table}"
+    )
+
+
 def _gate(config: RunConfig, evaluation: Evaluation, export: ExportReport | None = None) -> str:
     """The release gate and each regression guard, decided from this run's evaluation
     (and export parity) exactly as `push_to_hub` and `promote` decide them."""
@@ -273,12 +303,18 @@ def _gate(config: RunConfig, evaluation: Evaluation, export: ExportReport | None
     except ValueError as error:
         return f"### Release gate\n\nNot decided: {error}."
     base = (
-        f" (base {_num(decision.base_value)}, {decision.improvement:+.4f})"
+        f" (base {_num(decision.base_value)}, {decision.improvement_text()})"
         if decision.base_value is not None and decision.improvement is not None
         else ""
     )
     verdict = "passed" if decision.passed else "failed"
     lines = [f"`{decision.metric}` = {_num(decision.value)}{base}: **{verdict}**."]
+    if decision.interval is not None:
+        lines.append(
+            f"\nDecided on the lower bound of a paired bootstrap interval over queries "
+            f"({decision.interval.resamples} resamples, seed {decision.interval.seed}), "
+            f"against `min_improvement` {config.gate.min_improvement}.\n"
+        )
     lines += [f"- {reason}" for reason in decision.reasons if not reason.startswith("guard ")]
     if decision.guards:
         lines.append("\nRegression guards (no metric may fall more than its allowed drop):\n")
@@ -385,6 +421,15 @@ def _batch_line(training: TrainingSummary) -> str:
     )
 
 
+def card_training_arguments(config: RunConfig) -> dict[str, Any]:
+    """The effective training arguments as the config says them: a `warmup_ratio` stays
+    a ratio (the run passes it as a fractional `warmup_steps`, transformers 5's spelling)."""
+    arguments = effective_training_arguments(config)
+    if "warmup_ratio" in config.training and "warmup_steps" not in config.training:
+        arguments["warmup_ratio"] = arguments.pop("warmup_steps")
+    return arguments
+
+
 def _training(
     config: RunConfig,
     training: TrainingSummary,
@@ -421,7 +466,7 @@ def _training(
                 "—" if dataset.prompt is None else f"`{_cell(json.dumps(dataset.prompt))}`",
             ]
         )
-    hyper = [[f"`{k}`", _cell(v)] for k, v in sorted(effective_training_arguments(config).items())]
+    hyper = [[f"`{k}`", _cell(v)] for k, v in sorted(card_training_arguments(config).items())]
     facts = [
         f"- Training time: {_num(training.train_seconds, 1)} s",
         f"- Optimizer steps: {_cell(training.global_step)}",
@@ -443,6 +488,13 @@ def _training(
             f"- Hyperparameters chosen by a search of {len(search.trials)} trials "
             f"(best `{search.metric}` {search.best_score:.4f}, trial {search.best_trial}): "
             f"{params}"
+        )
+    if training.best_model is not None:
+        best = training.best_model
+        facts.append(
+            f"- Weights from the best checkpoint (`load_best_model_at_end`): step {best.step} "
+            f"of {_cell(training.global_step)}, `{best.metric}` {_num(best.score)} "
+            f"({'higher' if best.greater_is_better else 'lower'} is better)"
         )
     if training.resume.resumed:
         origin = f", saved by {training.resume.from_run}" if training.resume.from_run else ""
@@ -530,6 +582,7 @@ def render_model_card(
         _summary(config, training.model_info, training.lineage),
         _usage(config),
         _evaluation(evaluation),
+        _dimensions(evaluation),
         _gate(config, evaluation, export),
         _export(export),
         _training(config, training, data, search, mining),

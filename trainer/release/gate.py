@@ -3,6 +3,12 @@
 The decision is a pure function of the gate config and the `Evaluation` the evaluate
 stage produced, so it can be unit-tested, re-run on an old run's saved metrics, and
 logged as one sentence a person reads in the step log.
+
+A point estimate on a few hundred queries moves by a few hundredths between draws of
+queries, so with `gate.confidence` set the gate decides on the lower bound of a seeded
+paired bootstrap interval of the improvement (`trainer.evaluation.paired_bootstrap`),
+where the evaluator kept per-query scores; `benchmarks/gate_false_pass.py` measures how
+often identically trained models pass against each other either way.
 """
 
 from __future__ import annotations
@@ -10,9 +16,24 @@ from __future__ import annotations
 import math
 
 from trainer.config import GateConfig, RunConfig
+from trainer.evaluation import paired_bootstrap
 from trainer.release.guards import check_guards
-from trainer.results import Evaluation, ExportReport, GateDecision
+from trainer.results import NO_INTERVAL, ConfidenceInterval, Evaluation, ExportReport, GateDecision
 from trainer.results import format_metric as _fmt
+
+
+def improvement_interval(
+    gate: GateConfig, evaluation: Evaluation, metric: str
+) -> ConfidenceInterval | None:
+    """The bootstrap interval of `metric`'s improvement, or None when `gate.confidence`
+    is off or the evaluator kept no per-query scores of `metric` for both models."""
+    base = evaluation.base_per_query.get(metric)
+    tuned = evaluation.finetuned_per_query.get(metric)
+    if gate.confidence is None or not base or not tuned:
+        return None
+    return paired_bootstrap(
+        base, tuned, confidence=gate.confidence, resamples=gate.resamples, seed=gate.seed
+    )
 
 
 def decide(
@@ -46,11 +67,19 @@ def decide(
     if improvement is None and base_value is not None:
         improvement = value - base_value
 
+    interval = improvement_interval(gate, evaluation, metric)
+    note = NO_INTERVAL if gate.confidence is not None and interval is None else None
+
     reasons: list[str] = []
     if evaluation.weights_changed is False:
         reasons.append(
             "no meaningful training: the fine-tuned weights are identical to the base "
             "model's (no optimizer step, or a learning rate of 0 at every step taken)"
+        )
+    steps = evaluation.steps_trained
+    if steps is not None and steps < gate.min_steps:
+        reasons.append(
+            f"no meaningful training: {steps} optimizer step(s) < gate.min_steps {gate.min_steps}"
         )
     if math.isnan(value):
         reasons.append(f"{metric} is NaN")
@@ -59,6 +88,13 @@ def decide(
     if gate.min_improvement is not None:
         if improvement is None:
             reasons.append(f"{metric} has no base-model value to compute an improvement from")
+        elif interval is not None:
+            if not interval.low >= gate.min_improvement:
+                reasons.append(
+                    f"{metric} improved by {interval.text(improvement)} (base "
+                    f"{_fmt(base_value)} -> {_fmt(value)}): the interval's lower bound "
+                    f"{interval.low:+.4f} < min_improvement {gate.min_improvement}"
+                )
         elif not improvement >= gate.min_improvement:
             reasons.append(
                 f"{metric} improved by {improvement:+.4f} (base {_fmt(base_value)} -> "
@@ -76,6 +112,9 @@ def decide(
         improvement=None if improvement is None else float(improvement),
         guards=guards,
         reasons=reasons,
+        interval=interval,
+        interval_note=note,
+        steps_trained=steps,
         export=[graph.summary() for graph in export.graphs] if export is not None else [],
     )
 
@@ -99,10 +138,13 @@ def promotion_verdict(decision: GateDecision, production_score: float | None) ->
     if not decision.passed:
         return False, f"gate failed: {'; '.join(decision.reasons)}"
     if production_score is None:
-        return True, "first version to pass the gate"
+        return True, f"first version to pass the gate ({decision.improvement_text()})"
     if decision.value <= production_score:
         return False, (
             f"{decision.metric} {decision.value:.4f} does not beat production "
             f"{production_score:.4f}"
         )
-    return True, f"{decision.metric} {decision.value:.4f} beats production {production_score:.4f}"
+    return True, (
+        f"{decision.metric} {decision.value:.4f} beats production {production_score:.4f}; "
+        f"over the base: {decision.improvement_text()}"
+    )

@@ -12,7 +12,7 @@ import html
 from typing import Any
 
 from trainer.reports.curves import render_training_curves_html
-from trainer.results import Evaluation
+from trainer.results import Evaluation, GateDecision
 
 _CELL = "padding:4px 8px;vertical-align:top"
 
@@ -32,14 +32,41 @@ def _score(value: float | None, colour: str) -> str:
     return f'<td style="{_CELL}">{value:.4f}{_bar(value, colour)}</td>'
 
 
+def _dimensions_html(evaluation: Evaluation) -> str:
+    """The primary metric per Matryoshka dimension, base vs fine-tuned ("" without)."""
+    if not evaluation.by_dimension:
+        return ""
+    rows = []
+    for score in evaluation.by_dimension:
+        delta = None if score.base is None else score.finetuned - score.base
+        change = "-" if delta is None else f"{delta:+.4f}"
+        rows.append(
+            f'<tr><td style="{_CELL}">{score.dimension}</td>'
+            f"{_score(score.base, '#8c959f')}{_score(score.finetuned, '#0969da')}"
+            f'<td style="{_CELL};white-space:nowrap">{change}</td></tr>'
+        )
+    head = "".join(
+        f'<th style="text-align:left;{_CELL}">{name}</th>'
+        for name in ("dimension", "base model", "fine-tuned", "change")
+    )
+    primary = html.escape(evaluation.primary_metric or "primary metric")
+    return (
+        f"<h4>{primary} per embedding dimension</h4>"
+        '<table style="border-collapse:collapse;width:100%;max-width:900px;table-layout:fixed">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def render_comparison_html(
     evaluation: Evaluation,
     *,
     title: str = "Evaluation",
     history: list[dict[str, Any]] | None = None,
+    gate: GateDecision | None = None,
 ) -> str:
     """A table of every metric (base, fine-tuned, change, and the production model when it
-    was scored) with bars for scores in [0, 1], then the training curves of `history`."""
+    was scored) with bars for scores in [0, 1], the gate's verdict with the improvement's
+    confidence interval (`gate`), then the training curves of `history`."""
     primary = evaluation.primary_metric
     production = evaluation.production
     rows = []
@@ -72,6 +99,14 @@ def render_comparison_html(
     caption = f"primary metric: {html.escape(primary)}" if primary else ""
     if evaluation.production_model:
         caption += f"; production: {html.escape(evaluation.production_model)}"
+    verdict = ""
+    if gate is not None:
+        word = "passed" if gate.passed else "FAILED"
+        why = "" if gate.passed else f": {'; '.join(gate.reasons)}"
+        verdict = (
+            f"<p><b>gate {word}</b> on {html.escape(gate.metric)} "
+            f"({html.escape(gate.improvement_text())}){html.escape(why)}</p>"
+        )
     curves = (
         render_training_curves_html(history, metrics=[primary] if primary else None)
         if history
@@ -79,11 +114,12 @@ def render_comparison_html(
     )
     return (
         '<div style="font-family:sans-serif;font-size:13px;overflow-wrap:anywhere">'
-        f"<h3>{html.escape(title)}</h3><p>{caption}</p>"
+        f"<h3>{html.escape(title)}</h3><p>{caption}</p>{verdict}"
         # The table takes the page's width (at most 900 px) and never more: score columns
         # share what the metric column leaves, bars scale with them.
         '<table style="border-collapse:collapse;width:100%;max-width:900px;table-layout:fixed">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{curves}</div>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{_dimensions_html(evaluation)}{curves}</div>"
     )
 
 

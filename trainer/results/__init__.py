@@ -13,10 +13,14 @@ from trainer.results.data import (
     MiningReport,
     MiningReports,
     SourceReport,
+    TeacherReport,
+    TeacherReports,
 )
-from trainer.results.evaluation import Evaluation, format_metric
+from trainer.results.evaluation import DimensionScore, Evaluation, format_metric
 from trainer.results.export import ExportedGraph, ExportReport, format_size
 from trainer.results.release import (
+    NO_INTERVAL,
+    ConfidenceInterval,
     GateDecision,
     GuardResult,
     Promotion,
@@ -25,6 +29,7 @@ from trainer.results.release import (
 )
 from trainer.results.run import RunRef
 from trainer.results.training import (
+    BestModel,
     CheckpointSummary,
     Emissions,
     LeverState,
@@ -39,10 +44,14 @@ from trainer.results.training import (
 )
 
 __all__ = [
+    "NO_INTERVAL",
+    "BestModel",
     "CheckpointSummary",
+    "ConfidenceInterval",
     "DataReport",
     "DatasetLeakage",
     "DatasetReport",
+    "DimensionScore",
     "Emissions",
     "Evaluation",
     "ExportReport",
@@ -65,6 +74,8 @@ __all__ = [
     "SearchResult",
     "SourceReport",
     "SpeedReport",
+    "TeacherReport",
+    "TeacherReports",
     "TokenizeRecord",
     "TrainingSummary",
     "TrialRecord",

@@ -143,3 +143,57 @@ class MiningReports(BaseModel):
     def metadata(self) -> dict[str, dict[str, object]]:
         """JSON-friendly per-dataset facts for step metadata and the model card."""
         return {name: report.model_dump() for name, report in self.datasets.items()}
+
+
+class TeacherReport(BaseModel):
+    """What the teacher-targets stage computed for one dataset: logged as step metadata.
+
+    `texts_encoded` counts the texts the teacher actually encoded (train and held-out
+    rows, every text column it reads), so a resumed or retried training that reuses the
+    stored targets shows no second report with new encodings.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dataset: str
+    teacher: str
+    loss: str
+    target: str
+    """`embedding` (MSELoss) or `scores` (DistillKLDivLoss, MarginMSELoss)."""
+    label_size: int
+    """Floats per row in `label`: the teacher's embedding dimension, or one score per
+    candidate column."""
+    train_rows: int
+    eval_rows: int
+    texts_encoded: int
+    seconds: float
+
+    def summary_line(self) -> str:
+        """One sentence for the step log."""
+        what = (
+            f"{self.label_size}-dim embeddings"
+            if self.target == "embedding"
+            else f"{self.label_size} scores per row"
+        )
+        return (
+            f"teacher {self.teacher} labelled {self.train_rows:,} training and "
+            f"{self.eval_rows:,} held-out rows of {self.dataset!r} for {self.loss} with "
+            f"{what} ({self.texts_encoded:,} texts encoded, {self.seconds:.1f} s)"
+        )
+
+
+class TeacherReports(BaseModel):
+    """Teacher-target reports of a run, keyed by dataset name (datasets without a teacher
+    are absent)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    datasets: dict[str, TeacherReport] = {}
+
+    @property
+    def texts_encoded(self) -> int:
+        return sum(report.texts_encoded for report in self.datasets.values())
+
+    def metadata(self) -> dict[str, dict[str, object]]:
+        """JSON-friendly per-dataset facts for step metadata."""
+        return {name: report.model_dump() for name, report in self.datasets.items()}

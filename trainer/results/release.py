@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainer.results.base import Result
+from trainer.results.base import FrozenResult, Result
 from trainer.results.evaluation import format_metric
 
 
@@ -29,6 +29,29 @@ class GuardResult(BaseModel):
         )
 
 
+class ConfidenceInterval(FrozenResult):
+    """A paired bootstrap interval of the mean per-query improvement (fine-tuned - base)."""
+
+    low: float
+    high: float
+    confidence: float
+    queries: int
+    resamples: int
+    seed: int
+
+    def text(self, improvement: float) -> str:
+        """`+0.0465 [95% CI +0.031, +0.062] over 569 queries`."""
+        level = f"{self.confidence * 100:g}%"
+        return (
+            f"{improvement:+.4f} [{level} CI {self.low:+.3f}, {self.high:+.3f}] "
+            f"over {self.queries} queries"
+        )
+
+
+NO_INTERVAL = "no interval (evaluator has no per-query scores)"
+"""What the gate says when the gate metric's evaluator kept no per-query scores."""
+
+
 class GateDecision(Result):
     """The outcome of the gate and every reason it failed (empty when it passed)."""
 
@@ -39,14 +62,28 @@ class GateDecision(Result):
     improvement: float | None = None
     guards: list[GuardResult] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
+    interval: ConfidenceInterval | None = None
+    """The improvement's bootstrap interval (None: no per-query scores, or no base value)."""
+    interval_note: str | None = None
+    """Why there is no interval (`NO_INTERVAL`), when `gate.confidence` is set."""
+    steps_trained: int | None = None
     export: list[str] = Field(default_factory=list)
     """One line per exported graph checked (size, speed, parity), when the run exports."""
+
+    def improvement_text(self) -> str:
+        """The improvement with its interval, or with the note why there is none."""
+        if self.improvement is None:
+            return "no improvement (no base-model value)"
+        if self.interval is not None:
+            return self.interval.text(self.improvement)
+        note = f", {self.interval_note}" if self.interval_note else ""
+        return f"{self.improvement:+.4f}{note}"
 
     def log_line(self) -> str:
         """One sentence for the step log: verdict, the number it rests on, consequence."""
         if self.passed:
             base = (
-                f" (base {format_metric(self.base_value)}, {self.improvement:+.4f})"
+                f" (base {format_metric(self.base_value)}, {self.improvement_text()})"
                 if self.base_value is not None and self.improvement is not None
                 else ""
             )
@@ -114,7 +151,12 @@ class RunSummary(Result):
         if self.gate is not None:
             verdict = "PASSED" if self.gate.passed else "FAILED"
             why = "" if self.gate.passed else f" ({'; '.join(self.gate.reasons)})"
-            lines.append(f"gate: {verdict} on {self.gate.metric}{why}")
+            change = (
+                f": {self.gate.improvement_text()}"
+                if self.gate.passed and self.gate.improvement is not None
+                else ""
+            )
+            lines.append(f"gate: {verdict} on {self.gate.metric}{change}{why}")
         elif self.gate_error:
             lines.append(f"gate: not decided ({self.gate_error})")
         if self.push is not None:

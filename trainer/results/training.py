@@ -116,6 +116,16 @@ class ModelInfo(Result):
     parameters: int | None = None
 
 
+class BestModel(Result):
+    """The checkpoint `load_best_model_at_end` ended the training with: its step and its
+    score on `metric` (`eval_<evaluator>_<metric>`, or `eval_loss`)."""
+
+    step: int
+    metric: str
+    score: float
+    greater_is_better: bool = True
+
+
 class TrainingSummary(Result):
     """What the train stage did: steps, time, loss history, resume and checkpoints."""
 
@@ -139,6 +149,8 @@ class TrainingSummary(Result):
     checkpoints: CheckpointSummary | None = None
     lineage: ModelLineage | None = None
     """The ZenML model version the base model was, for `zenml:<model>@<version>` bases."""
+    best_model: BestModel | None = None
+    """With `load_best_model_at_end`: the checkpoint the trained model's weights are from."""
 
     def last_logged_loss(self) -> tuple[int, float] | None:
         """(step, loss) of the last training-loss entry of the history: the loss of the
@@ -171,6 +183,8 @@ class TrainingSummary(Result):
             facts["speed_levers"] = self.speed.active_levers()
         if self.lineage is not None:
             facts["base_model_version"] = self.lineage.model_dump(exclude_none=True)
+        if self.best_model is not None:
+            facts["best_model"] = self.best_model.model_dump()
         return {key: value for key, value in facts.items() if value is not None}
 
 

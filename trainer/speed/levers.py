@@ -203,6 +203,10 @@ def prepare_fast_path(
         levers["tokenize_once"] = LeverState(active=False, detail="switched off in speed config")
     else:
         try:
+            from datasets import IterableDataset
+
+            if isinstance(train_input, IterableDataset):
+                raise _FallBack("a streamed dataset is tokenized as it is read")
             _tokenize_datasets(fast, config, model, train_input, eval_input, device, records)
             levers["tokenize_once"] = LeverState(active=True, detail=_cache_detail(records))
         except _FallBack as reason:

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from datasets import DatasetDict
 
 from trainer.config import RunConfig
-from trainer.evaluation import build_evaluators, compare, run_evaluators
+from trainer.evaluation import build_evaluators, compare, run_evaluators, score_by_dimension
 from trainer.models import load_model
+from trainer.release import decide
 from trainer.reports import render_comparison_html, render_report_page
 from trainer.results import Evaluation, TrainingSummary
 
@@ -39,10 +40,13 @@ def evaluate_stage(
     *,
     base_model: SentenceTransformer | None = None,
     production: tuple[SentenceTransformer, str] | None = None,
+    steps_trained: int | None = None,
 ) -> Evaluation:
     """Score the base and the fine-tuned model with the same evaluators on the same rows
     (and `production`, the model in production with its description, when given), log
-    the primary metric, and write `output.dir/evaluation.json` when set."""
+    the primary metric, and write `output.dir/evaluation.json` when set. The per-query
+    values of the gate metric are kept for the gate's bootstrap, and `steps_trained`
+    (the training's optimizer steps) for its minimum-steps rule."""
     evaluators = build_evaluators(config, eval_datasets)
     if not evaluators:
         raise ValueError(
@@ -54,9 +58,25 @@ def evaluate_stage(
         model,
         evaluators,
         base_label=f"the base model ({config.model.name_or_path})",
+        per_query_keys=[config.gate.metric] if config.gate.metric else [],
     )
+    if config.matryoshka_dims:
+        by_dimension = score_by_dimension(
+            base, model, evaluators[0], config.matryoshka_dims, evaluation
+        )
+        evaluation = evaluation.model_copy(update={"by_dimension": by_dimension})
+        for score in by_dimension:
+            logger.info(
+                "%s at %d dims: base %s -> fine-tuned %.4f",
+                evaluation.primary_metric,
+                score.dimension,
+                "n/a" if score.base is None else f"{score.base:.4f}",
+                score.finetuned,
+            )
     changed = weights_changed(base, model)
-    evaluation = evaluation.model_copy(update={"weights_changed": changed})
+    evaluation = evaluation.model_copy(
+        update={"weights_changed": changed, "steps_trained": steps_trained}
+    )
     if not changed:
         logger.warning("the fine-tuned weights are identical to the base model's")
     if production is not None:
@@ -97,8 +117,15 @@ def evaluation_report(
     HTML fragment for the orchestrator's UI; also written to `output.dir/report.html` as a
     page of its own when `output.dir` is set."""
     title = f"{config.output.name}: base vs fine-tuned"
+    try:
+        gate = decide(config.gate, evaluation)
+    except ValueError:
+        gate = None  # the push step reports the misconfigured gate
     report = render_comparison_html(
-        evaluation, title=title, history=training.history if training is not None else None
+        evaluation,
+        title=title,
+        history=training.history if training is not None else None,
+        gate=gate,
     )
     path = config.output.report_path
     if path is not None:

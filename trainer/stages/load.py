@@ -9,7 +9,12 @@ import logging
 from datasets import DatasetDict
 
 from trainer.config import RunConfig
-from trainer.data import check_leakage, enforce_leakage_policy, load_datasets_with_report
+from trainer.data import (
+    check_leakage,
+    enforce_leakage_policy,
+    load_datasets_with_report,
+    stream_stand_ins,
+)
 from trainer.results import DataReport
 
 logger = logging.getLogger(__name__)
@@ -26,4 +31,5 @@ def load_stage(config: RunConfig) -> tuple[DatasetDict, DatasetDict, DataReport]
     for warning in warnings:
         logger.warning(warning)
     report = report.model_copy(update={"leakage": leakage, "leakage_warnings": warnings})
-    return train_datasets, held_out, report
+    # A streamed dataset travels as its first rows; the train stage opens it again.
+    return stream_stand_ins(config, train_datasets), held_out, report

@@ -21,6 +21,7 @@ class Stage(StrEnum):
     PREFLIGHT = "preflight"
     LOAD = "load_datasets"
     MINE = "mine_hard_negatives"
+    TEACHER = "teacher_targets"
     SEARCH = "hyperparameter_search"
     TRAIN = "train"
     EVALUATE = "evaluate"
@@ -40,7 +41,7 @@ class ConfigVariant(StrEnum):
     when a search runs, else the run's config."""
 
 
-TRAINING_HARDWARE_STAGES = frozenset({Stage.MINE, Stage.SEARCH, Stage.TRAIN})
+TRAINING_HARDWARE_STAGES = frozenset({Stage.MINE, Stage.TEACHER, Stage.SEARCH, Stage.TRAIN})
 """Stages that encode or train with the model: on Kubernetes they run on `config.hardware`
 (GPU node, tolerations, resources), in ZenML and in Kubeflow alike. The others run on CPU
 nodes with the resources their orchestrator config gives them."""
@@ -118,6 +119,12 @@ def _downloads_from_hub(config: RunConfig) -> tuple[bool, bool]:
         for dataset in config.datasets.values()
         if dataset.hard_negatives is not None and dataset.hard_negatives.corpus is not None
     ]
+    models += [
+        model.name_or_path
+        for dataset in config.datasets.values()
+        for model in (dataset.loss.guide, dataset.loss.teacher)
+        if model is not None
+    ]
     return (
         any(hub_repo_id(name) is not None for name in models),
         any(source.resolved_format == "hub" for source in sources),
@@ -130,9 +137,9 @@ def uses_hub(config: RunConfig) -> bool:
 
 
 def pipeline_plan(config: RunConfig) -> PipelinePlan:
-    """The stages `config` runs: mining only when a dataset asks for hard negatives, a
-    search only with a `search` block, the export only with `export.onnx`; the others
-    always."""
+    """The stages `config` runs: mining only when a dataset asks for hard negatives,
+    teacher targets only when a dataset's loss has a teacher, a search only with a
+    `search` block, the export only with `export.onnx`; the others always."""
     hub_model, hub_data = _downloads_from_hub(config)
     reads_hub = hub_model or hub_data
     stages = [
@@ -143,6 +150,10 @@ def pipeline_plan(config: RunConfig) -> PipelinePlan:
     if any(dataset.hard_negatives for dataset in config.datasets.values()):
         # Negatives are mined from the training splits only, with the base model.
         stages.append(StagePlan(Stage.MINE, hub_token=reads_hub))
+    if any(dataset.loss.teacher for dataset in config.datasets.values()):
+        # The teacher labels the (mined) training and held-out rows once; training,
+        # a search and every resume read the labelled artifact.
+        stages.append(StagePlan(Stage.TEACHER, hub_token=reads_hub))
     if config.search is not None:
         stages.append(StagePlan(Stage.SEARCH, hub_token=reads_hub))
     stages += [

@@ -21,7 +21,10 @@ from trainer.training.run import process_group_arguments, train_in_process
 from trainer.training.search import apply_best, run_search
 from trainer.training.series import checkpoint_uri, content_digest, series_digest, series_identity
 from trainer.training.tracking import (
+    EVALUATION_TABLE,
     evaluation_metrics,
+    evaluation_table,
+    gate_metrics,
     log_evaluation,
     log_html,
     log_model_card,
@@ -36,6 +39,7 @@ from trainer.training.tracking import (
 from trainer.training.trainer import TrainedModel, build_trainer, train
 
 __all__ = [
+    "EVALUATION_TABLE",
     "MANIFEST_NAME",
     "CheckpointStore",
     "ForeignLocation",
@@ -55,7 +59,9 @@ __all__ = [
     "content_digest",
     "effective_training_arguments",
     "evaluation_metrics",
+    "evaluation_table",
     "fsspec_can_open",
+    "gate_metrics",
     "init_process_group",
     "log_evaluation",
     "log_html",

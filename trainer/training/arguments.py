@@ -88,6 +88,10 @@ def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
         "seed": config.seed,
         **config.training,
     }
+    streaming = any(ds.source.streaming for ds in config.datasets.values())
+    if streaming and "batch_sampler" not in config.training:
+        # A stream is read in order, batch after batch: no batch sampler applies to it.
+        arguments.pop("batch_sampler", None)
     if "warmup_ratio" in config.training and "warmup_steps" not in config.training:
         arguments["warmup_steps"] = arguments.pop("warmup_ratio")
     if arguments.get("eval_strategy") == "steps" and not {
@@ -96,7 +100,85 @@ def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
         "load_best_model_at_end",
     } & set(config.training):
         arguments["eval_steps"] = EVAL_STEPS_DEFAULT
+    every = config.checkpoints.every_n_steps
+    if (
+        selects_best_model(arguments)
+        and arguments.get("eval_strategy") == "steps"
+        and "eval_steps" not in config.training
+        and every
+    ):
+        # Evaluate at every checkpoint: each evaluation's model is then on disk, so the
+        # best of them can be loaded at the end.
+        arguments["eval_steps"] = every
     return arguments
+
+
+def selects_best_model(arguments: Mapping[str, Any]) -> bool:
+    """Whether training ends with its best checkpoint (`load_best_model_at_end`)."""
+    return bool(arguments.get("load_best_model_at_end"))
+
+
+def best_model_problems(config: RunConfig) -> list[Problem]:
+    """Why `load_best_model_at_end` cannot work with this run's evaluation and checkpoint
+    settings, naming the keys to change.
+
+    The best model is loaded from a saved checkpoint, so a checkpoint must exist for every
+    evaluation: checkpoints follow `eval_strategy: epoch` (one per epoch), and with
+    `eval_strategy: steps` they are saved every `checkpoints.every_n_steps`, which must
+    then be a multiple of `training.eval_steps` (transformers' rule; unset, evaluation runs
+    at every checkpoint)."""
+    arguments = effective_training_arguments(config)
+    if not selects_best_model(arguments):
+        return []
+    field = f"{_FIELD}.load_best_model_at_end"
+    strategy = arguments.get("eval_strategy", "no")
+    every = config.checkpoints.every_n_steps
+    if strategy not in ("steps", "epoch"):
+        return [
+            Problem(
+                field=field,
+                message=f"needs evaluation during training to know which checkpoint is best, "
+                f"but training.eval_strategy is {strategy!r}: set training.eval_strategy: "
+                "steps (evaluated every training.eval_steps; checkpoints.every_n_steps must be "
+                "a multiple of it) or epoch (a checkpoint per epoch)",
+            )
+        ]
+    if strategy == "epoch":
+        return []
+    if not every:
+        return [
+            Problem(
+                field="checkpoints.every_n_steps",
+                message="is null (no checkpoints), but training.load_best_model_at_end with "
+                "training.eval_strategy: steps loads the best saved checkpoint: set "
+                "checkpoints.every_n_steps to a multiple of training.eval_steps, or use "
+                "training.eval_strategy: epoch",
+            )
+        ]
+    steps = arguments.get("eval_steps")
+    if isinstance(steps, int | float) and 0 < steps < 1:
+        return [
+            Problem(
+                field=f"{_FIELD}.eval_steps",
+                message=f"{steps!r} is a share of the run, which cannot be matched to "
+                f"checkpoints.every_n_steps ({every} steps) for "
+                "training.load_best_model_at_end: give eval_steps as a number of steps "
+                f"that divides {every} (e.g. {every}), or leave it unset to evaluate at every "
+                "checkpoint",
+            )
+        ]
+    if isinstance(steps, int | float) and steps >= 1 and every % int(steps):
+        multiple = (every // int(steps) + 1) * int(steps)
+        return [
+            Problem(
+                field="checkpoints.every_n_steps",
+                message=f"{every} is not a multiple of training.eval_steps ({int(steps)}): "
+                "training.load_best_model_at_end can only load an evaluated model that was "
+                f"also saved; set checkpoints.every_n_steps: {multiple} (or another multiple "
+                f"of {int(steps)}), or training.eval_steps to a divisor of {every}",
+            )
+        ]
+    return []
 
 
 def training_argument_values(config: RunConfig) -> dict[str, Any]:
@@ -115,6 +197,9 @@ def training_argument_values(config: RunConfig) -> dict[str, Any]:
         save_steps=every or 500,
         save_total_limit=1,
     )
+    if selects_best_model(arguments) and arguments.get("eval_strategy") == "epoch":
+        # The best model is loaded from a checkpoint: one at every evaluation.
+        arguments.update(save_strategy="epoch")
     if Topology.from_env().distributed:
         # Under torchrun: gloo on the CPU, NCCL on GPUs, unless the config says otherwise.
         for key, value in ddp_arguments(config.distributed, visible_gpus()).items():
@@ -164,7 +249,7 @@ def training_argument_problems(config: RunConfig) -> list[Problem]:
     combination produces (`load_best_model_at_end` with strategies that do not match)
     is reported under the keys its message names, or under `training`.
     """
-    problems = training_value_problems(config.training)
+    problems = training_value_problems(config.training) or best_model_problems(config)
     if problems:
         return problems
 

@@ -82,7 +82,8 @@ class PublishCheckpoints(TrainerCallback):
             if topology.is_main:
                 checkpoint = self.store.commit(step, self.run)
         if checkpoint is not None:
-            self.store.prune(self.keep)
+            best = state.best_global_step if args.load_best_model_at_end else None
+            self.store.prune(self.keep, protect={best} if best else ())
             self.saved_steps.append(step)
             logger.info("checkpoint at global step %d saved: %s", step, checkpoint.uri)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -328,13 +329,15 @@ class CheckpointStore:
         self.fs.pipe_file(f"{target}/{MANIFEST_NAME}", json.dumps(manifest, indent=1).encode())
         return Checkpoint(step=step, uri=self._display(target), run=run, saved_at=saved_at)
 
-    def prune(self, keep: int) -> list[int]:
-        """Keep the `keep` newest complete checkpoints; also drop interrupted folders older
-        than the newest complete one. Returns the steps removed."""
+    def prune(self, keep: int, protect: Collection[int] = ()) -> list[int]:
+        """Keep the `keep` newest complete checkpoints, and those of `protect` (the best
+        checkpoint, which `load_best_model_at_end` loads at the end); also drop interrupted
+        folders older than the newest complete one. Returns the steps removed."""
         if not self._owned():
             return []
         complete = {checkpoint.step for checkpoint in self.complete()}
         kept = set(sorted(complete)[-keep:]) if keep > 0 else set()
+        kept |= complete & set(protect)
         newest = max(complete, default=-1)
         removed = []
         for step, path in self._step_dirs().items():

@@ -138,6 +138,39 @@ def _fetch(
     return source.fetch(Checkpoint(step=resume.from_step, uri=resume.checkpoint), staging)
 
 
+def _restore_best(local: Path, store: CheckpointStore, staging: Path) -> None:
+    """Point the resumed Trainer at the best checkpoint of the series again.
+
+    `trainer_state.json` records the best checkpoint (`load_best_model_at_end`) as a path
+    in the staging folder of the run that saved it, which a resumed run (another pod, a
+    fresh temporary folder) does not have: the Trainer would forget it and end with the
+    last weights instead. The store keeps that checkpoint (`PublishCheckpoints` protects
+    it from pruning): fetch it beside the resumed one and rewrite the path."""
+    import json
+
+    from trainer.training.checkpoints import TRAINER_STATE_NAME
+
+    state_file = local / TRAINER_STATE_NAME
+    state = json.loads(state_file.read_text())
+    best = state.get("best_global_step")
+    if not best or not state.get("best_model_checkpoint"):
+        return
+    target = staging / f"{CHECKPOINT_PREFIX}{best}"
+    if not target.is_dir():
+        saved = next((c for c in store.complete() if c.step == best), None)
+        if saved is None:
+            logger.warning(
+                "the best checkpoint (step %d) is not in %s: the run will end with its best "
+                "the run ends with its last weights",
+                best,
+                store.uri,
+            )
+            return
+        store.fetch(saved, staging)
+    state["best_model_checkpoint"] = str(target)
+    state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
 def export_model(model: SentenceTransformer, output: OutputConfig) -> Path | None:
     """Save the model to `output.dir/model` for people to open; None when not asked to.
 
@@ -224,6 +257,7 @@ def train_in_process(
             local = staging / f"{CHECKPOINT_PREFIX}{resume.from_step}"
             if topology.is_node_leader:
                 _fetch(resume, store, filesystem, staging)
+                _restore_best(local, store, staging)
             barrier()
         if topology.is_main:
             logger.info(resume.log_line())

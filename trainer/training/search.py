@@ -133,14 +133,16 @@ def run_search(
 ) -> SearchResult:
     """Run `config.search` with `SentenceTransformerTrainer.hyperparameter_search`.
 
-    `load_base` gives each trial a fresh base model (default: `load_model(config.model)`).
+    `load_base` gives each trial a fresh base model (default:
+    `load_trainable_model(config.model)`, with its adapter when one is configured).
     A trial that fails with a RuntimeError (e.g. out of memory at a large batch) is
     recorded as FAIL and the search goes on; any other error stops it.
     """
     import optuna
 
     from trainer.evaluation import build_evaluators
-    from trainer.models import load_model
+    from trainer.models import load_trainable_model
+    from trainer.training.losses import guide_loader
     from trainer.training.trainer import build_trainer, run_loss
 
     search = config.search
@@ -152,15 +154,18 @@ def run_search(
             "search needs evaluators: configure evaluators, or give a dataset eval_size/eval_source"
         )
     trial_config = _trial_config(config, search)
-    load_base = load_base or (lambda: load_model(config.model))
+    load_base = load_base or (lambda: load_trainable_model(config.model, seed=config.seed))
     trainer_ref: list[Any] = []
+    guides = guide_loader()  # a GIST guide is loaded once for all trials
 
     def model_init(trial: optuna.Trial | None = None) -> SentenceTransformer:
         model = load_base()
         if trial is not None and trainer_ref and search.loss_keys():
             # The trainer swaps the new model into the loss it already has, but that loss
             # keeps the previous trial's parameters: rebuild it around the new model.
-            trainer_ref[0].loss = run_loss(with_params(trial_config, search.suggest(trial)), model)
+            trainer_ref[0].loss = run_loss(
+                with_params(trial_config, search.suggest(trial)), model, load_guide=guides
+            )
         return model
 
     def hp_space(trial: optuna.Trial) -> dict[str, Any]:

@@ -90,7 +90,11 @@ def series_identity(
         for key, value in effective_training_arguments(config).items()
         if key not in _OBSERVATIONAL_ARGUMENTS
     }
-    shaping["data"] = {name: content_digest(ds) for name, ds in sorted(train_datasets.items())}
+    shaping["data"] = {
+        # A stream is not read to hash it: its source (path, revision) is in `datasets`.
+        name: content_digest(ds) if isinstance(ds, Dataset) else "stream"
+        for name, ds in sorted(train_datasets.items())
+    }
     text = json.dumps(shaping, sort_keys=True, default=str)
     flat: dict[str, str] = {}
     _flatten(shaping, "", flat)

@@ -125,16 +125,62 @@ def evaluation_metrics(evaluation: Mapping[str, Any] | Any) -> dict[str, float]:
 
     Accepts the evaluation dict or a pydantic model of it.
     """
+    metrics: dict[str, float] = {}
+    for section, values in _numeric_sections(evaluation).items():
+        for key, value in values.items():
+            metrics[metric_name(f"{section}/{key}")] = value
+    return metrics
+
+
+def gate_metrics(evaluation: Mapping[str, Any] | Any, metric: str | None) -> dict[str, float]:
+    """The gate metric's final values, the only final values logged as MLflow metrics:
+    `base/<metric>`, `finetuned/<metric>`, `improvement/<metric>` (and `production/...`,
+    and any further section of numbers, such as an interval, that holds the metric).
+
+    Empty when there is no gate metric or no section holds it (a misnamed gate metric is
+    reported by the gate itself); the full comparison is still logged as a table.
+    """
+    if not metric:
+        return {}
+    return {
+        metric_name(f"{section}/{metric}"): values[metric]
+        for section, values in _numeric_sections(evaluation).items()
+        if metric in values
+    }
+
+
+def evaluation_table(evaluation: Mapping[str, Any] | Any) -> dict[str, list[Any]]:
+    """Every final metric, one row per metric and one column per section (`metric`,
+    `base`, `finetuned`, `improvement`, `production`...), the table `log_evaluation`
+    stores. Metric names stay as the evaluators report them (`ndcg@10`); a cell a section
+    does not have is None."""
+    sections = _numeric_sections(evaluation)
+    names: dict[str, None] = {}
+    for values in sections.values():
+        names.update(dict.fromkeys(values))
+    table: dict[str, list[Any]] = {"metric": list(names)}
+    for section, values in sections.items():
+        table[section] = [values.get(name) for name in names]
+    return table
+
+
+def _numeric_sections(evaluation: Mapping[str, Any] | Any) -> dict[str, dict[str, float]]:
+    """The evaluation's mappings of numbers (`base`, `finetuned`, ...), in field order,
+    without booleans and non-numeric entries."""
     if hasattr(evaluation, "model_dump"):
         evaluation = evaluation.model_dump()
-    metrics: dict[str, float] = {}
+    sections: dict[str, dict[str, float]] = {}
     for section, values in evaluation.items():
         if not isinstance(values, Mapping):
             continue
-        for key, value in values.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                metrics[metric_name(f"{section}/{key}")] = float(value)
-    return metrics
+        numbers = {
+            str(key): float(value)
+            for key, value in values.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        }
+        if numbers:
+            sections[section] = numbers
+    return sections
 
 
 def _active_run() -> Any:
@@ -206,12 +252,28 @@ def log_training_history(history: list[dict[str, Any]]) -> None:
             mlflow.log_metrics(values, step=int(step))
 
 
-def log_evaluation(evaluation: Mapping[str, Any] | Any) -> None:
-    """Log the final base / fine-tuned / improvement (/ production) metrics."""
+EVALUATION_TABLE = "evaluation/comparison.json"
+"""Run artifact holding every final metric (`evaluation_table`), shown by the MLflow UI as
+a table."""
+
+
+def log_evaluation(evaluation: Mapping[str, Any] | Any, gate_metric: str | None) -> None:
+    """Log the final evaluation: the gate metric's values as metrics, every metric in the
+    `EVALUATION_TABLE` artifact.
+
+    MLflow has no "summary value": a metric logged once is a one-point series with a chart
+    of its own. Logging all ~36 final values that way put 36 single-bar charts ahead of the
+    loss and learning-rate curves, so only the gate metric (what the runs table is sorted
+    and compared by) is a metric; the full base / fine-tuned / improvement / production
+    comparison is one table.
+    """
     import mlflow
 
     _active_run()
-    mlflow.log_metrics(evaluation_metrics(evaluation))
+    metrics = gate_metrics(evaluation, gate_metric)
+    if metrics:
+        mlflow.log_metrics(metrics)
+    mlflow.log_table(evaluation_table(evaluation), EVALUATION_TABLE)
 
 
 def log_model_card(card: str, artifact_file: str = "model_card/README.md") -> None:

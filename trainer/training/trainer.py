@@ -19,13 +19,13 @@ from datasets import Dataset, DatasetDict
 
 from trainer.config import RunConfig
 from trainer.evaluation import build_evaluators
-from trainer.models import load_model
-from trainer.results import ModelInfo, TrainingSummary
+from trainer.models import finish_adapter, load_model, load_trainable_model
+from trainer.results import BestModel, ModelInfo, TrainingSummary
 from trainer.speed import prepare_fast_path, speed_report
 from trainer.training.arguments import training_arguments
 from trainer.training.distributed import Topology
 from trainer.training.emissions import track_emissions
-from trainer.training.losses import build_loss
+from trainer.training.losses import GuideLoader, build_loss, guide_loader
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -44,12 +44,16 @@ class TrainedModel:
     summary: TrainingSummary
 
 
-def run_loss(config: RunConfig, model: SentenceTransformer) -> nn.Module | dict[str, nn.Module]:
+def run_loss(
+    config: RunConfig, model: SentenceTransformer, *, load_guide: GuideLoader | None = None
+) -> nn.Module | dict[str, nn.Module]:
     """The run's loss around `model`: one loss, or a dict keyed by dataset name when the run
-    trains several datasets (what `SentenceTransformerTrainer(loss=...)` takes)."""
+    trains several datasets (what `SentenceTransformerTrainer(loss=...)` takes). Losses
+    with a guide share one `load_guide` (default: a new loader for this call)."""
     gather = gathers_across_devices(config)
+    guides = load_guide or guide_loader()
     losses = {
-        name: build_loss(model, dataset.loss, gather_across_devices=gather)
+        name: build_loss(model, dataset.loss, gather_across_devices=gather, load_guide=guides)
         for name, dataset in config.datasets.items()
     }
     return losses if config.is_multi_dataset else next(iter(losses.values()))
@@ -68,11 +72,17 @@ def _as_trainer_inputs(
     """Datasets and losses; without a model (model_init), each loss is a factory the
     trainer calls with the model that model_init returns."""
     gather = gathers_across_devices(config)
+    guides = guide_loader()  # one per trainer: every trial's loss shares the guide
     losses = {
-        name: build_loss(model, config.datasets[name].loss, gather_across_devices=gather)
+        name: build_loss(
+            model, config.datasets[name].loss, gather_across_devices=gather, load_guide=guides
+        )
         if model is not None
         else functools.partial(
-            build_loss, config=config.datasets[name].loss, gather_across_devices=gather
+            build_loss,
+            config=config.datasets[name].loss,
+            gather_across_devices=gather,
+            load_guide=guides,
         )
         for name in datasets
     }
@@ -115,7 +125,7 @@ def build_trainer(
     if model is not None and model_init is not None:
         raise ValueError("build_trainer takes a model or a model_init, not both")
     if model_init is None:
-        model = model if model is not None else load_model(config.model)
+        model = model if model is not None else load_trainable_model(config.model, seed=config.seed)
     train_input, loss = _as_trainer_inputs(config, train_datasets, model)
     eval_input: Dataset | DatasetDict | None = None
     if eval_datasets and config.training.get("eval_strategy", "no") != "no":
@@ -152,7 +162,21 @@ def build_trainer(
     if not any(isinstance(cb, TrainingProgressCallback) for cb in callbacks or []):
         trainer.add_callback(TrainingProgressCallback())
     trainer.add_callback(LogFinalStep())
+    if config.model.adapter is not None and model is not None:
+        _resume_adapted(trainer, model)
     return trainer
+
+
+def _resume_adapted(trainer: SentenceTransformerTrainer, model: SentenceTransformer) -> None:
+    """Checkpoints of an adapted model load into that model (base and adapter weights,
+    strictly). The library's own loading rebuilds a plain model from the checkpoint
+    folder, which has no place for the adapter's weights."""
+    from trainer.models import load_checkpoint_weights
+
+    def load(checkpoint: str, *_: object) -> None:
+        load_checkpoint_weights(model, checkpoint)
+
+    setattr(trainer, "_load_from_checkpoint", load)  # noqa: B010 (an instance override)
 
 
 def train(
@@ -176,6 +200,9 @@ def train(
     from trainer.training.progress_log import global_batch_size
 
     evaluating = eval_datasets and config.training.get("eval_strategy", "no") != "no"
+    evaluators = build_evaluators(config, eval_datasets) if evaluating else []
+    model = model if model is not None else load_trainable_model(config.model, seed=config.seed)
+    config = with_best_model_metric(config, evaluators, model)
     trainer = build_trainer(
         config,
         train_datasets,
@@ -183,7 +210,7 @@ def train(
         output_dir=output_dir,
         model=model,
         callbacks=callbacks,
-        evaluator=build_evaluators(config, eval_datasets) or None if evaluating else None,
+        evaluator=evaluators or None,
     )
     started = time.perf_counter()
     with track_emissions() as emissions:
@@ -194,6 +221,7 @@ def train(
     history = list(trainer.state.log_history)
     final = next((row for row in reversed(history) if "train_loss" in row), {})
     model = trainer.model
+    finish_adapter(model, config.model)
     summary = TrainingSummary(
         train_seconds=round(elapsed, 2),
         global_step=output.global_step,
@@ -202,10 +230,13 @@ def train(
         global_batch_size=global_batch_size(trainer.args),
         gather_across_devices=gathers_across_devices(config) and trainer.args.world_size > 1,
         speed=speed_report(trainer),
-        train_rows={name: len(ds) for name, ds in train_datasets.items()},
+        train_rows={
+            name: len(ds) for name, ds in train_datasets.items() if isinstance(ds, Dataset)
+        },
         train_loss=final.get("train_loss"),
         history=history,
         emissions=emissions.result,
+        best_model=best_model(trainer),
         model_info=ModelInfo(
             base_model=config.model.name_or_path,
             embedding_dimension=model.get_embedding_dimension(),
@@ -214,3 +245,42 @@ def train(
         ),
     )
     return TrainedModel(model=model, summary=summary)
+
+
+def with_best_model_metric(
+    config: RunConfig, evaluators: list[BaseEvaluator], model: SentenceTransformer
+) -> RunConfig:
+    """`config` with `metric_for_best_model` defaulted, for `load_best_model_at_end`: the
+    gate's metric (`gate.metric`, else the first evaluator's primary metric), so the model
+    kept is the best by the measure that decides its release; transformers' own default,
+    the evaluation loss, stays when there is no evaluator or the config names a metric."""
+    from trainer.evaluation import DEFAULT_SIMILARITY, primary_metric_name
+
+    training = config.training
+    if not training.get("load_best_model_at_end") or "metric_for_best_model" in training:
+        return config
+    if not evaluators:
+        return config
+    try:
+        metric = config.gate.metric or primary_metric_name(
+            evaluators[0], model.similarity_fn_name or DEFAULT_SIMILARITY
+        )
+    except TypeError:  # an evaluator whose names are known only once it ran (NanoBEIR)
+        metric = None
+    if metric is None:
+        return config
+    return config.model_copy(update={"training": {**training, "metric_for_best_model": metric}})
+
+
+def best_model(trainer: SentenceTransformerTrainer) -> BestModel | None:
+    """Which checkpoint `load_best_model_at_end` loaded, by the metric it compared."""
+    args, state = trainer.args, trainer.state
+    if not args.load_best_model_at_end or not state.best_global_step or state.best_metric is None:
+        return None
+    metric = args.metric_for_best_model or "loss"
+    return BestModel(
+        step=state.best_global_step,
+        metric=metric if metric.startswith("eval_") else f"eval_{metric}",
+        score=float(state.best_metric),
+        greater_is_better=bool(args.greater_is_better),
+    )

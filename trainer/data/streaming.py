@@ -1,0 +1,133 @@
+"""Streamed training data (`source.streaming: true`): a corpus larger than memory is read
+as a `datasets.IterableDataset`, row by row, while training runs.
+
+Nothing reads a stream to its end: its columns and types are checked on its first rows
+(`HEAD_ROWS`), it has no length (the run needs `training.max_steps`), and features that
+need every row (held-out splitting, mining, the leakage check, multi-dataset sampling,
+per-trial sampling of a search) are refused up front by `streaming_problems`. The Trainer
+reads it in file order, so a resumed run skips the batches it already consumed and sees
+exactly the rows an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datasets import IterableDataset, load_dataset
+
+from trainer.config import DatasetConfig, RunConfig, data_file_suffix
+from trainer.problems import DataValidationError, Problem
+
+HEAD_ROWS = 1000
+"""Rows of a stream its column and type checks read (a stream is never read to its end)."""
+
+
+def is_streaming(config: RunConfig) -> bool:
+    """Whether any training dataset of the run streams."""
+    return any(dataset.source.streaming for dataset in config.datasets.values())
+
+
+def streaming_problems(config: RunConfig) -> list[Problem]:
+    """What a run with a streamed dataset cannot do, each naming the key to change."""
+    streamed = [name for name, ds in config.datasets.items() if ds.source.streaming]
+    if not streamed:
+        return []
+    problems = []
+    max_steps = config.training.get("max_steps", -1)
+    if not isinstance(max_steps, int) or max_steps <= 0:
+        problems.append(
+            Problem(
+                field="training.max_steps",
+                message=f"dataset(s) {', '.join(streamed)} stream (source.streaming: true) and "
+                "have no length, so epochs cannot be counted: set training.max_steps to the "
+                "number of optimizer steps to train",
+            )
+        )
+    if len(config.datasets) > 1:
+        problems.append(
+            Problem(
+                field=f"datasets.{streamed[0]}.source.streaming",
+                message="several training datasets need the multi-dataset batch sampler, which "
+                "needs each dataset's length (sentence-transformers takes no stream in a "
+                "DatasetDict): train one streamed dataset, or load these into memory",
+            )
+        )
+    for name in streamed:
+        dataset = config.datasets[name]
+        field = f"datasets.{name}"
+        whole = {
+            "eval_size": "carving a held-out split (eval_size) draws from every row: give "
+            "eval_source (a held-out file of its own) instead",
+            "hard_negatives": "hard-negative mining (hard_negatives) encodes every document "
+            "of the dataset: mine beforehand and stream the mined rows",
+        }
+        for key, why in whole.items():
+            if getattr(dataset, key) is not None:
+                problems.append(
+                    Problem(field=f"{field}.{key}", message=f"{why} (source.streaming: true)")
+                )
+        if dataset.eval_source is not None and config.leakage.on_query_overlap == "fail":
+            problems.append(
+                Problem(
+                    field="leakage.on_query_overlap",
+                    message=f"the leakage check compares held-out queries with every training "
+                    f"anchor, and dataset {name!r} streams (source.streaming: true): set "
+                    "leakage.on_query_overlap: warn to train without that check (the run "
+                    "then says it was not done), or load the dataset into memory",
+                )
+            )
+    if config.trains_on_nodes:
+        problems.append(
+            Problem(
+                field="hardware.nodes",
+                message=f"dataset(s) {', '.join(streamed)} stream (source.streaming: true), "
+                "which trains in one process: a stream is not split between nodes here; "
+                "train on one node, or load the dataset into memory",
+            )
+        )
+    if config.search is not None and config.search.max_samples is not None:
+        problems.append(
+            Problem(
+                field="search.max_samples",
+                message="draws a sample of every training row per trial, which a stream "
+                f"(dataset(s) {', '.join(streamed)}) cannot give: remove it",
+            )
+        )
+    return problems
+
+
+def open_raw_stream(config: DatasetConfig, *, what: str, field: str) -> IterableDataset:
+    """The dataset's source as a stream, its features read from its first rows."""
+    stream = _open(config, what=what, field=field)
+    try:
+        return stream._resolve_features()
+    except Exception as error:
+        raise DataValidationError(
+            f"{what}: cannot read the first rows of {config.source.path!r}: {error}", field=field
+        ) from error
+
+
+def _open(config: DatasetConfig, *, what: str, field: str) -> IterableDataset:
+    source = config.source
+    path = Path(source.path).expanduser()
+    try:
+        if source.resolved_format == "hub" and not (source.format is None and path.is_file()):
+            return load_dataset(
+                source.path, source.subset, split=source.split, revision=source.revision,
+                streaming=True,
+            )  # fmt: skip
+        if not path.is_file():
+            raise DataValidationError(f"{what}: {source.path} not found", field=field)
+        kwargs: dict[str, Any] = {}
+        if source.resolved_format == "csv" and data_file_suffix(path)[0] == ".tsv":
+            kwargs["delimiter"] = "\t"
+        return load_dataset(
+            source.resolved_format, data_files=str(path), split="train", streaming=True, **kwargs
+        )
+    except DataValidationError:
+        raise
+    except Exception as error:
+        raise DataValidationError(
+            f"{what}: cannot stream {source.path!r}: {str(error).splitlines()[0]}", field=field
+        ) from error
