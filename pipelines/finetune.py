@@ -1,5 +1,5 @@
 """The fine-tuning pipeline: preflight -> load -> [mine hard negatives] -> [teacher
-targets] -> [search] -> train -> evaluate -> card -> gated push -> promotion.
+targets] -> [search] -> train -> evaluate -> [export] -> card -> gated push -> promotion.
 
 Run it with `zenml pipeline run pipelines.finetune.finetune_pipeline -c <config.yaml>`.
 The YAML's `parameters.config` is the whole `RunConfig`; ZenML validates it against the
@@ -28,6 +28,7 @@ from pipelines.k8s_defaults import PipelineDefaults, read_pipeline_defaults
 from pipelines.k8s_settings import docker_settings, stage_settings
 from steps._tracking import tracked
 from steps.evaluate import evaluate
+from steps.export import export
 from steps.hyperparameter_search import hyperparameter_search
 from steps.load_datasets import load_datasets
 from steps.mine_hard_negatives import mine_hard_negatives
@@ -120,6 +121,14 @@ def finetune_pipeline(config: RunConfig) -> None:
         eval_datasets=eval_datasets,
         training=training,
     )
+    export_report, onnx = None, None
+    if Stage.EXPORT in plan:
+        export_report, onnx = export.with_options(**options(Stage.EXPORT))(
+            config=configs[plan[Stage.EXPORT].config],
+            model=model,
+            eval_datasets=eval_datasets,
+            evaluation=evaluation,
+        )
     card = tracked(model_card).with_options(**options(Stage.CARD))(
         config=configs[plan[Stage.CARD].config],
         evaluation=evaluation,
@@ -127,10 +136,19 @@ def finetune_pipeline(config: RunConfig) -> None:
         data_report=data_report,
         search=search,
         mining=mining,
+        export_report=export_report,
     )
     hub_push = push_to_hub.with_options(**options(Stage.PUSH))(
-        config=configs[plan[Stage.PUSH].config], model=model, evaluation=evaluation, model_card=card
+        config=configs[plan[Stage.PUSH].config],
+        model=model,
+        evaluation=evaluation,
+        model_card=card,
+        export_report=export_report,
+        onnx=onnx,
     )
     promote.with_options(**options(Stage.PROMOTE))(
-        config=configs[plan[Stage.PROMOTE].config], evaluation=evaluation, hub_push=hub_push
+        config=configs[plan[Stage.PROMOTE].config],
+        evaluation=evaluation,
+        hub_push=hub_push,
+        export_report=export_report,
     )

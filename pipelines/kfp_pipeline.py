@@ -32,7 +32,7 @@ import argparse
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
@@ -228,6 +228,37 @@ def evaluate(
     return evaluation.model_dump(mode="json")
 
 
+def export(
+    config: str,
+    eval_data: Input[Dataset],
+    model: Input[Model],
+    evaluation: dict,
+    onnx: Output[Model],
+) -> dict:
+    """ONNX (and int8) export of the fine-tuned model with pooling and normalization in
+    the graph, checked against the PyTorch model (per-text cosine, gate metric); the
+    exported folder is the `onnx` artifact the push publishes as `onnx/`."""
+    from pathlib import Path
+
+    from datasets import load_from_disk
+    from sentence_transformers import SentenceTransformer
+
+    from trainer.config import RunConfig
+    from trainer.results import Evaluation
+    from trainer.stages import export_stage
+
+    report, _ = export_stage(
+        RunConfig.model_validate_json(config),
+        SentenceTransformer(model.path),
+        load_from_disk(eval_data.path),
+        Evaluation.model_validate(evaluation),
+        folder=Path(onnx.path),
+    )
+    for line in report.lines():
+        print(f"export: {line}", flush=True)
+    return report.model_dump(mode="json")
+
+
 def model_card(
     config: str,
     evaluation: dict,
@@ -238,6 +269,7 @@ def model_card(
     card: Output[Markdown],
     mining: dict = {},  # noqa: B006 (KFP parameter defaults, never mutated)
     search: dict = {},  # noqa: B006
+    export_report: dict = {},  # noqa: B006
 ) -> None:
     """The Hub README.md (front matter + body), also rendered in the KFP UI. `config` is
     the one the model was trained with (tuned, when a search ran)."""
@@ -245,6 +277,7 @@ def model_card(
     from trainer.results import (
         DataReport,
         Evaluation,
+        ExportReport,
         MiningReports,
         RunRef,
         SearchResult,
@@ -260,22 +293,30 @@ def model_card(
         run=RunRef(orchestrator="kubeflow", name=run_name, id=run_id, pipeline="st-finetune"),
         mining=MiningReports.model_validate(mining) if mining else None,
         search=SearchResult.model_validate(search) if search else None,
+        export=ExportReport.model_validate(export_report) if export_report else None,
     )
     with open(card.path, "w", encoding="utf-8") as handle:
         handle.write(text)
 
 
 def push_to_hub(
-    config: str, model: Input[Model], evaluation: dict, card: Input[Markdown], run_name: str
+    config: str,
+    model: Input[Model],
+    evaluation: dict,
+    card: Input[Markdown],
+    run_name: str,
+    export_report: dict = {},  # noqa: B006 (a KFP parameter default, never mutated)
+    onnx: Optional[Input[Model]] = None,  # noqa: UP045 (kfp reads Optional, not `| None`)
 ) -> dict:
     """Publish only if the gate passes and hub.enabled; the token is the HF_TOKEN env var.
     The last task: it ends with the run's closing lines (gate, push, where results are)."""
     import os
     import shutil
+    from pathlib import Path
 
     from trainer.config import RunConfig
     from trainer.release import gated_push
-    from trainer.results import Evaluation, RunRef
+    from trainer.results import Evaluation, ExportReport, RunRef
     from trainer.stages import finish_run
 
     def write_folder(folder):
@@ -291,6 +332,8 @@ def push_to_hub(
         token=lambda: os.environ.get(HF_TOKEN_KEY, ""),
         run_label=ref.label(),
         log=lambda line: print(line, flush=True),
+        export=ExportReport.model_validate(export_report) if export_report else None,
+        export_folder=Path(onnx.path) if onnx is not None else None,
     )
     finish_run(
         run, evaluation=scores, push=outcome, run=ref, log=lambda line: print(line, flush=True)
@@ -443,6 +486,7 @@ def build_pipeline(
         Stage.SEARCH: hyperparameter_search,
         Stage.TRAIN: train,
         Stage.EVALUATE: evaluate,
+        Stage.EXPORT: export,
         Stage.CARD: model_card,
         Stage.PUSH: push_to_hub,
     }
@@ -497,6 +541,19 @@ def build_pipeline(
             model=trained.outputs["model"],
             training=trained.outputs["Output"],
         )
+        push_inputs: dict[str, Any] = {}
+        if Stage.EXPORT in plan:
+            exported = add(
+                Stage.EXPORT,
+                eval_data=eval_data,
+                model=trained.outputs["model"],
+                evaluation=evaluated.outputs["Output"],
+            )
+            card_inputs["export_report"] = exported.outputs["Output"]
+            push_inputs = {
+                "export_report": exported.outputs["Output"],
+                "onnx": exported.outputs["onnx"],
+            }
         card = add(
             Stage.CARD,
             evaluation=evaluated.outputs["Output"],
@@ -512,6 +569,7 @@ def build_pipeline(
             evaluation=evaluated.outputs["Output"],
             card=card.outputs["card"],
             run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            **push_inputs,
         )
 
     return finetune

@@ -16,7 +16,14 @@ from zenml.types import MarkdownString
 from steps._context import run_ref
 from steps._tracking import mlflow_tracked
 from trainer.config import RunConfig
-from trainer.results import DataReport, Evaluation, MiningReports, SearchResult, TrainingSummary
+from trainer.results import (
+    DataReport,
+    Evaluation,
+    ExportReport,
+    MiningReports,
+    SearchResult,
+    TrainingSummary,
+)
 from trainer.stages import card_stage
 from trainer.training import log_model_card
 
@@ -29,6 +36,7 @@ def model_card(
     data_report: DataReport,
     search: SearchResult | None = None,
     mining: MiningReports | None = None,
+    export_report: ExportReport | None = None,
 ) -> Annotated[MarkdownString, "model_card"]:
     """README.md text (YAML front matter + body), shown in the dashboard as Markdown."""
     card = card_stage(
@@ -39,6 +47,7 @@ def model_card(
         run=run_ref(),
         search=search,
         mining=mining,
+        export=export_report,
     )
     if mlflow_tracked():
         log_model_card(card)

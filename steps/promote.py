@@ -20,8 +20,8 @@ from zenml.logger import get_logger
 
 from steps._context import run_ref
 from trainer.config import RunConfig
-from trainer.release import decide, promotion_verdict
-from trainer.results import Evaluation, Promotion, PushOutcome
+from trainer.release import decide_release, promotion_verdict
+from trainer.results import Evaluation, ExportReport, Promotion, PushOutcome
 from trainer.stages import finish_run
 
 logger = get_logger(__name__)
@@ -42,7 +42,10 @@ def _production_score(model_name: str, metric: str, evaluation: Evaluation) -> f
 
 @step
 def promote(
-    config: RunConfig, evaluation: Evaluation, hub_push: PushOutcome
+    config: RunConfig,
+    evaluation: Evaluation,
+    hub_push: PushOutcome,
+    export_report: ExportReport | None = None,
 ) -> Annotated[Promotion, "promotion"]:
     """Whether the version became `production`, and why; logs one line either way, then
     the run's closing lines."""
@@ -56,7 +59,7 @@ def promote(
         finish_run(config, evaluation=evaluation, push=hub_push, promotion=outcome, run=run_ref())
         return outcome
 
-    decision = decide(config.gate, evaluation)
+    decision = decide_release(config, evaluation, export_report)
     current = _production_score(model.name, decision.metric, evaluation)
     promoted, reason = promotion_verdict(decision, current)
     if promoted:

@@ -19,7 +19,7 @@ from steps._context import run_ref
 from steps._secrets import hub_token
 from trainer.config import HF_TOKEN_KEY, RunConfig
 from trainer.release import gated_push
-from trainer.results import Evaluation, PushOutcome
+from trainer.results import Evaluation, ExportReport, PushOutcome
 
 logger = get_logger(__name__)
 
@@ -41,8 +41,11 @@ def push_to_hub(
     model: SentenceTransformer,
     evaluation: Evaluation,
     model_card: MarkdownString,
+    export_report: ExportReport | None = None,
+    onnx: Path | None = None,
 ) -> Annotated[PushOutcome, "hub_push"]:
-    """The gate decision, and where the model landed when it was pushed."""
+    """The gate decision (with the export's parity when the run exports), and where the
+    model landed when it was pushed (with the exported `onnx/` folder)."""
 
     def write_folder(folder: Path) -> None:
         model.save(str(folder), create_model_card=False)
@@ -55,6 +58,8 @@ def push_to_hub(
         token=lambda: _hub_token(config.hub.secret_name),
         run_label=run_ref().label(),
         log=logger.info,
+        export=export_report,
+        export_folder=onnx,
     )
     log_metadata(metadata={"hub_push": outcome.model_dump(mode="json", exclude_none=True)})
     return outcome

@@ -38,6 +38,7 @@ def test_default_gate_passes_when_not_worse() -> None:
         "interval": None,
         "interval_note": NO_INTERVAL,
         "steps_trained": None,
+        "export": [],
     }
     assert decision.log_line() == (
         f"gate PASSED: {NDCG} = 0.52 (base 0.4, +0.1200, {NO_INTERVAL}); "
@@ -138,6 +139,7 @@ def test_decision_round_trips_as_json() -> None:
         "interval": None,
         "interval_note": NO_INTERVAL,
         "steps_trained": None,
+        "export": [],
     }
 
 

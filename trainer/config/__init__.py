@@ -28,6 +28,7 @@ from trainer.config.evaluation import (
     GateConfig,
     GuardConfig,
 )
+from trainer.config.export import QUANTIZATIONS, ExportConfig, ParityConfig
 from trainer.config.files import (
     load_run_config,
     model_entry,
@@ -84,6 +85,7 @@ __all__ = [
     "LOSS_PARAM_PREFIX",
     "PACKAGE_PREFIX",
     "POOLING_MODES",
+    "QUANTIZATIONS",
     "RESUME_AUTO",
     "RESUME_NEVER",
     "TRIAL_TRAINING_OVERRIDES",
@@ -102,6 +104,7 @@ __all__ = [
     "DocumentsSource",
     "EvaluatorConfig",
     "EvaluatorType",
+    "ExportConfig",
     "GateConfig",
     "GuardConfig",
     "HardNegativesConfig",
@@ -112,6 +115,7 @@ __all__ = [
     "LossConfig",
     "ModelConfig",
     "OutputConfig",
+    "ParityConfig",
     "Range",
     "RunConfig",
     "SearchConfig",

@@ -26,6 +26,7 @@ from trainer.config.base import StrictModel
 from trainer.config.cluster import DistributedConfig, HardwareConfig
 from trainer.config.data import DatasetConfig, LeakageConfig, mining_losses
 from trainer.config.evaluation import EvaluatorConfig, GateConfig
+from trainer.config.export import ExportConfig
 from trainer.config.model import ModelConfig
 from trainer.config.release import CardConfig, HubConfig, OutputConfig
 from trainer.config.training import (
@@ -62,6 +63,7 @@ class RunConfig(StrictModel):
     leakage: LeakageConfig = Field(default_factory=LeakageConfig)
     seed: int = 42
     search: SearchConfig | None = None
+    export: ExportConfig = Field(default_factory=ExportConfig)
 
     @field_validator("datasets")
     @classmethod

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from trainer.config import RunConfig
 from trainer.preflight.config import read_config
 from trainer.preflight.evaluators import check_best_model_metric, check_evaluators, check_gate
+from trainer.preflight.export import check_export
 from trainer.preflight.locations import check_checkpoints, check_hub, check_output
 from trainer.preflight.loss_models import check_loss_models
 from trainer.preflight.report import Findings, PreflightReport
@@ -300,6 +301,8 @@ def preflight(
             check_output(run_config, found)
         if "checkpoints" not in found.dropped:
             check_checkpoints(run_config, artifact_root, filesystem, found)
+        if "export" not in found.dropped:
+            check_export(run_config, found)
         if offline:
             unchecked = _offline_unchecked(run_config, found)
     return PreflightReport(

@@ -18,17 +18,19 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from trainer.config import EvaluatorConfig, RunConfig, hub_repo_id
-from trainer.release.gate import decide
+from trainer.release.gate import decide_release
 from trainer.results import (
     DataReport,
     Emissions,
     Evaluation,
+    ExportReport,
     MiningReports,
     ModelInfo,
     ModelLineage,
     RunRef,
     SearchResult,
     TrainingSummary,
+    format_size,
 )
 from trainer.training import effective_training_arguments
 
@@ -291,13 +293,13 @@ def _dimensions(evaluation: Evaluation) -> str:
     )
 
 
-def _gate(config: RunConfig, evaluation: Evaluation) -> str:
+def _gate(config: RunConfig, evaluation: Evaluation, export: ExportReport | None = None) -> str:
     """The release gate and each regression guard, decided from this run's evaluation
-    exactly as `push_to_hub` and `promote` decide them."""
+    (and export parity) exactly as `push_to_hub` and `promote` decide them."""
     if not evaluation.finetuned:
         return ""
     try:
-        decision = decide(config.gate, evaluation)
+        decision = decide_release(config, evaluation, export)
     except ValueError as error:
         return f"### Release gate\n\nNot decided: {error}."
     base = (
@@ -318,6 +320,77 @@ def _gate(config: RunConfig, evaluation: Evaluation) -> str:
         lines.append("\nRegression guards (no metric may fall more than its allowed drop):\n")
         lines += [f"- {guard.summary()}" for guard in decision.guards]
     return "### Release gate\n\n" + "\n".join(lines)
+
+
+def _export(export: ExportReport | None) -> str:
+    """The exported ONNX graphs: sizes, CPU embedding speed and parity with PyTorch."""
+    if export is None:
+        return ""
+    rows = [
+        [
+            "PyTorch (weights)",
+            _cell(format_size(export.torch_size_bytes) if export.torch_size_bytes else None),
+            _cell(
+                f"{export.torch_texts_per_second:.0f}" if export.torch_texts_per_second else None
+            ),
+            "—",
+            "—",
+            "—",
+            "reference",
+        ]
+    ]
+    for graph in export.graphs:
+        metric = (
+            f"{_num(graph.metric_value)} (PyTorch {_num(graph.reference_value)})"
+            if graph.metric is not None
+            else "—"
+        )
+        rows.append(
+            [
+                f"`{graph.file}` ({graph.variant})",
+                format_size(graph.size_bytes),
+                f"{graph.texts_per_second:.0f}",
+                _num(graph.min_cosine),
+                _num(graph.mean_cosine),
+                metric,
+                "passed" if graph.passed else "**failed**: " + "; ".join(graph.reasons),
+            ]
+        )
+    gate_metric = next((graph.metric for graph in export.graphs if graph.metric), None)
+    header = [
+        "Files",
+        "Size",
+        "CPU texts/s",
+        "Min cosine",
+        "Mean cosine",
+        f"`{gate_metric}`" if gate_metric else "Gate metric",
+        "Parity",
+    ]
+    texts = export.graphs[0].texts if export.graphs else 0
+    intro = (
+        "ONNX graphs with the pooling and normalization inside: inputs `input_ids`, "
+        "`attention_mask` (and `token_type_ids`), output `sentence_embedding`. `onnx/` holds "
+        "the tokenizer too, so onnxruntime alone runs them. Cosine: between the PyTorch and "
+        f"the ONNX embedding of each of {texts} held-out texts; the gate metric is recomputed "
+        "with each graph on the same evaluators. Speed: CPU embedding throughput, "
+        f"tokenization included, batch {export.batch_size}, {export.cpu_threads} threads, "
+        "on the machine that ran the export."
+    )
+    code = "\n".join(
+        [
+            "```python",
+            "import onnxruntime",
+            "from transformers import AutoTokenizer",
+            "",
+            'tokenizer = AutoTokenizer.from_pretrained("onnx")',
+            'session = onnxruntime.InferenceSession("onnx/sentence_embedding.onnx")',
+            'features = tokenizer(["How do I read a file?"], padding=True, truncation=True, return_tensors="np")',
+            "names = [item.name for item in session.get_inputs()]",
+            'embeddings = session.run(["sentence_embedding"], {n: features[n] for n in names})[0]',
+            "```",
+        ]
+    )
+    return f"### ONNX export\n\n{intro}\n\n{_table(header, rows)}\n\n{code}"
 
 
 def _leakage(data: DataReport) -> str:
@@ -497,6 +570,7 @@ def render_model_card(
     run: RunRef | None = None,
     search: SearchResult | None = None,
     mining: MiningReports | None = None,
+    export: ExportReport | None = None,
 ) -> str:
     """README.md text: YAML front matter (with model-index) plus the markdown body.
 
@@ -509,7 +583,8 @@ def render_model_card(
         _usage(config),
         _evaluation(evaluation),
         _dimensions(evaluation),
-        _gate(config, evaluation),
+        _gate(config, evaluation, export),
+        _export(export),
         _training(config, training, data, search, mining),
         _lineage(run),
     ]

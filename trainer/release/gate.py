@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 
-from trainer.config import GateConfig
+from trainer.config import GateConfig, RunConfig
 from trainer.evaluation import paired_bootstrap
 from trainer.release.guards import check_guards
-from trainer.results import NO_INTERVAL, ConfidenceInterval, Evaluation, GateDecision
+from trainer.results import NO_INTERVAL, ConfidenceInterval, Evaluation, ExportReport, GateDecision
 from trainer.results import format_metric as _fmt
 
 
@@ -36,13 +36,17 @@ def improvement_interval(
     )
 
 
-def decide(gate: GateConfig, evaluation: Evaluation) -> GateDecision:
+def decide(
+    gate: GateConfig, evaluation: Evaluation, export: ExportReport | None = None
+) -> GateDecision:
     """Apply `gate` to the fine-tuned model's metrics.
 
     The metric is `gate.metric`, else the evaluation's primary metric. A metric that was
     not evaluated is a configuration error (ValueError naming the available metrics), not
     a failed gate: a typo must not silently block every release. Every guard in
     `gate.guards` must hold too; a failed guard is a reason, named in the log line.
+    With an `export` (the export stage's report), every exported graph must pass its
+    parity check; a failing one is a reason naming the file and its numbers.
     """
     finetuned = evaluation.finetuned
     metric = gate.metric or evaluation.primary_metric
@@ -98,6 +102,8 @@ def decide(gate: GateConfig, evaluation: Evaluation) -> GateDecision:
             )
     guards = check_guards(gate.guards, evaluation.base, evaluation.finetuned)
     reasons += [guard.summary() for guard in guards if not guard.passed]
+    if export is not None:
+        reasons += export.failures()
     return GateDecision(
         passed=not reasons,
         metric=metric,
@@ -109,7 +115,20 @@ def decide(gate: GateConfig, evaluation: Evaluation) -> GateDecision:
         interval=interval,
         interval_note=note,
         steps_trained=steps,
+        export=[graph.summary() for graph in export.graphs] if export is not None else [],
     )
+
+
+def decide_release(
+    config: RunConfig, evaluation: Evaluation, export: ExportReport | None = None
+) -> GateDecision:
+    """The gate of a whole run: `decide`, and when the run exports (`export.onnx`), no
+    release without the export stage's parity result."""
+    decision = decide(config.gate, evaluation, export)
+    if config.export.onnx and export is None:
+        reason = "export.onnx is set but no export parity result reached the gate"
+        return decision.model_copy(update={"passed": False, "reasons": [*decision.reasons, reason]})
+    return decision
 
 
 def promotion_verdict(decision: GateDecision, production_score: float | None) -> tuple[bool, str]:

@@ -19,6 +19,7 @@ fake Hub in tests/hub_server.py and the client source):
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,8 +28,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from trainer.config import HubConfig, RunConfig
-from trainer.release.gate import decide
-from trainer.results import Evaluation, PushOutcome
+from trainer.release.export import ONNX_FOLDER
+from trainer.release.gate import decide_release
+from trainer.results import Evaluation, ExportReport, PushOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +224,8 @@ def gated_push(
     token: Callable[[], str],
     run_label: str,
     log: Callable[[str], None] = logger.info,
+    export: ExportReport | None = None,
+    export_folder: Path | None = None,
 ) -> PushOutcome:
     """Decide the gate, then push only a passing model to an enabled Hub target.
 
@@ -229,9 +233,11 @@ def gated_push(
     write the model folder and where the token comes from. Both are callables, so a
     failing gate or a disabled target reads no secret and makes no request at all.
     `log` receives the one-line gate decision and the pushed URL (the orchestrator's
-    logger, so the line shows in the step's logs).
+    logger, so the line shows in the step's logs). With the export stage's `export`
+    report, its parity check is part of the gate, and the exported folder
+    (`export_folder`: graphs, tokenizer, export.json) is published as `onnx/`.
     """
-    decision = decide(config.gate, evaluation)
+    decision = decide_release(config, evaluation, export)
     log(decision.log_line())
     if not decision.passed:
         return PushOutcome(pushed=False, gate=decision, reason="; ".join(decision.reasons))
@@ -241,6 +247,13 @@ def gated_push(
     with tempfile.TemporaryDirectory(prefix="hub-push-") as tmp:
         folder = Path(tmp) / "model"
         write_folder(folder)
+        if config.export.onnx:
+            if export_folder is None or not export_folder.is_dir():
+                raise ValueError(
+                    f"export.onnx is set but the exported folder {export_folder} is missing: "
+                    "the push would publish the model without its ONNX files"
+                )
+            shutil.copytree(export_folder, folder / ONNX_FOLDER, dirs_exist_ok=True)
         result = push_model_folder(
             folder, config.hub, token=token(), commit_message=f"{message} ({run_label})"
         )

@@ -17,6 +17,7 @@ from trainer.results.data import (
     TeacherReports,
 )
 from trainer.results.evaluation import DimensionScore, Evaluation, format_metric
+from trainer.results.export import ExportedGraph, ExportReport, format_size
 from trainer.results.release import (
     NO_INTERVAL,
     ConfidenceInterval,
@@ -53,6 +54,8 @@ __all__ = [
     "DimensionScore",
     "Emissions",
     "Evaluation",
+    "ExportReport",
+    "ExportedGraph",
     "FrozenResult",
     "GateDecision",
     "GuardResult",
@@ -77,4 +80,5 @@ __all__ = [
     "TrainingSummary",
     "TrialRecord",
     "format_metric",
+    "format_size",
 ]

@@ -67,6 +67,8 @@ class GateDecision(Result):
     interval_note: str | None = None
     """Why there is no interval (`NO_INTERVAL`), when `gate.confidence` is set."""
     steps_trained: int | None = None
+    export: list[str] = Field(default_factory=list)
+    """One line per exported graph checked (size, speed, parity), when the run exports."""
 
     def improvement_text(self) -> str:
         """The improvement with its interval, or with the note why there is none."""
@@ -86,6 +88,7 @@ class GateDecision(Result):
                 else ""
             )
             guards = "".join(f"; {guard.summary()}" for guard in self.guards)
+            guards += "".join(f"; export {line}" for line in self.export)
             return (
                 f"gate PASSED: {self.metric} = {format_metric(self.value)}{base}{guards}; "
                 "model may be pushed and promoted"

@@ -1,10 +1,11 @@
-"""The stages both orchestrators run (load, train, evaluate, card) and how a run closes
+"""The stages both orchestrators run (load, train, evaluate, export, card) and how a run closes
 (its summary), the one decision of how training runs (in process, torchrun, TrainJob),
 and the pipeline plan: which stages a run has, which config each gets, which may reach
 the Hub.
 """
 
 from trainer.stages.evaluate import evaluate_stage, evaluation_report
+from trainer.stages.export import PARITY_FILE, export_folder, export_stage
 from trainer.stages.load import load_stage
 from trainer.stages.plan import (
     TRAINING_HARDWARE_STAGES,
@@ -15,7 +16,13 @@ from trainer.stages.plan import (
     pipeline_plan,
     uses_hub,
 )
-from trainer.stages.release import card_stage, evaluation_tags, finish_run, run_summary
+from trainer.stages.release import (
+    card_stage,
+    evaluation_tags,
+    finish_run,
+    is_model_folder,
+    run_summary,
+)
 from trainer.stages.train import (
     TRAINJOBS_FOLDER,
     TrainingDispatch,
@@ -28,6 +35,7 @@ from trainer.stages.train import (
 )
 
 __all__ = [
+    "PARITY_FILE",
     "TRAINING_HARDWARE_STAGES",
     "TRAINJOBS_FOLDER",
     "ConfigVariant",
@@ -41,7 +49,10 @@ __all__ = [
     "evaluate_stage",
     "evaluation_report",
     "evaluation_tags",
+    "export_folder",
+    "export_stage",
     "finish_run",
+    "is_model_folder",
     "load_stage",
     "pipeline_plan",
     "run_summary",

@@ -25,6 +25,7 @@ class Stage(StrEnum):
     SEARCH = "hyperparameter_search"
     TRAIN = "train"
     EVALUATE = "evaluate"
+    EXPORT = "export"
     CARD = "model_card"
     PUSH = "push_to_hub"
     PROMOTE = "promote"
@@ -138,7 +139,7 @@ def uses_hub(config: RunConfig) -> bool:
 def pipeline_plan(config: RunConfig) -> PipelinePlan:
     """The stages `config` runs: mining only when a dataset asks for hard negatives,
     teacher targets only when a dataset's loss has a teacher, a search only with a
-    `search` block; the others always."""
+    `search` block, the export only with `export.onnx`; the others always."""
     hub_model, hub_data = _downloads_from_hub(config)
     reads_hub = hub_model or hub_data
     stages = [
@@ -160,6 +161,12 @@ def pipeline_plan(config: RunConfig) -> PipelinePlan:
         # the model against the run's own config.
         StagePlan(Stage.TRAIN, ConfigVariant.TUNED, hub_token=reads_hub),
         StagePlan(Stage.EVALUATE, hub_token=reads_hub),
+    ]
+    if config.export.onnx:
+        # ONNX (and int8) with a parity check against the evaluated model; the gate of
+        # the push and the promotion includes it, the card shows sizes and speed.
+        stages.append(StagePlan(Stage.EXPORT, hub_token=reads_hub))
+    stages += [
         StagePlan(Stage.CARD, ConfigVariant.TUNED),
         StagePlan(Stage.PUSH, hub_token=config.hub.enabled),
         StagePlan(Stage.PROMOTE, needs_model_registry=True),

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trainer.config import RunConfig
-from trainer.release import decide, render_model_card
+from trainer.release import ONNX_FOLDER, decide, render_model_card
 from trainer.results import (
     DataReport,
     Evaluation,
+    ExportReport,
     MiningReports,
     Promotion,
     PushOutcome,
@@ -32,7 +33,8 @@ _MODEL_FILES = ("modules.json", "config_sentence_transformers.json")
 """Files that make a folder a saved sentence-transformers model."""
 
 
-def _is_model_folder(folder: Path | None) -> bool:
+def is_model_folder(folder: Path | None) -> bool:
+    """Whether `folder` holds a saved sentence-transformers model."""
     return folder is not None and any((folder / name).is_file() for name in _MODEL_FILES)
 
 
@@ -45,6 +47,7 @@ def card_stage(
     run: RunRef | None = None,
     search: SearchResult | None = None,
     mining: MiningReports | None = None,
+    export: ExportReport | None = None,
 ) -> str:
     """The model card (README.md with front matter), from the earlier stages' results.
 
@@ -60,9 +63,10 @@ def card_stage(
         run=run,
         search=search,
         mining=mining,
+        export=export,
     )
     path = config.output.card_path
-    if path is not None and _is_model_folder(path.parent):
+    if path is not None and is_model_folder(path.parent):
         path.write_text(card, encoding="utf-8")
         logger.info("model card written to %s", path)
     return card
@@ -72,10 +76,11 @@ def _files(config: RunConfig) -> dict[str, str]:
     """The results this run left in `output.dir` on this machine, by kind."""
     output = config.output
     candidates = {
-        "model": output.model_dir if _is_model_folder(output.model_dir) else None,
+        "model": output.model_dir if is_model_folder(output.model_dir) else None,
         "model_card": output.card_path,
         "report": output.report_path,
         "evaluation": output.evaluation_path,
+        "onnx": output.model_dir / ONNX_FOLDER if output.model_dir and config.export.onnx else None,
     }
     return {kind: str(path) for kind, path in candidates.items() if path and path.exists()}
 
