@@ -197,8 +197,8 @@ def test_unscheduled_config_is_one_orchestrator_job() -> None:
     assert run.schedule is None
     documents = k8s_manifests.render(run)
     names = [doc["metadata"]["labels"].get("step_name") for doc in documents]
-    # No search block and no hard negatives: neither optional step gets a Job.
-    optional = {"hyperparameter_search", "mine_hard_negatives", "teacher_targets"}
+    # No search, hard negatives, teacher or export: no optional step gets a Job.
+    optional = {"hyperparameter_search", "mine_hard_negatives", "teacher_targets", "export"}
     assert names[1:] == [step for step in k8s_manifests.STEP_NAMES if step not in optional]
     assert [doc["kind"] for doc in documents] == ["Job"] * len(names)
     with pytest.raises(ValueError, match="cron_expression"):
