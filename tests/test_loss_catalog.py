@@ -2,8 +2,10 @@
 
 The rows are generated from the loss's `LossSpec` (text columns, label kind), so a loss
 added to `trainer.catalog.LOSS_SPECS` is covered here without a new test; one that needs
-more than rows of its shape (a required parameter, a guide or teacher model) must say so
-in `EXTRA_CONFIG`, or this test fails for it.
+more than rows of its shape (a required parameter) must say so in `EXTRA_CONFIG`, or
+this test fails for it. A loss whose spec asks for a guide gets the tiny model as its guide;
+one whose label a teacher computes gets the tiny model as teacher, and its targets from the
+teacher-targets stage's own function, as a run computes them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from trainer.catalog import CACHED_VARIANTS, LOSS_SPECS, loss_param_problems
 from trainer.catalog.losses import LossSpec
 from trainer.config import RunConfig
 from trainer.data import load_datasets
+from trainer.data.distillation import teacher_targets_for_run
 
 EXTRA_CONFIG: dict[str, dict[str, Any]] = {
     # SoftmaxLoss classifies pairs: it needs the number of classes.
@@ -64,7 +67,11 @@ def test_every_catalog_loss_builds_and_trains(
     spec = LOSS_SPECS[loss]
     data = write_jsonl(tmp_path / "rows.jsonl", spec_rows(spec))
     extra = EXTRA_CONFIG.get(loss, {})
-    loss_config = {"name": loss, "cached": cached, **extra}
+    loss_config: dict[str, Any] = {"name": loss, "cached": cached, **extra}
+    if spec.guide:
+        loss_config["guide"] = {"name_or_path": str(tiny_model_path)}
+    if spec.label == "teacher":
+        loss_config["teacher"] = {"name_or_path": str(tiny_model_path)}
     if cached:
         # GradCache: mini-batches smaller than the batch, so the caching path runs.
         loss_config["params"] = {**loss_config.get("params", {}), "mini_batch_size": 2}
@@ -82,7 +89,9 @@ def test_every_catalog_loss_builds_and_trains(
             },
         )
     )
-    train_data, _ = load_datasets(config)
+    train_data, held_out = load_datasets(config)
+    if spec.label == "teacher":
+        train_data, _, _ = teacher_targets_for_run(config, train_data, held_out)
     model = training.load_model(config.model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer = training.build_trainer(config, train_data, output_dir=tmp_path / "out", model=model)

@@ -59,8 +59,8 @@ def test_search_picks_the_best_trial_and_the_final_training_uses_it(
     scales: list[float] = []
     real_run_loss = training.run_loss
 
-    def spy_run_loss(trial_config: RunConfig, model: Any) -> Any:
-        loss = real_run_loss(trial_config, model)
+    def spy_run_loss(trial_config: RunConfig, model: Any, **kwargs: Any) -> Any:
+        loss = real_run_loss(trial_config, model, **kwargs)
         scales.append(loss.scale)
         return loss
 
