@@ -19,6 +19,8 @@ and reports every seed's metrics and their mean, sample standard deviation, min 
   after checking that they were trained exactly as this config would train them (the
   training digest of `trainer.training.series`: model, datasets, losses, training
   arguments, seed, data contents; evaluators are not part of it).
+* `--base-from JSON`: take the base model's scores from an earlier result of this script
+  whose evaluator sets (by config path) include these, instead of scoring the base again.
 
 Run from the repository root::
 
@@ -230,6 +232,7 @@ def main() -> None:
     parser.add_argument(
         "--output", type=Path, default=None, help="results JSON; without it nothing is written"
     )
+    parser.add_argument("--base-from", type=Path, help="base scores from this earlier result")
     parser.add_argument("--table", type=Path, help="print this results JSON as markdown")
     args = parser.parse_args()
     if args.table is not None:
@@ -266,6 +269,13 @@ def main() -> None:
         report["base_eval_seconds"] = previous.get("base_eval_seconds", {})
         report["started"] = previous.get("started", report["started"])
     scorers = [Scorer(path) for path in [args.config, *args.evaluate_with]]
+    if not report["base"] and args.base_from is not None:
+        earlier = json.loads(args.base_from.read_text())
+        missing = [s.label for s in scorers if s.label not in earlier["base"]]
+        if missing:
+            raise SystemExit(f"{args.base_from} has no base scores for {missing}")
+        report["base"] = {s.label: earlier["base"][s.label] for s in scorers}
+        report["base_from"] = str(args.base_from)
     if not report["base"]:
         from trainer.models import load_model
 
