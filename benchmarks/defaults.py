@@ -13,14 +13,17 @@ epoch with each candidate recipe and scores base and fine-tuned models on held-o
 
 Every run goes through the project's own path (`RunConfig` -> `load_datasets` ->
 optional `mine_hard_negatives_for_run` -> `trainer.training.trainer.train` -> the configured
-evaluators), one run at a time, seed 42. Results are written after every run, so an
-interrupted sweep keeps what it measured.
+evaluators), one run at a time, once per `--seeds` value (the run seed: batch order of the
+`no_duplicates` sampler, dropout). A single run's NDCG@10 moves by about 0.01 with the
+seed, so the table reports each recipe's mean, sample standard deviation and min-max over
+its seeds. Results are written after every run, so an interrupted sweep keeps what it
+measured.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/defaults.py [--cases a,b,...] [--output PATH]
+    .venv/bin/python benchmarks/defaults.py [--cases a,b,...] [--seeds 1 2 3] [--output PATH]
 
-An existing output file is resumed: cases it already holds are kept and skipped.
+An existing output file is resumed: (case, seed) runs it already holds are kept and skipped.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from seeds import format_spread, spread  # benchmarks/seeds.py, next to this script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -105,7 +110,7 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def run_config(case: dict[str, Any]) -> Any:
+def run_config(case: dict[str, Any], seed: int = 42) -> Any:
     from trainer.config import RunConfig
 
     data = DATASETS[case["data"]]
@@ -119,6 +124,7 @@ def run_config(case: dict[str, Any]) -> Any:
             "evaluators": [data["evaluator"]],
             "training": {**case["training"], "num_train_epochs": 1, "logging_steps": 50},
             "output": {"dir": None},
+            "seed": seed,
         }
     )
 
@@ -128,14 +134,24 @@ def _retrieval(metrics: dict[str, float], prefix: str) -> dict[str, float]:
     return {key: round(metrics[f"{prefix}_cosine_{key}"], 4) for key in keys}
 
 
-def measure(name: str, case: dict[str, Any], base_cache: dict[str, dict[str, float]]) -> dict:
-    """Train one recipe and score base and fine-tuned models on its held-out data."""
+def measure(
+    name: str,
+    case: dict[str, Any],
+    base_cache: dict[str, dict[str, float]],
+    *,
+    seed: int = 42,
+    mined_cache: dict[str, tuple[Any, dict[str, Any]]] | None = None,
+) -> dict:
+    """Train one recipe with `seed` and score base and fine-tuned models on its held-out data.
+
+    Mining with the `top` strategy (this recipe's) does not depend on the seed, so the
+    mined rows of a dataset are reused across seeds through `mined_cache`."""
     from trainer.data import load_datasets, mine_hard_negatives_for_run
     from trainer.evaluation import build_evaluators, run_evaluators
     from trainer.models import load_model
     from trainer.training import train
 
-    config = run_config(case)
+    config = run_config(case, seed)
     prefix = config.evaluators[0].display_name
     train_sets, held_out = load_datasets(config)
     evaluators = build_evaluators(config, held_out)
@@ -147,25 +163,31 @@ def measure(name: str, case: dict[str, Any], base_cache: dict[str, dict[str, flo
         print(f"  base evaluated in {time.perf_counter() - started:.0f} s", flush=True)
     mining: dict[str, Any] | None = None
     if case["hard_negatives"]:
-        train_sets, reports = mine_hard_negatives_for_run(config, train_sets)
-        mining = reports.datasets["docs"].model_dump()
-        print(f"  {reports.datasets['docs'].summary_line()}", flush=True)
+        cache = mined_cache if mined_cache is not None else {}
+        if case["data"] not in cache:
+            assert config.datasets["docs"].hard_negatives.sampling_strategy == "top"
+            mined_sets, reports = mine_hard_negatives_for_run(config, train_sets)
+            cache[case["data"]] = (mined_sets, reports.datasets["docs"].model_dump())
+            print(f"  {reports.datasets['docs'].summary_line()}", flush=True)
+        train_sets, mining = cache[case["data"]]
     with tempfile.TemporaryDirectory(prefix="defaults-bench-") as output_dir:
         result = train(config, train_sets, output_dir=output_dir)
     started = time.perf_counter()
     tuned = _retrieval(run_evaluators(result.model, evaluators), prefix)
     eval_seconds = time.perf_counter() - started
     base = base_cache[case["data"]]
+    summary = result.summary
     return {
         "case": name,
+        "seed": seed,
         "data": case["data"],
         "max_seq_length": config.model.max_seq_length,
         "loss": case["loss"],
         "hard_negatives": case["hard_negatives"],
         "training": case["training"],
-        "train_rows": result.train_rows["docs"],
-        "steps": result.global_step,
-        "train_seconds": round(result.train_seconds, 1),
+        "train_rows": summary.train_rows["docs"],
+        "steps": summary.global_step,
+        "train_seconds": round(summary.train_seconds, 1),
         "mining": mining,
         "eval_seconds": round(eval_seconds, 1),
         "base": base,
@@ -174,24 +196,51 @@ def measure(name: str, case: dict[str, Any], base_cache: dict[str, dict[str, flo
     }
 
 
+def _cases_in_order(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    by_case: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_case.setdefault(run["case"], []).append(run)
+    return by_case
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per case: the seeds' spread of fine-tuned NDCG@10, MRR@10, gain and times."""
+    summary: dict[str, Any] = {}
+    for case, case_runs in _cases_in_order([r for r in runs if "error" not in r]).items():
+        summary[case] = {
+            "seeds": [run.get("seed", 42) for run in case_runs],
+            "base_ndcg@10": case_runs[0]["base"]["ndcg@10"],
+            "ndcg@10": spread([run["finetuned"]["ndcg@10"] for run in case_runs]),
+            "mrr@10": spread([run["finetuned"]["mrr@10"] for run in case_runs]),
+            "ndcg@10_gain": spread([run["ndcg@10_gain"] for run in case_runs]),
+            "train_seconds": spread([run["train_seconds"] for run in case_runs]),
+        }
+    return summary
+
+
 def markdown_table(report: dict[str, Any]) -> str:
-    """The README table: one row per measured recipe."""
+    """The README table: one row per recipe, its seeds' mean ± sample std (min-max)."""
     lines = [
-        "| case | max len | rows trained | NDCG@10 base -> fine-tuned (gain) | MRR@10 | "
-        "train s | mining s |",
-        "|---|---|---|---|---|---|---|",
+        "| case | max len | rows trained | seeds | NDCG@10 mean ± std (min-max) | gain (mean) | "
+        "MRR@10 mean ± std | train s (mean) | mining s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in report["runs"]:
-        if "error" in run:
-            lines.append(f"| {run['case']} | failed: {run['error']} | | | | | |")
+    by_case = _cases_in_order(report["runs"])
+    summary = summarize(report["runs"])
+    for case, case_runs in by_case.items():
+        failed = [run for run in case_runs if "error" in run]
+        if case not in summary:
+            lines.append(f"| {case} | failed: {failed[0]['error']} | | | | | | | |")
             continue
-        base, tuned = run["base"], run["finetuned"]
-        mining = run["mining"]["seconds"] if run["mining"] else "-"
+        entry, first = summary[case], next(run for run in case_runs if "error" not in run)
+        ndcg, mrr = entry["ndcg@10"], entry["mrr@10"]
+        mining = first["mining"]["seconds"] if first["mining"] else "-"
         lines.append(
-            f"| {run['case']} | {run.get('max_seq_length', '')} | {run['train_rows']} | "
-            f"{base['ndcg@10']:.4f} -> {tuned['ndcg@10']:.4f} ({run['ndcg@10_gain']:+.4f}) | "
-            f"{base['mrr@10']:.4f} -> {tuned['mrr@10']:.4f} | {run['train_seconds']:.0f} | "
-            f"{mining} |"
+            f"| {case} | {first.get('max_seq_length', '')} | {first['train_rows']} | "
+            f"{', '.join(str(seed) for seed in entry['seeds'])} | "
+            f"{entry['base_ndcg@10']:.4f} -> {format_spread(ndcg)} | "
+            f"{entry['ndcg@10_gain']['mean']:+.4f} | {mrr['mean']:.4f} ± {mrr['std']:.4f} | "
+            f"{entry['train_seconds']['mean']:.0f} | {mining} |"
         )
     return "\n".join(lines)
 
@@ -199,6 +248,9 @@ def markdown_table(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", help="comma-separated case names (default: all, in order)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[1, 2, 3], help="run seeds, one run each"
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -232,7 +284,8 @@ def main() -> None:
             for package in ("sentence-transformers", "transformers", "torch", "datasets")
         },
         "model": MODEL,
-        "seed": 42,
+        "seeds": args.seeds,
+        "note": "shared machine (several engineers' jobs): times are upper bounds",
         "runs": [],
     }
     base_cache: dict[str, dict[str, float]] = {}
@@ -243,17 +296,18 @@ def main() -> None:
         report["started"] = previous.get("started", report["started"])
         for run in report["runs"]:
             base_cache.setdefault(run["data"], run["base"])
-    done = {run["case"] for run in report["runs"]}
-    for name in names:
-        if name in done:
-            print(f"== {name}: measured before, kept", flush=True)
+    done = {(run["case"], run.get("seed", 42)) for run in report["runs"]}
+    mined_cache: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for name, seed in [(name, seed) for name in names for seed in args.seeds]:
+        if (name, seed) in done:
+            print(f"== {name}, seed {seed}: measured before, kept", flush=True)
             continue
-        print(f"== {name}", flush=True)
+        print(f"== {name}, seed {seed}", flush=True)
         try:
-            run = measure(name, CASES[name], base_cache)
+            run = measure(name, CASES[name], base_cache, seed=seed, mined_cache=mined_cache)
         except Exception as error:  # one broken recipe must not lose the others' numbers
             print(f"  FAILED: {error!r}", flush=True)
-            report["runs"].append({"case": name, "error": repr(error)})
+            report["runs"].append({"case": name, "seed": seed, "error": repr(error)})
         else:
             report["runs"].append(run)
             print(
@@ -262,6 +316,7 @@ def main() -> None:
                 flush=True,
             )
         if args.output is not None:
+            report["summary"] = summarize(report["runs"])
             args.output.parent.mkdir(parents=True, exist_ok=True)
             args.output.write_text(json.dumps(report, indent=2) + "\n")
 
