@@ -11,7 +11,7 @@ paired bootstrap interval. The false-pass rate is the share of pairs that pass.
 Run from the repository root::
 
     .venv/bin/python benchmarks/gate_false_pass.py --config configs/quickstart.yaml \\
-        --models /work/measure/quickstart-seed*/model [--output PATH]
+        --models outputs/seeds/quickstart-seed*/model [--output PATH]
 
 `--train SEEDS --train-rows N --models-dir DIR` first trains the run config on its first
 N training rows once per seed (saved as DIR/gate-<seed>/model) and then measures those.
@@ -196,7 +196,9 @@ def main() -> None:
     parser.add_argument("--models", type=Path, nargs="*", default=[], help="saved model folders")
     parser.add_argument("--train", type=int, nargs="*", default=[], help="seeds to train first")
     parser.add_argument("--train-rows", type=int, default=None, help="training rows per seed")
-    parser.add_argument("--models-dir", type=Path, default=Path("/work/measure"))
+    parser.add_argument(
+        "--models-dir", type=Path, default=REPO_ROOT / "outputs" / "gate-false-pass"
+    )
     parser.add_argument(
         "--confidence", type=float, nargs="*", default=list(CONFIDENCES), help="levels to test"
     )

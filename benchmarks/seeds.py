@@ -15,7 +15,7 @@ and reports every seed's metrics and their mean, sample standard deviation, min 
 * `--save-models DIR`: keep each model in `DIR/<name>-seed<N>/model`, with `metrics.json`
   next to it (seed, training digest, times, metrics).
 * `--models-from TEMPLATE`: do not train; score the models an earlier `--save-models` kept
-  (e.g. `/work/measure/quickstart-seed{seed}`),
+  (e.g. `outputs/seeds/quickstart-seed{seed}`),
   after checking that they were trained exactly as this config would train them (the
   training digest of `trainer.training.series`: model, datasets, losses, training
   arguments, seed, data contents; evaluators are not part of it).
