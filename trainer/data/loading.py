@@ -19,7 +19,14 @@ from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset, Value
 from pydantic import BaseModel, ConfigDict
 
 from trainer.catalog import LABEL_COLUMNS, LOSS_SPECS
-from trainer.config import ColumnMapping, DatasetConfig, DocumentsSource, EvaluatorConfig, RunConfig
+from trainer.config import (
+    ColumnMapping,
+    DatasetConfig,
+    DataSource,
+    DocumentsSource,
+    EvaluatorConfig,
+    RunConfig,
+)
 from trainer.data.checks import check_content
 from trainer.data.sources import load_source
 from trainer.data.streaming import HEAD_ROWS, open_raw_stream, streaming_problems
@@ -235,13 +242,7 @@ def _load_stream(
         f"beyond the first {HEAD_ROWS}, and not by the leakage check"
     ]
     if config.eval_source is not None:
-        eval_field = f"datasets.{name}.eval_source"
-        raw_eval = load_source(
-            config.eval_source, what=f"dataset {name!r} (eval)", field=eval_field
-        )
-        held_out, eval_report, eval_warnings = _prepare_source(
-            name, config, raw_eval, split="eval", path=config.eval_source.path, field=eval_field
-        )
+        held_out, eval_report, eval_warnings = _load_eval_source(name, config, config.eval_source)
         sources.append(eval_report)
         warnings += eval_warnings
     report = DatasetReport(
@@ -253,6 +254,17 @@ def _load_stream(
         warnings=warnings,
     )
     return train, held_out, report
+
+
+def _load_eval_source(
+    name: str, config: DatasetConfig, eval_source: DataSource
+) -> tuple[Dataset, SourceReport, list[str]]:
+    """The held-out rows of a dataset's `eval_source`, prepared like its training rows."""
+    eval_field = f"datasets.{name}.eval_source"
+    raw_eval = load_source(eval_source, what=f"dataset {name!r} (eval)", field=eval_field)
+    return _prepare_source(
+        name, config, raw_eval, split="eval", path=eval_source.path, field=eval_field
+    )
 
 
 def _load_one(
@@ -268,13 +280,7 @@ def _load_one(
     reports = [train_report]
     held_out = None
     if config.eval_source is not None:
-        eval_field = f"datasets.{name}.eval_source"
-        raw_eval = load_source(
-            config.eval_source, what=f"dataset {name!r} (eval)", field=eval_field
-        )
-        held_out, eval_report, eval_warnings = _prepare_source(
-            name, config, raw_eval, split="eval", path=config.eval_source.path, field=eval_field
-        )
+        held_out, eval_report, eval_warnings = _load_eval_source(name, config, config.eval_source)
         reports.append(eval_report)
         warnings = [*warnings, *eval_warnings]
     elif config.eval_size is not None:
