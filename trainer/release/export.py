@@ -123,7 +123,16 @@ def quantize_int8(source: Path, target: Path) -> None:
     quantized at run time), the recipe sentence-transformers' int8 exports use."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    # The quantizer logs a line per skipped node on the root logger at INFO ("Ignore
+    # MatMul ...", "Quantization parameters ... not specified"): hundreds of lines in the
+    # step log that say nothing to a user. Its warnings still get through.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
 
 
 class OnnxEncoder:
