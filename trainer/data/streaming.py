@@ -23,11 +23,6 @@ HEAD_ROWS = 1000
 """Rows of a stream its column and type checks read (a stream is never read to its end)."""
 
 
-def is_streaming(config: RunConfig) -> bool:
-    """Whether any training dataset of the run streams."""
-    return any(dataset.source.streaming for dataset in config.datasets.values())
-
-
 def streaming_problems(config: RunConfig) -> list[Problem]:
     """What a run with a streamed dataset cannot do, each naming the key to change."""
     streamed = [name for name, ds in config.datasets.items() if ds.source.streaming]

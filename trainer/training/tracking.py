@@ -291,16 +291,3 @@ def log_html(page: str, artifact_file: str) -> None:
 
     _active_run()
     mlflow.log_text(str(page), artifact_file)
-
-
-def subprocess_environment() -> dict[str, str]:
-    """Environment for a training subprocess (torchrun) to log into the active run: the
-    MLflowCallback in the child attaches to `MLFLOW_RUN_ID` instead of starting a run."""
-    import mlflow
-
-    run = _active_run()
-    return {
-        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
-        "MLFLOW_RUN_ID": run.info.run_id,
-        "MLFLOW_EXPERIMENT_ID": run.info.experiment_id,
-    }
