@@ -1,0 +1,111 @@
+"""Work the Hub dataset tests run in a child process pointed at the fake Hub
+(tests/hub_process.py): the project's own stages on a config file as a user writes it.
+Nothing here imports tests/conftest.py, which turns the Hub off. Each function returns
+plain JSON for the test to assert on."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+def read_rows(
+    path: str, subset: str | None, split: str, streaming: bool, revision: str | None = None
+) -> list[dict[str, Any]]:
+    """Every row of a Hub dataset split, read by `datasets.load_dataset` as a user would."""
+    from datasets import load_dataset
+
+    rows = load_dataset(path, subset, split=split, streaming=streaming, revision=revision)
+    return [dict(row) for row in rows]
+
+
+def _site() -> Any:
+    from trainer.stages import TrainingSite
+
+    return TrainingSite(storage_root=None, pipeline="tests")
+
+
+def run_stages(config_file: str, checkpoint_uri: str) -> dict[str, Any]:
+    """Preflight, load, train, evaluate and gate a config file, as the pipeline's steps do."""
+    from trainer.config import load_run_config
+    from trainer.preflight import preflight
+    from trainer.release import decide_release
+    from trainer.stages import evaluate_stage, load_stage, train_stage
+
+    config = load_run_config(config_file)
+    config = config.model_copy(
+        update={"checkpoints": config.checkpoints.model_copy(update={"uri": checkpoint_uri})}
+    )
+    report = preflight(config)
+    train, held_out, data_report = load_stage(config)
+    trained = train_stage(config, train, held_out, _site())
+    evaluation = evaluate_stage(
+        config, trained.model, held_out, steps_trained=trained.summary.global_step
+    )
+    return {
+        "preflight_problems": [str(problem) for problem in report.problems],
+        "preflight_skipped": report.skipped,
+        "stand_in_rows": {name: len(rows) for name, rows in train.items()},
+        "data_warnings": {name: ds.warnings for name, ds in data_report.datasets.items()},
+        "global_step": trained.summary.global_step,
+        "evaluation": evaluation.model_dump(mode="json"),
+        "gate": decide_release(config, evaluation).model_dump(mode="json"),
+    }
+
+
+class _Interrupt(TrainerCallback):
+    """Stops the run after `at` steps the way a pod's eviction does (SIGTERM)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.at:
+            signal.raise_signal(signal.SIGTERM)
+
+
+def resume_a_stream(config_file: str, work: str, interrupt_at: int) -> dict[str, Any]:
+    """Train the config straight through, then again interrupted after `interrupt_at`
+    steps and resumed in a fresh folder; whether both end with identical weights."""
+    import torch
+
+    from trainer.config import load_run_config
+    from trainer.data import load_datasets
+    from trainer.training.checkpoints import TrainingInterrupted
+    from trainer.training.run import train_in_process
+
+    root = Path(work)
+
+    def run(series: str, pod: str, callbacks: list[TrainerCallback]) -> Any:
+        config = load_run_config(config_file)
+        uri = str(root / series)
+        config = config.model_copy(
+            update={"checkpoints": config.checkpoints.model_copy(update={"uri": uri})}
+        )
+        train, held_out = load_datasets(config)
+        return train_in_process(
+            config, train, held_out, checkpoint_uri=uri, callbacks=callbacks,
+            work_dir=root / pod,
+        )  # fmt: skip
+
+    straight = run("straight", "pod-0", [])
+    try:
+        run("series", "pod-1", [_Interrupt(at=interrupt_at)])
+        interrupted = False
+    except TrainingInterrupted:
+        interrupted = True
+    shutil.rmtree(root / "pod-1")
+    resumed = run("series", "pod-2", [])
+    final, expected = resumed.model.state_dict(), straight.model.state_dict()
+    return {
+        "interrupted": interrupted,
+        "straight_steps": straight.summary.global_step,
+        "resumed_steps": resumed.summary.global_step,
+        "resumed": resumed.summary.resume.resumed,
+        "resumed_from": resumed.summary.resume.from_step,
+        "same_weights": all(torch.equal(final[key], value) for key, value in expected.items()),
+    }
