@@ -23,6 +23,22 @@ def read_rows(
     return [dict(row) for row in rows]
 
 
+def preflight_reports(config_files: list[str], offline: bool) -> list[dict[str, list[str]]]:
+    """The preflight of each config file (`offline` as `--offline` asks, the Hub in reach
+    or not): its problems, checks and skips."""
+    from trainer.preflight import preflight
+
+    reports = [preflight(path, offline=offline) for path in config_files]
+    return [
+        {
+            "problems": [str(problem) for problem in report.problems],
+            "checked": report.checked,
+            "skipped": report.skipped,
+        }
+        for report in reports
+    ]
+
+
 def _site() -> Any:
     from trainer.stages import TrainingSite
 

@@ -165,13 +165,16 @@ NANO_TOPICS = {
 }
 
 
-def add_nanobeir(hub: FakeHub) -> None:
-    """Two tiny NanoBEIR sets in the layout of sentence-transformers/NanoBEIR-en: per
-    config a Parquet file per split, named by the README's `configs`; 30 documents (5 per
-    topic), 6 queries, each relevant to the first two documents of its topic."""
+def add_nanobeir(hub: FakeHub, repo_id: str = NANOBEIR_REPO, sets: tuple[str, ...] = ()) -> None:
+    """Tiny NanoBEIR sets (`sets`, default both) in the layout of
+    sentence-transformers/NanoBEIR-en: per config a Parquet file per split, named by the
+    README's `configs`; 30 documents (5 per topic), 6 queries, each relevant to the first
+    two documents of its topic."""
     files: dict[str, bytes] = {}
     configs: dict[str, list[dict[str, str]]] = {"corpus": [], "queries": [], "qrels": []}
     for split, topics in NANO_TOPICS.items():
+        if sets and split not in sets:
+            continue
         corpus = [
             {"_id": f"{split}-d{t}-{k}", "text": f"note {k} on {topic} and their role"}
             for t, topic in enumerate(topics)
@@ -191,7 +194,69 @@ def add_nanobeir(hub: FakeHub) -> None:
             configs[config].append({"split": split, "path": f"{config}/{split}-*"})
     front = [{"config_name": name, "data_files": splits} for name, splits in configs.items()]
     card = f"---\n{yaml.safe_dump({'configs': front}, sort_keys=False)}---\n# NanoBEIR (fake)\n"
-    hub.add_dataset(NANOBEIR_REPO, {"README.md": card.encode(), **files})
+    hub.add_dataset(repo_id, {"README.md": card.encode(), **files})
+
+
+def _nanobeir_config(
+    path: Path, tiny_model_path: Path, pairs_file: Path, training: dict, **params: Any
+) -> Path:
+    document = tiny_run_config(
+        tiny_model_path,
+        {"docs": pairs_dataset(pairs_file)},
+        training=training,
+        evaluators=[
+            {"type": "nanobeir", "params": {"dataset_names": ["scifact", "nfcorpus"], **params}}
+        ],
+    )
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_the_online_preflight_checks_the_nanobeir_repo_and_its_splits(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """Online, the preflight reads the NanoBEIR repo's configs and the chosen sets' splits
+    (no rows): a repo lacking a set, or no repo at all, is a problem before training.
+    Asked to be offline, it reaches for none of them and says so."""
+    training = {"max_steps": 1}
+    configs = [
+        _nanobeir_config(tmp_path / f"{n}.yaml", tiny_model_path, pairs_file, training, **p)
+        for n, p in enumerate([{}, {"dataset_id": "org/NanoBEIR-xx"}, {"dataset_id": "org/none"}])
+    ]
+    with FakeHub() as hub:
+        add_nanobeir(hub)
+        add_nanobeir(hub, "org/NanoBEIR-xx", sets=("NanoSciFact",))
+        args = {"config_files": [str(path) for path in configs], "offline": False}
+        good, lacking, absent = call_with_hub(
+            hub, "tests.hub_runs:preflight_reports", args, tmp_path / "child"
+        )
+        asked = len(hub.requests)
+        args["offline"] = True
+        offline = call_with_hub(hub, "tests.hub_runs:preflight_reports", args, tmp_path / "off")
+    assert good["problems"] == []
+    assert (
+        "evaluators.0: NanoBEIR's sentence-transformers/NanoBEIR-en has NanoSciFact, "
+        "NanoNFCorpus in corpus, queries, qrels (Hub file listing; rows are read when it runs)"
+    ) in good["checked"]
+    assert lacking["problems"] == [
+        "evaluators.0.params.dataset_id: the Hub dataset 'org/NanoBEIR-xx' has no split "
+        "NanoNFCorpus in config 'corpus', which NanoBEIR reads for the chosen dataset_names; "
+        "it has: NanoSciFact"
+    ]
+    assert absent["problems"] == [
+        "evaluators.0.params.dataset_id: NanoBEIR reads config 'corpus' of the Hub dataset "
+        "'org/none', which cannot be read: Dataset 'org/none' doesn't exist on the Hub or "
+        "cannot be accessed."
+    ]
+    assert all(report["problems"] == [] for report in offline)
+    assert (
+        "evaluators.0: NanoBEIR downloads org/none (scifact, nfcorpus) from the Hugging Face "
+        "Hub when it runs; the preflight is offline, so it is not checked, and the evaluate "
+        "stage needs Hub access (or those datasets in the local cache)"
+    ) in offline[2]["skipped"]
+    assert len(hub.requests) == asked
+    assert_only_the_fake_was_asked(hub)
 
 
 @pytest.mark.slow
@@ -201,14 +266,8 @@ def test_the_nanobeir_evaluator_reports_its_metrics_from_hub_datasets(
     """A run configured with `type: nanobeir` as a user writes it: the preflight online,
     training, the evaluate stage scoring base and fine-tuned model on both sets (each
     config of each downloaded), and the gate deciding on NanoBEIR's mean nDCG@10."""
-    document = tiny_run_config(
-        tiny_model_path,
-        {"docs": pairs_dataset(pairs_file)},
-        training={"per_device_train_batch_size": 8, "max_steps": 4, "learning_rate": 1e-3},
-        evaluators=[{"type": "nanobeir", "params": {"dataset_names": ["scifact", "nfcorpus"]}}],
-    )
-    config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    training = {"per_device_train_batch_size": 8, "max_steps": 4, "learning_rate": 1e-3}
+    config = _nanobeir_config(tmp_path / "run.yaml", tiny_model_path, pairs_file, training)
     with FakeHub() as hub:
         add_nanobeir(hub)
         args = {"config_file": str(config), "checkpoint_uri": str(tmp_path / "series")}

@@ -286,7 +286,9 @@ def preflight(
             part.startswith("datasets.") for part in found.dropped
         ):
             failed = [name for name in run_config.datasets if name not in data.datasets]
-            found_metrics = check_evaluators(run_config, held_out, similarity, failed, found)
+            found_metrics = check_evaluators(
+                run_config, held_out, similarity, failed, found, offline=offline
+            )
             metrics = found_metrics.names
             gate_metric = check_gate(run_config, found_metrics, found)
             if "training" not in found.dropped:

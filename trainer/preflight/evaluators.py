@@ -124,9 +124,11 @@ def check_evaluators(
     similarity: str | None,
     failed_datasets: list[str],
     found: Findings,
+    *,
+    offline: bool = False,
 ) -> EvaluatorMetrics:
     """Build every evaluator on the rows it will read, as the evaluate stage will, and
-    list the metric names they will report."""
+    list the metric names they will report (`offline`: reach no Hub repo for NanoBEIR)."""
     from trainer.config import EvaluatorConfig
     from trainer.evaluation import (
         DEFAULT_SIMILARITY,
@@ -152,7 +154,7 @@ def check_evaluators(
         where = f"evaluators.{index}" if config.evaluators else "evaluators"
         name = evaluator.display_name
         if evaluator.type == "nanobeir":
-            check_nanobeir(evaluator, where, found)
+            check_nanobeir(evaluator, where, found, offline=offline)
             unknown.append(name)
             continue
         if evaluator.type == "mse":
@@ -294,17 +296,27 @@ def check_mse(
     return [f"{evaluator.display_name}_negative_mse"]
 
 
-def check_nanobeir(evaluator: EvaluatorConfig, where: str, found: Findings) -> None:
+NANOBEIR_CONFIGS = ("corpus", "queries", "qrels")
+"""The configs of a NanoBEIR dataset repo NanoBEIREvaluator reads, each with one split per
+set (`Nano<Name>`)."""
+
+
+def check_nanobeir(
+    evaluator: EvaluatorConfig, where: str, found: Findings, *, offline: bool = False
+) -> None:
     """NanoBEIR's datasets come from the Hub when it is built: its dataset names are
-    checked here, the download is not (said as skipped, offline or not)."""
+    checked here; online, so are the repo's configs and the chosen sets' splits (from its
+    file listing, no rows read); offline (`HF_HUB_OFFLINE=1` or `offline`) that is said
+    as skipped."""
     from huggingface_hub import constants
     from sentence_transformers.sentence_transformer.evaluation.nano_beir import (
         DATASET_NAME_TO_HUMAN_READABLE,
     )
 
     names = evaluator.params.get("dataset_names") or list(DATASET_NAME_TO_HUMAN_READABLE)
+    names = names if isinstance(names, list) else [names]
     known = list(DATASET_NAME_TO_HUMAN_READABLE)
-    for name in names if isinstance(names, list) else [names]:
+    for name in names:
         if str(name).lower() not in known:
             close = difflib.get_close_matches(str(name).lower(), known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -314,14 +326,49 @@ def check_nanobeir(evaluator: EvaluatorConfig, where: str, found: Findings) -> N
             )
     dataset_id = evaluator.params.get("dataset_id", "sentence-transformers/NanoBEIR-en")
     chosen = ", ".join(map(str, names))
-    if constants.HF_HUB_OFFLINE:
+    if constants.HF_HUB_OFFLINE or offline:
+        why = "HF_HUB_OFFLINE=1 here" if constants.HF_HUB_OFFLINE else "the preflight is offline"
         found.skipped.append(
             f"{where}: NanoBEIR downloads {dataset_id} ({chosen}) from the Hugging Face Hub "
-            "when it runs; HF_HUB_OFFLINE=1 here, so it is not checked, and the evaluate "
-            "stage needs Hub access (or those datasets in the local cache)"
+            f"when it runs; {why}, so it is not checked, and the evaluate stage needs Hub "
+            "access (or those datasets in the local cache)"
         )
-    else:
-        found.skipped.append(
-            f"{where}: NanoBEIR downloads {dataset_id} ({chosen}) from the Hugging Face Hub "
-            "when it runs: not checked here"
+        return
+    splits = [
+        f"Nano{DATASET_NAME_TO_HUMAN_READABLE[str(name).lower()]}"
+        for name in names
+        if str(name).lower() in known
+    ]
+    if splits and _nanobeir_splits_found(dataset_id, splits, where, found):
+        found.checked.append(
+            f"{where}: NanoBEIR's {dataset_id} has {', '.join(splits)} in "
+            f"{', '.join(NANOBEIR_CONFIGS)} (Hub file listing; rows are read when it runs)"
         )
+
+
+def _nanobeir_splits_found(dataset_id: str, splits: list[str], where: str, found: Findings) -> bool:
+    """Whether each config of `dataset_id` NanoBEIR reads lists every split in `splits`
+    (read from the repo's card and file listing: `load_dataset_builder` reads no rows)."""
+    from datasets import load_dataset_builder
+
+    field = f"{where}.params.dataset_id"
+    for config in NANOBEIR_CONFIGS:
+        try:
+            listed = set(load_dataset_builder(dataset_id, config).config.data_files or {})
+        except Exception as error:
+            found.problem(
+                field,
+                f"NanoBEIR reads config {config!r} of the Hub dataset {dataset_id!r}, which "
+                f"cannot be read: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
+            )
+            return False
+        missing = [split for split in splits if split not in listed]
+        if missing:
+            found.problem(
+                field,
+                f"the Hub dataset {dataset_id!r} has no split {', '.join(missing)} in config "
+                f"{config!r}, which NanoBEIR reads for the chosen dataset_names; it has: "
+                f"{', '.join(sorted(listed)) or '(none)'}",
+            )
+            return False
+    return True
