@@ -125,3 +125,27 @@ def resume_a_stream(config_file: str, work: str, interrupt_at: int) -> dict[str,
         "resumed_from": resumed.summary.resume.from_step,
         "same_weights": all(torch.equal(final[key], value) for key, value in expected.items()),
     }
+
+
+def train_stage_once(config_file: str, checkpoint_uri: str, interrupt_at: int) -> dict[str, Any]:
+    """The load and train stages on a config file, interrupted after `interrupt_at` steps
+    (0: not): how it ended, or the error that stopped it."""
+    from trainer.config import load_run_config
+    from trainer.stages import TrainingSite, load_stage, train_stage
+    from trainer.training.checkpoints import TrainingInterrupted
+
+    config = load_run_config(config_file)
+    config = config.model_copy(
+        update={"checkpoints": config.checkpoints.model_copy(update={"uri": checkpoint_uri})}
+    )
+    train, held_out, _ = load_stage(config)
+    callbacks = [_Interrupt(at=interrupt_at)] if interrupt_at else []
+    site = TrainingSite(storage_root=None, pipeline="tests", callbacks=callbacks)
+    try:
+        trained = train_stage(config, train, held_out, site)
+    except TrainingInterrupted:
+        return {"ended": "interrupted"}
+    except Exception as error:
+        return {"ended": f"{type(error).__name__}: {error}"}
+    resume = trained.summary.resume
+    return {"ended": "finished", "resumed_from": resume.from_step if resume.resumed else None}

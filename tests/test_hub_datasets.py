@@ -65,11 +65,13 @@ def assert_only_the_fake_was_asked(hub: FakeHub) -> None:
     assert hub.requests_to("unknown") == [], [r.path for r in hub.requests_to("unknown")]
 
 
-def _stream_config(tmp_path: Path, tiny_model_path: Path, **training: Any) -> Path:
+def _stream_config(
+    tmp_path: Path, tiny_model_path: Path, revision: str | None = None, **training: Any
+) -> Path:
     """A run on the streamed train split, held out the test split (read whole), scored by
     information retrieval; the leakage check cannot read a stream whole, so it warns."""
     dataset = {
-        "source": {"path": STREAM_REPO, "streaming": True},
+        "source": {"path": STREAM_REPO, "streaming": True, "revision": revision},
         "eval_source": {"path": STREAM_REPO, "split": "test"},
         "columns": {"q": "anchor", "d": "positive"},
     }
@@ -156,6 +158,32 @@ def test_resume_of_a_hub_stream_sees_the_rows_of_an_uninterrupted_run(
     assert 3 <= result["resumed_from"] < 8
     assert result["straight_steps"] == result["resumed_steps"] == 8
     assert result["same_weights"]
+    assert_only_the_fake_was_asked(hub)
+
+
+@pytest.mark.slow
+def test_a_hub_stream_whose_repo_moved_on_is_not_resumed_as_if_it_had_not(
+    hub: FakeHub, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """The train stage streams the commit its revision names when it starts, and that
+    commit is part of the series identity: after a new commit to the repo, an unfinished
+    series is not resumed on other rows (skipping batches of data it never trained on),
+    the mismatch is named; on the same commit the series resumes."""
+    config = _stream_config(tmp_path, tiny_model_path, max_steps=6)
+    work = tmp_path / "child"
+    args = {"config_file": str(config), "checkpoint_uri": str(tmp_path / "series")}
+    run = "tests.hub_runs:train_stage_once"
+    first = call_with_hub(hub, run, {**args, "interrupt_at": 3}, work / "first")
+    assert first == {"ended": "interrupted"}
+    before = hub.dataset_head(STREAM_REPO).oid
+    hub.add_dataset(STREAM_REPO, {"data/train-00000-of-00002.parquet": parquet(_rows(20)[::-1])})
+    moved = call_with_hub(hub, run, {**args, "interrupt_at": 0}, work / "moved")
+    assert moved["ended"].startswith("SeriesMismatch: the checkpoint series at "), moved
+    assert "datasets.docs.source.revision" in moved["ended"] and before in moved["ended"]
+    pinned = dict(args, config_file=str(_stream_config(tmp_path, tiny_model_path, max_steps=6,
+                                                        revision=before)))  # fmt: skip
+    resumed = call_with_hub(hub, run, {**pinned, "interrupt_at": 0}, work / "pinned")
+    assert resumed["ended"] == "finished" and 3 <= resumed["resumed_from"] < 6
     assert_only_the_fake_was_asked(hub)
 
 

@@ -18,6 +18,7 @@ from trainer.data.loading import (
     stream_stand_ins,
 )
 from trainer.data.mining import mine_dataset, mine_hard_negatives_for_run
+from trainer.data.streaming import pin_stream_revisions
 
 __all__ = [
     "BeirFormatError",
@@ -36,6 +37,7 @@ __all__ = [
     "mine_dataset",
     "mine_hard_negatives_for_run",
     "normalise",
+    "pin_stream_revisions",
     "reopen_streams",
     "stream_stand_ins",
     "teacher_datasets",

@@ -6,17 +6,21 @@ Nothing reads a stream to its end: its columns and types are checked on its firs
 need every row (held-out splitting, mining, the leakage check, multi-dataset sampling,
 per-trial sampling of a search) are refused up front by `streaming_problems`. The Trainer
 reads it in file order, so a resumed run skips the batches it already consumed and sees
-exactly the rows an uninterrupted run would.
+exactly the rows an uninterrupted run would. That holds for a Hub stream only if the
+resumed run reads the same commit: the train stage pins each Hub stream to the commit its
+revision names when it starts (`pin_stream_revisions`), which puts that commit in the
+series identity, so a repo that moved on is not resumed as if it had not.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from datasets import IterableDataset, load_dataset
 
-from trainer.config import DatasetConfig, RunConfig, data_file_suffix
+from trainer.config import DatasetConfig, DataSource, RunConfig, data_file_suffix
 from trainer.problems import DataValidationError, Problem
 
 HEAD_ROWS = 1000
@@ -92,6 +96,41 @@ def streaming_problems(config: RunConfig) -> list[Problem]:
     return problems
 
 
+def _is_hub(source: DataSource) -> bool:
+    """Whether a stream's source is a Hub dataset (a local file of that name wins)."""
+    path = Path(source.path).expanduser()
+    return source.resolved_format == "hub" and not (source.format is None and path.is_file())
+
+
+def pin_stream_revisions(config: RunConfig) -> RunConfig:
+    """`config` with each streamed Hub dataset's `source.revision` (a branch, a tag,
+    unset: `main`) replaced by the commit id it names now, so the whole training reads one
+    commit and the series identity (made from the config) names it: resuming after the
+    repo got a new commit is then refused as another training's series, instead of
+    skipping batches of rows it never trained on."""
+    from huggingface_hub import HfApi
+
+    datasets = dict(config.datasets)
+    for name, dataset in config.datasets.items():
+        source = dataset.source
+        revision = source.revision
+        if not source.streaming or not _is_hub(source):
+            continue
+        if revision is not None and re.fullmatch(r"[0-9a-f]{40}", revision):
+            continue
+        try:
+            commit = HfApi().dataset_info(source.path, revision=revision).sha
+        except Exception as error:
+            raise DataValidationError(
+                f"dataset {name!r}: cannot find which commit revision {revision or 'main'!r} "
+                f"of the Hub dataset {source.path!r} is: {str(error).splitlines()[0]}",
+                field=f"datasets.{name}.source.revision",
+            ) from error
+        pinned = source.model_copy(update={"revision": commit})
+        datasets[name] = dataset.model_copy(update={"source": pinned})
+    return config.model_copy(update={"datasets": datasets})
+
+
 def open_raw_stream(config: DatasetConfig, *, what: str, field: str) -> IterableDataset:
     """The dataset's source as a stream, its features read from its first rows."""
     stream = _open(config, what=what, field=field)
@@ -107,7 +146,7 @@ def _open(config: DatasetConfig, *, what: str, field: str) -> IterableDataset:
     source = config.source
     path = Path(source.path).expanduser()
     try:
-        if source.resolved_format == "hub" and not (source.format is None and path.is_file()):
+        if _is_hub(source):
             return load_dataset(
                 source.path, source.subset, split=source.split, revision=source.revision,
                 streaming=True,

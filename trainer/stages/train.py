@@ -25,7 +25,7 @@ from trainer.cluster import (
     train_with_torchrun,
 )
 from trainer.config import RunConfig
-from trainer.data import reopen_streams
+from trainer.data import pin_stream_revisions, reopen_streams
 from trainer.results import RunRef
 from trainer.stages.plan import Stage, pipeline_plan
 from trainer.training import (
@@ -170,7 +170,9 @@ def train_stage(
 ) -> TrainedModel:
     """Train as `training_dispatch` decides: the model rank 0 trained and its summary,
     whichever way it ran. Checkpoints are durable and an interrupted series resumes.
-    Streamed datasets (`source.streaming`) are opened again here, from their source."""
+    Streamed datasets (`source.streaming`) are opened again here, from their source; a
+    Hub stream at the commit its revision names now, which the series identity records."""
+    config = pin_stream_revisions(config)
     train_datasets = reopen_streams(config, train_datasets)
     dispatch = training_dispatch(config, train_datasets, site)
     streamed = [name for name, rows in train_datasets.items() if not isinstance(rows, Dataset)]
