@@ -13,14 +13,12 @@ from typing import Any
 from transformers import TrainerCallback
 
 
-def read_rows(
-    path: str, subset: str | None, split: str, streaming: bool, revision: str | None = None
-) -> list[dict[str, Any]]:
-    """Every row of a Hub dataset split, read by `datasets.load_dataset` as a user would."""
+def read_rows(reads: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Every row of each Hub dataset split asked for (`load_dataset`'s keyword arguments:
+    path, name, split, streaming, revision), read by `datasets` as a user would."""
     from datasets import load_dataset
 
-    rows = load_dataset(path, subset, split=split, streaming=streaming, revision=revision)
-    return [dict(row) for row in rows]
+    return [[dict(row) for row in load_dataset(**read)] for read in reads]
 
 
 def preflight_reports(config_files: list[str], offline: bool) -> list[dict[str, list[str]]]:

@@ -1,6 +1,7 @@
 """Hub datasets read for real, from the loopback fake Hub: a streamed Hub training dataset
-(`source: {path: org/name, streaming: true}`) trains and resumes at its exact position,
-and the NanoBEIR evaluator downloads its datasets and reports its metrics. The Hub
+(`source: {path: org/name, streaming: true}`) trains, resumes at its exact position and is
+not resumed once its repo moved on; the NanoBEIR evaluator downloads its datasets and
+reports its metrics, and the online preflight checks its repo. The Hub
 clients run in a child process pointed at the fake (tests/hub_process.py explains why);
 every request it makes must reach the fake, none any other host."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from hashlib import sha256
@@ -83,13 +85,14 @@ def _stream_config(
         leakage={"on_query_overlap": "warn"},
         evaluators=[{"type": "information_retrieval", "name": "held-out", "dataset": "docs"}],
     )
-    path = tmp_path / "run.yaml"
+    path = tmp_path / f"run-{revision or 'main'}.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
 
 
 def test_the_fake_hub_answers_reads_like_the_hub(hub: FakeHub) -> None:
-    """Range reads, HEAD metadata, tree listing and the proxy trap, without a client."""
+    """Range reads, HEAD metadata, tree and paths-info listings and the proxy trap, without
+    a client."""
     head = hub.dataset_head(STREAM_REPO)
     shard = "data/train-00000-of-00002.parquet"
     content = head.files[shard]
@@ -108,6 +111,11 @@ def test_the_fake_hub_answers_reads_like_the_hub(hub: FakeHub) -> None:
     (entry,) = [entry for entry in listed if entry["path"] == shard]
     assert entry["lfs"] == {"oid": sha256(content).hexdigest(), "size": len(content),
                             "pointerSize": entry["lfs"]["pointerSize"]}  # fmt: skip
+    form = urllib.parse.urlencode({"paths": [shard, "data", "missing"]}, doseq=True)
+    paths_info = f"{hub.url}/api/datasets/{STREAM_REPO}/paths-info/main"
+    with urllib.request.urlopen(urllib.request.Request(paths_info, data=form.encode())) as answer:
+        found = [(entry["type"], entry["path"]) for entry in json.load(answer)]
+    assert found == [("file", shard), ("directory", "data")]
     proxy = urllib.request.ProxyHandler({"http": hub.url})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.build_opener(proxy).open("http://example.org/x")
@@ -117,10 +125,22 @@ def test_the_fake_hub_answers_reads_like_the_hub(hub: FakeHub) -> None:
 
 @pytest.mark.slow
 def test_load_dataset_reads_a_hub_repo_streamed_or_not(hub: FakeHub, tmp_path: Path) -> None:
-    for streaming in (True, False):
-        args = {"path": STREAM_REPO, "subset": None, "split": "train", "streaming": streaming}
-        rows = call_with_hub(hub, "tests.hub_runs:read_rows", args, tmp_path / f"{streaming}")
-        assert rows == _rows(40)
+    """Parquet streamed (by HTTP ranges) and downloaded, JSON lines streamed, and a
+    revision pinned to a commit the branch has moved past."""
+    first = hub.dataset_head(STREAM_REPO).oid
+    hub.add_dataset(STREAM_REPO, {"data/train-00001-of-00002.parquet": parquet(_rows(3))})
+    lines = "".join(json.dumps(row) + "\n" for row in _rows(7))
+    hub.add_dataset("org/lines", {"train.jsonl": lines.encode()})
+    now = _rows(20) + _rows(3)
+    reads = [
+        ({"path": STREAM_REPO, "split": "train", "streaming": True}, now),
+        ({"path": STREAM_REPO, "split": "train", "streaming": False}, now),
+        ({"path": STREAM_REPO, "split": "train", "streaming": True, "revision": first}, _rows(40)),
+        ({"path": "org/lines", "split": "train", "streaming": True}, _rows(7)),
+    ]
+    args = {"reads": [read for read, _ in reads]}
+    rows = call_with_hub(hub, "tests.hub_runs:read_rows", args, tmp_path / "child")
+    assert rows == [expected for _, expected in reads]
     ranged = [r for r in hub.requests_to("resolve") if "range" in map(str.lower, r.headers)]
     assert ranged, "the stream read no file by ranges"
     assert_only_the_fake_was_asked(hub)

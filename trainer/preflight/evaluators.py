@@ -359,7 +359,7 @@ def _nanobeir_splits_found(dataset_id: str, splits: list[str], where: str, found
             found.problem(
                 field,
                 f"NanoBEIR reads config {config!r} of the Hub dataset {dataset_id!r}, which "
-                f"cannot be read: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
+                f"cannot be read: {(str(error) or type(error).__name__).splitlines()[0]}",
             )
             return False
         missing = [split for split in splits if split not in listed]
