@@ -5,6 +5,7 @@ card, report), and pooling / normalization for plain transformers checkpoints.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.conftest import TINY_HIDDEN, pairs_dataset, tiny_run_config
+from tests.conftest import TINY_HIDDEN, build_adapted_model, pairs_dataset, tiny_run_config
 from trainer.config import POOLING_MODES, LossConfig, ModelConfig, RunConfig
 from trainer.preflight import preflight
 
@@ -411,7 +412,6 @@ def test_unknown_or_repeated_pooling_modes_are_refused(pooling: Any, message: st
 @pytest.mark.parametrize(
     ("adapter", "message"),
     [
-        ({"export": "adapter"}, "export: adapter is not available"),
         ({"r": 0}, "greater than 0"),
         ({"target_modules": []}, "name the modules to adapt"),
         ({"type": "ia3"}, "Input should be 'lora'"),
@@ -521,6 +521,113 @@ def test_adapter_training_resumes_exactly_and_exports_merged_weights(
         straight.model.encode(texts, convert_to_tensor=True),
         atol=1e-6,
     )
+
+
+TEXTS = ["open a file", "sort a list in place", "read a file line by line"]
+
+
+def test_the_adapter_alone_is_saved_beside_the_merged_model_and_loads_with_peft(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """`export: adapter`: the folder is the merged model, `adapter/` is peft's standard
+    layout (small), and the base + adapter give the merged model's embeddings, through
+    `load_with_adapter` and through plain peft (`PeftModel.from_pretrained`)."""
+    import torch
+    from peft import PeftModel
+    from sentence_transformers import SentenceTransformer
+
+    from trainer.models import ADAPTER_FOLDER, has_adapter, load_with_adapter
+
+    folder = build_adapted_model(tiny_model_path, tmp_path / "model")
+    adapter = folder / ADAPTER_FOLDER
+    assert {path.name for path in adapter.iterdir()} == {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    }
+    saved = json.loads((adapter / "adapter_config.json").read_text())
+    assert saved["peft_type"] == "LORA" and saved["r"] == 4
+    assert saved["base_model_name_or_path"] == str(tiny_model_path)
+    model_bytes = (folder / "model.safetensors").stat().st_size
+    adapter_bytes = (adapter / "adapter_model.safetensors").stat().st_size
+    assert adapter_bytes * 100 < model_bytes  # 2 layers x query, value at r=4: a few KB
+
+    merged = SentenceTransformer(str(folder), device="cpu")
+    expected = merged.encode(TEXTS, convert_to_tensor=True)
+    base = SentenceTransformer(str(tiny_model_path), device="cpu")
+    assert not torch.allclose(base.encode(TEXTS, convert_to_tensor=True), expected, atol=1e-3)
+
+    loaded = load_with_adapter(tiny_model_path, adapter, device="cpu")
+    assert has_adapter(loaded)
+    assert torch.allclose(loaded.encode(TEXTS, convert_to_tensor=True), expected, atol=1e-5)
+
+    # Plain peft on the base transformers model, as the card shows it.
+    base[0].auto_model = PeftModel.from_pretrained(
+        base[0].auto_model, str(folder), subfolder=ADAPTER_FOLDER
+    )
+    assert torch.allclose(base.encode(TEXTS, convert_to_tensor=True), expected, atol=1e-5)
+
+
+def test_a_saved_adapter_travels_with_the_model_through_load_and_save(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """What the artifact store and the Hub push do: load the saved folder, save it again;
+    `adapter/` comes out byte for byte (a plain model folder gets none)."""
+    from trainer.models import ADAPTER_FOLDER, kept_adapter, load_saved_model, save_model
+
+    folder = build_adapted_model(tiny_model_path, tmp_path / "model")
+    again = save_model(load_saved_model(folder, device="cpu"), tmp_path / "again")
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        first = (folder / ADAPTER_FOLDER / name).read_bytes()
+        assert (again / ADAPTER_FOLDER / name).read_bytes() == first
+    plain = load_saved_model(tiny_model_path, device="cpu")
+    assert kept_adapter(plain) is None
+    assert not (save_model(plain, tmp_path / "plain") / ADAPTER_FOLDER).exists()
+
+
+def test_an_adapter_for_another_base_is_refused(tiny_model_path: Path, tmp_path: Path) -> None:
+    from trainer.models import ADAPTER_FOLDER, load_with_adapter
+
+    folder = build_adapted_model(tiny_model_path, tmp_path / "model")
+    one_layer = ModelConfig(name_or_path=str(tiny_model_path), keep_layers=[0])
+    with pytest.raises(
+        ValueError,
+        match=r"does not fit the base model .*: 4 weight\(s\) with no layer in this base "
+        r"\(e\.g\. encoder\.layer\.1\.attention",
+    ):
+        load_with_adapter(one_layer, folder / ADAPTER_FOLDER, device="cpu")
+
+
+@pytest.mark.slow
+def test_a_trained_adapter_loaded_onto_its_base_gives_the_merged_embeddings(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """A real (tiny) training run with `export: adapter` saves the merged model with
+    `adapter/` beside it; the run's base (its model config) + that adapter encode as the
+    merged model does."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from tests.conftest import train_at
+    from trainer.models import ADAPTER_FOLDER, has_adapter, load_with_adapter
+    from trainer.stages import load_stage
+
+    document = tiny_run_config(tiny_model_path, {"docs": pairs_dataset(pairs_file)})
+    document["model"]["adapter"] = {"r": 4, "alpha": 8, "dropout": 0.0, "export": "adapter"}
+    document["training"]["learning_rate"] = 1e-2
+    document["output"] = {"dir": str(tmp_path / "run")}
+    config = RunConfig.model_validate(document)
+    train_datasets, _, _ = load_stage(config)
+    trained = train_at(config, train_datasets, checkpoint_uri=str(tmp_path / "checkpoints"))
+    assert not has_adapter(trained.model)  # the model itself is merged
+    folder = config.output.model_dir
+    assert folder is not None and (folder / ADAPTER_FOLDER / "adapter_model.safetensors").is_file()
+
+    merged = SentenceTransformer(str(folder), device="cpu").encode(TEXTS, convert_to_tensor=True)
+    assert torch.allclose(trained.model.encode(TEXTS, convert_to_tensor=True), merged, atol=1e-6)
+    loaded = load_with_adapter(config.model, folder / ADAPTER_FOLDER, device="cpu")
+    assert torch.allclose(loaded.encode(TEXTS, convert_to_tensor=True), merged, atol=1e-5)
+    base = SentenceTransformer(str(tiny_model_path), device="cpu")
+    assert not torch.allclose(base.encode(TEXTS, convert_to_tensor=True), merged, atol=1e-4)
 
 
 def test_the_adapter_starts_from_the_runs_seed(tiny_model_path: Path) -> None:
