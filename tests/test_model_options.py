@@ -257,6 +257,96 @@ def test_matryoshka_2d_trains_and_is_scored_per_dimension(
     assert report.count("<tr><td") == len(evaluation.by_dimension)
 
 
+def _normalized_copy(path: Path, seed: int) -> Any:
+    """The tiny model with its weights nudged (another model) and a Normalize module:
+    unit embeddings whose truncations are not unit (the library does not re-normalize)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize
+
+    model = SentenceTransformer(str(path), device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.02)
+    model.append(Normalize())
+    return model
+
+
+def test_scores_per_dimension_equal_the_librarys_truncate_dim_from_one_encoding(
+    tiny_model_path: Path, pairs_file: Path
+) -> None:
+    """Each model encodes the evaluator's texts once; the metric at every dimension is
+    exactly what the evaluator gives a model encoding with `truncate_dim` set."""
+    from trainer.data import load_datasets
+    from trainer.evaluation import build_evaluators, primary_metric, score_by_dimension
+    from trainer.results import Evaluation
+
+    loss = {"name": "MultipleNegativesRankingLoss", "matryoshka_dims": [32, 16, 8]}
+    config = _config(tiny_model_path, pairs_file, loss)
+    _, held_out = load_datasets(config)
+    evaluator = build_evaluators(config, held_out)[0]
+    base, tuned = _normalized_copy(tiny_model_path, 1), _normalized_copy(tiny_model_path, 2)
+    evaluator(base)  # as the evaluation's comparison did: the evaluator names its metric
+    empty = Evaluation(primary_metric=primary_metric(evaluator))  # no full-size score to reuse
+    encoded = {"base": 0, "finetuned": 0}
+
+    def counter(key: str) -> Any:
+        def count(_module: Any, _inputs: Any, output: Any) -> None:
+            encoded[key] += int(output["sentence_embedding"].shape[0])
+
+        return count
+
+    hooks = [
+        base.register_forward_hook(counter("base")),
+        tuned.register_forward_hook(counter("finetuned")),
+    ]
+    scores = score_by_dimension(base, tuned, evaluator, [8, 32, 16], empty)
+    for hook in hooks:
+        hook.remove()
+
+    texts = len(evaluator.queries) + len(evaluator.corpus)
+    assert encoded == {"base": texts, "finetuned": texts}  # once, not once per dimension
+    assert [score.dimension for score in scores] == [32, 16, 8]
+    primary = primary_metric(evaluator)
+    for score in scores:
+        for model, value in ((base, score.base), (tuned, score.finetuned)):
+            model.truncate_dim = score.dimension  # the library's own truncation, re-encoding
+            assert value == evaluator(model)[primary]
+            model.truncate_dim = None
+    assert len({score.finetuned for score in scores}) > 1
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("task", [None, "query"])
+def test_shared_encoding_cuts_embeddings_as_the_library_does(
+    tiny_model_path: Path, normalize: bool, task: str | None
+) -> None:
+    import torch
+
+    from trainer.evaluation.dimensions import shared_encoding
+
+    model = _normalized_copy(tiny_model_path, 3)
+    texts = ["open a file", "sort a list in place", "x", "read a file line by line " * 5]
+    encode = model.encode_query if task else model.encode
+
+    def embeddings(dimension: int | None) -> torch.Tensor:
+        return encode(
+            texts,
+            truncate_dim=dimension,
+            normalize_embeddings=normalize,
+            convert_to_tensor=True,
+            batch_size=2,
+        )
+
+    expected = {dimension: embeddings(dimension) for dimension in (None, 16, 4)}
+    with shared_encoding(model) as cache:
+        for dimension in (16, None, 4):
+            assert torch.equal(embeddings(dimension), expected[dimension])
+        assert len(cache) == 1
+    assert "_inference" not in vars(model)  # the model is left as it was
+
+
 def _data_report(config: RunConfig) -> Any:
     from trainer.data import check_data
 
