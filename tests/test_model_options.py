@@ -674,6 +674,24 @@ def test_a_saved_adapter_travels_with_the_model_through_load_and_save(
     assert not (save_model(plain, tmp_path / "plain") / ADAPTER_FOLDER).exists()
 
 
+def test_every_model_save_goes_through_save_model() -> None:
+    """A trained model saved with a bare `model.save` would lose its `adapter/` (the
+    artifact store, the cluster's output folder, the Hub push): only `save_model` calls
+    it, and the base-model resolver, which saves a foreign artifact (no adapter kept)."""
+    from tests.conftest import REPO_ROOT
+
+    allowed = {"trainer/models/adapters.py", "steps/_models.py"}
+    calls = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for folder in ("trainer", "steps", "pipelines")
+        for path in sorted((REPO_ROOT / folder).rglob("*.py"))
+        if path.relative_to(REPO_ROOT).as_posix() not in allowed
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if re.search(r"\.save\((?!_)", line) and not line.lstrip().startswith(("#", '"'))
+    ]
+    assert calls == []
+
+
 def test_an_adapter_for_another_base_is_refused(tiny_model_path: Path, tmp_path: Path) -> None:
     from trainer.models import ADAPTER_FOLDER, load_with_adapter
 
