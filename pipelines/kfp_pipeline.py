@@ -178,6 +178,7 @@ def train(
 
     from trainer.cluster import cluster_for
     from trainer.config import RunConfig
+    from trainer.models import save_model
     from trainer.results import RunRef
     from trainer.stages import TrainingSite, train_stage
 
@@ -192,7 +193,7 @@ def train(
     trained = train_stage(
         run, load_from_disk(train_data.path), load_from_disk(eval_data.path), site
     )
-    trained.model.save(model.path)
+    save_model(trained.model, model.path)
     return trained.summary.model_dump(mode="json")
 
 

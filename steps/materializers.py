@@ -29,6 +29,7 @@ from zenml.metadata.metadata_types import MetadataType
 from zenml.utils import io_utils
 
 from steps.dataset_materializer import DatasetDictMaterializer
+from trainer.models import load_saved_model, save_model
 
 __all__ = ["DatasetDictMaterializer", "SentenceTransformerMaterializer"]
 
@@ -45,12 +46,12 @@ class SentenceTransformerMaterializer(BaseMaterializer):
         """Copy the folder from the (possibly remote) artifact store and load it."""
         with self.get_temporary_directory(delete_at_exit=False) as temp_dir:
             io_utils.copy_dir(os.path.join(self.uri, MODEL_DIR), temp_dir)
-            return SentenceTransformer(temp_dir, local_files_only=True)
+            return load_saved_model(temp_dir, local_files_only=True)
 
     def save(self, model: SentenceTransformer) -> None:
         """Save locally with sentence-transformers, then copy into the artifact store."""
         with self.get_temporary_directory(delete_at_exit=True) as temp_dir:
-            model.save(temp_dir)
+            save_model(model, temp_dir)
             io_utils.copy_dir(temp_dir, os.path.join(self.uri, MODEL_DIR))
 
     def save_visualizations(self, model: SentenceTransformer) -> dict[str, VisualizationType]:

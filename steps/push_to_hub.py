@@ -18,6 +18,7 @@ from zenml.types import MarkdownString
 from steps._context import run_ref
 from steps._secrets import hub_token
 from trainer.config import HF_TOKEN_KEY, RunConfig
+from trainer.models import save_model
 from trainer.release import gated_push
 from trainer.results import Evaluation, ExportReport, PushOutcome
 
@@ -48,7 +49,7 @@ def push_to_hub(
     model landed when it was pushed (with the exported `onnx/` folder)."""
 
     def write_folder(folder: Path) -> None:
-        model.save(str(folder), create_model_card=False)
+        save_model(model, folder, create_model_card=False)
         (folder / "README.md").write_text(str(model_card), encoding="utf-8")
 
     outcome = gated_push(

@@ -82,6 +82,28 @@ def build_tiny_model(target: Path, seed: int = 0) -> Path:
     return model_dir
 
 
+def build_adapted_model(base: Path, target: Path, seed: int = 0) -> Path:
+    """Save the tiny model at `base` as a run with `model.adapter.export: adapter` leaves
+    it: a LoRA adapter (random B matrices, so it changes the embeddings) merged into the
+    weights, and the adapter alone in `target/adapter/`."""
+    import torch
+
+    from trainer.config import ModelConfig
+    from trainer.models import finish_adapter, load_trainable_model, save_model
+
+    config = ModelConfig.model_validate(
+        {"name_or_path": str(base), "adapter": {"r": 4, "export": "adapter"}}
+    )
+    model = load_trainable_model(config, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    finish_adapter(model, config)
+    return save_model(model, target)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a saved tiny random SentenceTransformer (built once per session)."""

@@ -410,3 +410,71 @@ def test_kubeflow_hands_the_export_to_the_card_and_the_push(tmp_path: Path) -> N
     card = tasks["model-card"]["inputs"]["parameters"]["export_report"]
     assert card["taskOutputParameter"]["producerTask"] == "export"
     assert set(tasks["export"]["dependentTasks"]) == {"evaluate", "load-datasets", "train"}
+
+
+# --- Router (asymmetric) and adapter-trained models ----------------------------------
+
+
+def test_the_preflight_refuses_to_export_a_router_model(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """One graph cannot hold a Router's two routes: the whole preflight says so, naming
+    `export` and `model.asymmetric`, before anything trains."""
+    from trainer.preflight import preflight
+
+    document = _config(tiny_model_path, pairs_file, tmp_path).model_dump(mode="json")
+    document["model"]["asymmetric"] = True
+    document["training"]["router_mapping"] = {"anchor": "query", "positive": "document"}
+    report = preflight(RunConfig.model_validate(document))
+    problems = [problem for problem in report.problems if problem.field == "export.onnx"]
+    assert [problem.message for problem in problems] == [
+        "export.onnx cannot export a query/document Router (model.asymmetric: true): the "
+        "export writes one graph, and a Router's query and document routes are two "
+        "networks; the graph would hold only the default (document) route and encode "
+        "queries with it. Set export.onnx: false, or train with model.asymmetric: false"
+    ]
+    assert not any(line.startswith("export:") for line in report.checked)
+
+
+def test_the_export_stage_refuses_a_router_model(tiny_model_path: Path, tmp_path: Path) -> None:
+    """A Router that reaches the export anyway (a base model that already is one) is
+    refused before any graph is written: traced, it would be its document route alone,
+    and pass a parity check that encodes without a task (the document route again)."""
+    from trainer.config import ExportConfig, ModelConfig
+    from trainer.models import load_trainable_model
+    from trainer.release import write_export_folder
+
+    router = load_trainable_model(ModelConfig(name_or_path=str(tiny_model_path), asymmetric=True))
+    with pytest.raises(ValueError, match=r"cannot export a query/document Router"):
+        write_export_folder(router, tmp_path / "onnx", ExportConfig(onnx=True))
+    assert not (tmp_path / "onnx").exists()
+
+
+@pytest.mark.slow
+def test_an_adapter_trained_model_exports_and_passes_parity(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """A real (tiny) LoRA run (`export: adapter`): the merged model exports to ONNX and
+    int8 beside the saved `adapter/`, and both graphs pass parity (cosine and metric)."""
+    from tests.conftest import train_at
+    from trainer.evaluation import build_evaluators, run_evaluators
+    from trainer.models import ADAPTER_FOLDER
+    from trainer.stages import export_stage, load_stage
+
+    document = _config(tiny_model_path, pairs_file, tmp_path).model_dump(mode="json")
+    document["model"]["adapter"] = {"r": 4, "alpha": 8, "dropout": 0.0, "export": "adapter"}
+    document["training"]["learning_rate"] = 1e-2
+    config = RunConfig.model_validate(document)
+    train_datasets, eval_datasets, _ = load_stage(config)
+    trained = train_at(config, train_datasets, checkpoint_uri=str(tmp_path / "checkpoints"))
+    metrics = run_evaluators(trained.model, build_evaluators(config, eval_datasets))
+    evaluation = Evaluation(primary_metric=METRIC, base=metrics, finetuned=metrics)
+
+    report, folder = export_stage(config, trained.model, eval_datasets, evaluation)
+    model_dir = config.output.model_dir
+    assert model_dir is not None and folder == model_dir / "onnx"
+    assert (model_dir / ADAPTER_FOLDER / "adapter_model.safetensors").is_file()
+    assert [graph.variant for graph in report.graphs] == ["onnx", "int8"]
+    assert report.passed, report.failures()
+    assert report.graphs[0].min_cosine > 0.9999
+    assert report.graphs[0].metric_value == pytest.approx(metrics[METRIC], abs=1e-6)

@@ -282,3 +282,37 @@ def test_backoff_doubles() -> None:
     with pytest.raises(httpx2.ConnectError):
         with_retries("call", always_down, max_retries=3, backoff_s=0.5, sleep=delays.append)
     assert delays == [0.5, 1.0, 2.0]
+
+
+def test_the_push_publishes_a_kept_adapter_beside_the_model(
+    hub: FakeHub, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """`model.adapter.export: adapter`: the model a push writes (loaded back from its saved
+    folder, as the push step gets it) carries `adapter/`, and the Hub gets it byte for byte."""
+    from tests.conftest import build_adapted_model
+    from trainer.models import load_saved_model, save_model
+    from trainer.release import gated_push
+
+    saved = build_adapted_model(tiny_model_path, tmp_path / "saved")
+    model = load_saved_model(saved, device="cpu")
+    metric = "docs-information_retrieval_cosine_ndcg@10"
+    config = RunConfig.model_validate(
+        {
+            "model": {"name_or_path": str(tiny_model_path), "adapter": {"export": "adapter"}},
+            "datasets": {"docs": {"source": {"path": "data/train.jsonl"}}},
+            "gate": {"min_improvement": None, "min_steps": 0},
+            "hub": {"enabled": True, "repo_id": REPO, "endpoint": hub.url},
+        }
+    )
+    outcome = gated_push(
+        config,
+        Evaluation(primary_metric=metric, base={metric: 0.4}, finetuned={metric: 0.5}),
+        write_folder=lambda folder: save_model(model, folder, create_model_card=False),
+        token=lambda: TOKEN,
+        run_label="test",
+    )
+    assert outcome.pushed, outcome.reason
+    files = hub.files(REPO)
+    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors"):
+        assert files[name] == (saved / name).read_bytes()
+    assert files["model.safetensors"] == (saved / "model.safetensors").read_bytes()

@@ -143,3 +143,27 @@ def test_light_step_pods_never_import_torch(tmp_path: Path, module: str) -> None
         check=True,
     )
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_the_model_materializer_keeps_a_trained_adapter(
+    zenml_client, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """A model trained with `model.adapter.export: adapter` is stored with its `adapter/`
+    and comes back with it, so the push step (another step) can publish it."""
+    from steps.materializers import MODEL_DIR, SentenceTransformerMaterializer
+    from tests.conftest import build_adapted_model
+    from trainer.models import ADAPTER_FOLDER, kept_adapter, load_saved_model
+
+    saved = build_adapted_model(tiny_model_path, tmp_path / "saved")
+    root = zenml_client.active_stack.artifact_store.path
+    materializer = SentenceTransformerMaterializer(
+        os.path.join(root, "materializer-tests", uuid.uuid4().hex)
+    )
+    materializer.save(load_saved_model(saved, device="cpu"))
+    stored = Path(materializer.uri) / MODEL_DIR / ADAPTER_FOLDER / "adapter_model.safetensors"
+    assert (
+        stored.read_bytes() == (saved / ADAPTER_FOLDER / "adapter_model.safetensors").read_bytes()
+    )
+    kept = kept_adapter(materializer.load(object))
+    assert kept is not None and kept.config["r"] == 4

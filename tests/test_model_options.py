@@ -5,6 +5,7 @@ card, report), and pooling / normalization for plain transformers checkpoints.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.conftest import TINY_HIDDEN, pairs_dataset, tiny_run_config
+from tests.conftest import TINY_HIDDEN, build_adapted_model, pairs_dataset, tiny_run_config
 from trainer.config import POOLING_MODES, LossConfig, ModelConfig, RunConfig
 from trainer.preflight import preflight
 
@@ -256,6 +257,96 @@ def test_matryoshka_2d_trains_and_is_scored_per_dimension(
     assert report.count("<tr><td") == len(evaluation.by_dimension)
 
 
+def _normalized_copy(path: Path, seed: int) -> Any:
+    """The tiny model with its weights nudged (another model) and a Normalize module:
+    unit embeddings whose truncations are not unit (the library does not re-normalize)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize
+
+    model = SentenceTransformer(str(path), device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.02)
+    model.append(Normalize())
+    return model
+
+
+def test_scores_per_dimension_equal_the_librarys_truncate_dim_from_one_encoding(
+    tiny_model_path: Path, pairs_file: Path
+) -> None:
+    """Each model encodes the evaluator's texts once; the metric at every dimension is
+    exactly what the evaluator gives a model encoding with `truncate_dim` set."""
+    from trainer.data import load_datasets
+    from trainer.evaluation import build_evaluators, primary_metric, score_by_dimension
+    from trainer.results import Evaluation
+
+    loss = {"name": "MultipleNegativesRankingLoss", "matryoshka_dims": [32, 16, 8]}
+    config = _config(tiny_model_path, pairs_file, loss)
+    _, held_out = load_datasets(config)
+    evaluator = build_evaluators(config, held_out)[0]
+    base, tuned = _normalized_copy(tiny_model_path, 1), _normalized_copy(tiny_model_path, 2)
+    evaluator(base)  # as the evaluation's comparison did: the evaluator names its metric
+    empty = Evaluation(primary_metric=primary_metric(evaluator))  # no full-size score to reuse
+    encoded = {"base": 0, "finetuned": 0}
+
+    def counter(key: str) -> Any:
+        def count(_module: Any, _inputs: Any, output: Any) -> None:
+            encoded[key] += int(output["sentence_embedding"].shape[0])
+
+        return count
+
+    hooks = [
+        base.register_forward_hook(counter("base")),
+        tuned.register_forward_hook(counter("finetuned")),
+    ]
+    scores = score_by_dimension(base, tuned, evaluator, [8, 32, 16], empty)
+    for hook in hooks:
+        hook.remove()
+
+    texts = len(evaluator.queries) + len(evaluator.corpus)
+    assert encoded == {"base": texts, "finetuned": texts}  # once, not once per dimension
+    assert [score.dimension for score in scores] == [32, 16, 8]
+    primary = primary_metric(evaluator)
+    for score in scores:
+        for model, value in ((base, score.base), (tuned, score.finetuned)):
+            model.truncate_dim = score.dimension  # the library's own truncation, re-encoding
+            assert value == evaluator(model)[primary]
+            model.truncate_dim = None
+    assert len({score.finetuned for score in scores}) > 1
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("task", [None, "query"])
+def test_shared_encoding_cuts_embeddings_as_the_library_does(
+    tiny_model_path: Path, normalize: bool, task: str | None
+) -> None:
+    import torch
+
+    from trainer.evaluation.dimensions import shared_encoding
+
+    model = _normalized_copy(tiny_model_path, 3)
+    texts = ["open a file", "sort a list in place", "x", "read a file line by line " * 5]
+    encode = model.encode_query if task else model.encode
+
+    def embeddings(dimension: int | None) -> torch.Tensor:
+        return encode(
+            texts,
+            truncate_dim=dimension,
+            normalize_embeddings=normalize,
+            convert_to_tensor=True,
+            batch_size=2,
+        )
+
+    expected = {dimension: embeddings(dimension) for dimension in (None, 16, 4)}
+    with shared_encoding(model) as cache:
+        for dimension in (16, None, 4):
+            assert torch.equal(embeddings(dimension), expected[dimension])
+        assert len(cache) == 1
+    assert "_inference" not in vars(model)  # the model is left as it was
+
+
 def _data_report(config: RunConfig) -> Any:
     from trainer.data import check_data
 
@@ -411,7 +502,6 @@ def test_unknown_or_repeated_pooling_modes_are_refused(pooling: Any, message: st
 @pytest.mark.parametrize(
     ("adapter", "message"),
     [
-        ({"export": "adapter"}, "export: adapter is not available"),
         ({"r": 0}, "greater than 0"),
         ({"target_modules": []}, "name the modules to adapt"),
         ({"type": "ia3"}, "Input should be 'lora'"),
@@ -521,6 +611,131 @@ def test_adapter_training_resumes_exactly_and_exports_merged_weights(
         straight.model.encode(texts, convert_to_tensor=True),
         atol=1e-6,
     )
+
+
+TEXTS = ["open a file", "sort a list in place", "read a file line by line"]
+
+
+def test_the_adapter_alone_is_saved_beside_the_merged_model_and_loads_with_peft(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """`export: adapter`: the folder is the merged model, `adapter/` is peft's standard
+    layout (small), and the base + adapter give the merged model's embeddings, through
+    `load_with_adapter` and through plain peft (`PeftModel.from_pretrained`)."""
+    import torch
+    from peft import PeftModel
+    from sentence_transformers import SentenceTransformer
+
+    from trainer.models import ADAPTER_FOLDER, has_adapter, load_with_adapter
+
+    folder = build_adapted_model(tiny_model_path, tmp_path / "model")
+    adapter = folder / ADAPTER_FOLDER
+    assert {path.name for path in adapter.iterdir()} == {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    }
+    saved = json.loads((adapter / "adapter_config.json").read_text())
+    assert saved["peft_type"] == "LORA" and saved["r"] == 4
+    assert saved["base_model_name_or_path"] == str(tiny_model_path)
+    model_bytes = (folder / "model.safetensors").stat().st_size
+    adapter_bytes = (adapter / "adapter_model.safetensors").stat().st_size
+    assert adapter_bytes * 100 < model_bytes  # 2 layers x query, value at r=4: a few KB
+
+    merged = SentenceTransformer(str(folder), device="cpu")
+    expected = merged.encode(TEXTS, convert_to_tensor=True)
+    base = SentenceTransformer(str(tiny_model_path), device="cpu")
+    assert not torch.allclose(base.encode(TEXTS, convert_to_tensor=True), expected, atol=1e-3)
+
+    loaded = load_with_adapter(tiny_model_path, adapter, device="cpu")
+    assert has_adapter(loaded)
+    assert torch.allclose(loaded.encode(TEXTS, convert_to_tensor=True), expected, atol=1e-5)
+
+    # Plain peft on the base transformers model, as the card shows it.
+    base[0].auto_model = PeftModel.from_pretrained(
+        base[0].auto_model, str(folder), subfolder=ADAPTER_FOLDER
+    )
+    assert torch.allclose(base.encode(TEXTS, convert_to_tensor=True), expected, atol=1e-5)
+
+
+def test_a_saved_adapter_travels_with_the_model_through_load_and_save(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """What the artifact store and the Hub push do: load the saved folder, save it again;
+    `adapter/` comes out byte for byte (a plain model folder gets none)."""
+    from trainer.models import ADAPTER_FOLDER, kept_adapter, load_saved_model, save_model
+
+    folder = build_adapted_model(tiny_model_path, tmp_path / "model")
+    again = save_model(load_saved_model(folder, device="cpu"), tmp_path / "again")
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        first = (folder / ADAPTER_FOLDER / name).read_bytes()
+        assert (again / ADAPTER_FOLDER / name).read_bytes() == first
+    plain = load_saved_model(tiny_model_path, device="cpu")
+    assert kept_adapter(plain) is None
+    assert not (save_model(plain, tmp_path / "plain") / ADAPTER_FOLDER).exists()
+
+
+def test_every_model_save_goes_through_save_model() -> None:
+    """A trained model saved with a bare `model.save` would lose its `adapter/` (the
+    artifact store, the cluster's output folder, the Hub push): only `save_model` calls
+    it, and the base-model resolver, which saves a foreign artifact (no adapter kept)."""
+    from tests.conftest import REPO_ROOT
+
+    allowed = {"trainer/models/adapters.py", "steps/_models.py"}
+    calls = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for folder in ("trainer", "steps", "pipelines")
+        for path in sorted((REPO_ROOT / folder).rglob("*.py"))
+        if path.relative_to(REPO_ROOT).as_posix() not in allowed
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if re.search(r"\.save\((?!_)", line) and not line.lstrip().startswith(("#", '"'))
+    ]
+    assert calls == []
+
+
+def test_an_adapter_for_another_base_is_refused(tiny_model_path: Path, tmp_path: Path) -> None:
+    from trainer.models import ADAPTER_FOLDER, load_with_adapter
+
+    folder = build_adapted_model(tiny_model_path, tmp_path / "model")
+    one_layer = ModelConfig(name_or_path=str(tiny_model_path), keep_layers=[0])
+    with pytest.raises(
+        ValueError,
+        match=r"does not fit the base model .*: 4 weight\(s\) with no layer in this base "
+        r"\(e\.g\. encoder\.layer\.1\.attention",
+    ):
+        load_with_adapter(one_layer, folder / ADAPTER_FOLDER, device="cpu")
+
+
+@pytest.mark.slow
+def test_a_trained_adapter_loaded_onto_its_base_gives_the_merged_embeddings(
+    tiny_model_path: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """A real (tiny) training run with `export: adapter` saves the merged model with
+    `adapter/` beside it; the run's base (its model config) + that adapter encode as the
+    merged model does."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from tests.conftest import train_at
+    from trainer.models import ADAPTER_FOLDER, has_adapter, load_with_adapter
+    from trainer.stages import load_stage
+
+    document = tiny_run_config(tiny_model_path, {"docs": pairs_dataset(pairs_file)})
+    document["model"]["adapter"] = {"r": 4, "alpha": 8, "dropout": 0.0, "export": "adapter"}
+    document["training"]["learning_rate"] = 1e-2
+    document["output"] = {"dir": str(tmp_path / "run")}
+    config = RunConfig.model_validate(document)
+    train_datasets, _, _ = load_stage(config)
+    trained = train_at(config, train_datasets, checkpoint_uri=str(tmp_path / "checkpoints"))
+    assert not has_adapter(trained.model)  # the model itself is merged
+    folder = config.output.model_dir
+    assert folder is not None and (folder / ADAPTER_FOLDER / "adapter_model.safetensors").is_file()
+
+    merged = SentenceTransformer(str(folder), device="cpu").encode(TEXTS, convert_to_tensor=True)
+    assert torch.allclose(trained.model.encode(TEXTS, convert_to_tensor=True), merged, atol=1e-6)
+    loaded = load_with_adapter(config.model, folder / ADAPTER_FOLDER, device="cpu")
+    assert torch.allclose(loaded.encode(TEXTS, convert_to_tensor=True), merged, atol=1e-5)
+    base = SentenceTransformer(str(tiny_model_path), device="cpu")
+    assert not torch.allclose(base.encode(TEXTS, convert_to_tensor=True), merged, atol=1e-4)
 
 
 def test_the_adapter_starts_from_the_runs_seed(tiny_model_path: Path) -> None:

@@ -14,6 +14,7 @@ from steps.materializers import SentenceTransformerMaterializer
 from steps.push_to_hub import push_to_hub
 from tests.hub_server import FakeHub, use_fake_hub
 from trainer.config import RunConfig
+from trainer.models import load_saved_model
 from trainer.results import Evaluation
 
 TOKEN = "hf_StepTestTokenNeverInMetadata01234567"
@@ -24,7 +25,8 @@ CARD = "---\nlicense: apache-2.0\nlibrary_name: sentence-transformers\n---\n# ca
 
 @step(output_materializers=SentenceTransformerMaterializer)
 def saved_model(path: str) -> Annotated[SentenceTransformer, "model"]:
-    return SentenceTransformer(path, device="cpu")
+    """The model folder as the train step's output (with its `adapter/`, if it has one)."""
+    return load_saved_model(path, device="cpu")
 
 
 @step
@@ -92,3 +94,35 @@ def test_gate_decides_and_only_a_passing_model_is_pushed(
     leaks = [path for path in scanned if TOKEN.encode() in path.read_bytes()]
     assert leaks == []
     assert TOKEN.encode() not in hub.files(REPO)["README.md"]
+
+
+@pytest.mark.slow
+def test_the_push_step_publishes_the_adapter_a_run_kept(
+    zenml_client: Any, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`model.adapter.export: adapter`: the model goes through the artifact store (the
+    materializer) into the push step, and the Hub gets `adapter/` beside the weights."""
+    from tests.conftest import build_adapted_model
+
+    folder = build_adapted_model(tiny_model_path, tmp_path / "adapted")
+    with FakeHub(valid_tokens={TOKEN}) as hub, use_fake_hub(monkeypatch, hub):
+        config = RunConfig.model_validate(
+            {
+                "model": {"name_or_path": str(tiny_model_path), "adapter": {"export": "adapter"}},
+                "datasets": {"docs": {"source": {"path": "docs.jsonl"}}},
+                "hub": {"enabled": True, "repo_id": REPO, "endpoint": hub.url},
+            }
+        )
+        names = {secret.name for secret in zenml_client.list_secrets(size=100).items}
+        created = config.hub.secret_name not in names  # the other test may have made it
+        if created:
+            zenml_client.create_secret(config.hub.secret_name, values={"HF_TOKEN": TOKEN})
+        try:
+            run = push_only(config=config, path=str(folder), evaluation=evaluation(0.4, 0.5))
+        finally:
+            if created:
+                zenml_client.delete_secret(config.hub.secret_name)
+        assert run.steps["push_to_hub"].outputs["hub_push"][0].load().pushed
+        files = hub.files(REPO)
+    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors"):
+        assert files[name] == (folder / name).read_bytes()

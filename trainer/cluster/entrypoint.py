@@ -48,6 +48,7 @@ def run(job_uri: str) -> int:
     """Train as this rank; return the process exit code."""
     from datasets import DatasetDict, load_from_disk
 
+    from trainer.models import save_model
     from trainer.training import process_group_arguments, train_in_process
 
     topology = Topology.from_env()
@@ -92,7 +93,7 @@ def run(job_uri: str) -> int:
         return INTERRUPTED_EXIT_CODE
     if topology.is_main:
         with tempfile.TemporaryDirectory() as saved:
-            trained.model.save(saved)
+            save_model(trained.model, saved)
             fs.makedirs(f"{output}/{MODEL_DIR}", exist_ok=True)
             fs.put(f"{saved}/", f"{output}/{MODEL_DIR}", recursive=True)
         fs.pipe_file(f"{output}/{SUMMARY_FILE}", trained.summary.model_dump_json().encode())

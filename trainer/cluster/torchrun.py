@@ -168,8 +168,7 @@ def train_with_torchrun(
     SIGTERM reaching this process is forwarded to torchrun, which forwards it to the
     ranks and gives them the pod's grace period (less a margin) to save a checkpoint.
     """
-    from sentence_transformers import SentenceTransformer
-
+    from trainer.models import load_saved_model
     from trainer.training import TrainedModel
 
     grace = config.hardware.termination_grace_period_seconds if config.hardware else 60
@@ -192,5 +191,5 @@ def train_with_torchrun(
                 f"the training processes failed (torchrun exit code {code}); their log is above"
             )
         model_dir, summary = read_outputs(folder)
-        model = SentenceTransformer(str(model_dir), local_files_only=True)
+        model = load_saved_model(model_dir, local_files_only=True)
     return TrainedModel(model=model, summary=summary)

@@ -368,8 +368,7 @@ def train_on_nodes(
 ) -> TrainedModel:
     """Train on `hardware.nodes` nodes: write the job to `job_uri` (shared storage),
     submit the TrainJob, wait for it, and load the model rank 0 wrote back."""
-    from sentence_transformers import SentenceTransformer
-
+    from trainer.models import load_saved_model
     from trainer.training import TrainedModel
 
     write_job(
@@ -394,9 +393,7 @@ def train_on_nodes(
     submit(cluster, job, log=log, sleep=sleep)
     wait(cluster, name, poll_seconds=config.distributed.poll_seconds, log=log)
     model_dir, summary = read_outputs(job_uri)
-    return TrainedModel(
-        model=SentenceTransformer(str(Path(model_dir)), local_files_only=True), summary=summary
-    )
+    return TrainedModel(model=load_saved_model(model_dir, local_files_only=True), summary=summary)
 
 
 def shared_root(config: RunConfig, fallback: str | None) -> str:

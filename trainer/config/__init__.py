@@ -28,7 +28,7 @@ from trainer.config.evaluation import (
     GateConfig,
     GuardConfig,
 )
-from trainer.config.export import QUANTIZATIONS, ExportConfig, ParityConfig
+from trainer.config.export import QUANTIZATIONS, ROUTER_EXPORT_REFUSED, ExportConfig, ParityConfig
 from trainer.config.files import (
     load_run_config,
     model_entry,
@@ -88,6 +88,7 @@ __all__ = [
     "QUANTIZATIONS",
     "RESUME_AUTO",
     "RESUME_NEVER",
+    "ROUTER_EXPORT_REFUSED",
     "TRIAL_TRAINING_OVERRIDES",
     "ZENML_MODEL_STAGES",
     "ZENML_PREFIX",

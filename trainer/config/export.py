@@ -18,6 +18,13 @@ from trainer.config.base import StrictModel
 
 QUANTIZATIONS = ("int8",)
 """Quantized variants the export stage can write (onnxruntime dynamic quantization)."""
+ROUTER_EXPORT_REFUSED = (
+    "export.onnx cannot export a query/document Router (model.asymmetric: true): the "
+    "export writes one graph, and a Router's query and document routes are two networks; "
+    "the graph would hold only the default (document) route and encode queries with it. "
+    "Set export.onnx: false, or train with model.asymmetric: false"
+)
+"""Why a Router model is not exported (the preflight and the export stage say it)."""
 
 
 class ParityConfig(StrictModel):

@@ -64,13 +64,15 @@ PoolingMode = Literal["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmea
 
 
 class AdapterConfig(StrictModel):
-    """A LoRA adapter trained instead of the base weights (peft, through
-    sentence-transformers' `model.add_adapter(LoraConfig(...))`): `r`, `alpha`, `dropout`
-    and `target_modules` are peft's `r`, `lora_alpha`, `lora_dropout`, `target_modules`
-    (None: peft's default modules for the architecture). `export: merged` folds the
-    trained adapter into the base weights (an ordinary model folder). `export: adapter`
-    (the adapter alone) is refused while the installed peft is too old for
-    transformers' adapter loading."""
+    """A LoRA adapter trained instead of the base weights (peft's `inject_adapter_in_model`):
+    `r`, `alpha`, `dropout` and `target_modules` are peft's `r`, `lora_alpha`,
+    `lora_dropout`, `target_modules` (None: peft's default modules for the architecture).
+    The saved model folder is always the merged model (the trained adapter folded into
+    the base weights: an ordinary SentenceTransformer, what evaluation, the export and
+    the card use). `export: adapter` also writes the adapter alone beside it, in the
+    folder's `adapter/` (peft's `adapter_config.json` + `adapter_model.safetensors`,
+    loadable with `PeftModel.from_pretrained` or `trainer.models.load_with_adapter`),
+    and the Hub push publishes it."""
 
     type: Literal["lora"] = "lora"
     r: int = Field(default=8, gt=0)
@@ -78,17 +80,6 @@ class AdapterConfig(StrictModel):
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     target_modules: list[str] | None = None
     export: Literal["merged", "adapter"] = "merged"
-
-    @field_validator("export")
-    @classmethod
-    def _loadable_export(cls, value: str) -> str:
-        if value == "adapter":
-            raise ValueError(
-                "export: adapter is not available: SentenceTransformer loads an adapter-only "
-                "folder through transformers 5's PEFT integration, which needs peft >= 0.22 "
-                "(the project pins 0.21.2); use export: merged"
-            )
-        return value
 
     @field_validator("target_modules")
     @classmethod

@@ -1,12 +1,13 @@
 """Preflight of the export stage (`export.onnx`): the libraries it needs are installed,
-and there are held-out texts for its parity check. Both fail a run in seconds instead of
-after training."""
+there are held-out texts for its parity check, and the model is not a query/document
+Router (`model.asymmetric`), which one graph cannot hold. Each fails a run in seconds
+instead of after training."""
 
 from __future__ import annotations
 
 from importlib.util import find_spec
 
-from trainer.config import RunConfig
+from trainer.config import ROUTER_EXPORT_REFUSED, RunConfig
 from trainer.preflight.report import Findings
 from trainer.problems import Problem
 
@@ -25,6 +26,8 @@ def check_export(config: RunConfig, found: Findings) -> None:
     export = config.export
     if not export.onnx:
         return
+    if config.model.asymmetric:
+        found.problems.append(Problem(field="export.onnx", message=ROUTER_EXPORT_REFUSED))
     missing = missing_export_libraries()
     if missing:
         found.problems.append(
@@ -50,7 +53,7 @@ def check_export(config: RunConfig, found: Findings) -> None:
                 ),
             )
         )
-    if not missing and holds_out:
+    if not missing and holds_out and not config.model.asymmetric:
         variants = "ONNX" + (f" and {export.quantize} ONNX" if export.quantize else "")
         found.checked.append(
             f"export: {variants}, parity min cosine {export.parity.min_cosine}, max metric "

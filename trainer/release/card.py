@@ -239,7 +239,42 @@ def _usage(config: RunConfig) -> str:
             "```",
         ]
     )
-    return f"## Usage\n\n```bash\npip install -U sentence-transformers\n```\n\n{code}"
+    usage = f"## Usage\n\n```bash\npip install -U sentence-transformers\n```\n\n{code}"
+    adapter = _adapter_usage(config, reference)
+    return f"{usage}\n\n{adapter}" if adapter else usage
+
+
+def _adapter_usage(config: RunConfig, reference: str) -> str:
+    """How to load the LoRA adapter alone onto the base model (`export: adapter`)."""
+    if config.model.adapter is None or config.model.adapter.export != "adapter":
+        return ""
+    base = config.model.name_or_path
+    hub_base = base_model_hub_id(base)
+    reduced = (
+        f" The base had only layers {config.model.keep_layers} kept "
+        "(`model.keep_layers`): reduce it the same way before loading the adapter."
+        if config.model.keep_layers is not None
+        else ""
+    )
+    code = "\n".join(
+        [
+            "```python",
+            "from peft import PeftModel",
+            "from sentence_transformers import SentenceTransformer",
+            "",
+            f"model = SentenceTransformer({json.dumps(hub_base or base)})",
+            "model[0].auto_model = PeftModel.from_pretrained(",
+            f'    model[0].auto_model, {json.dumps(reference)}, subfolder="adapter"',
+            ")",
+            "```",
+        ]
+    )
+    return (
+        "### The LoRA adapter alone\n\n"
+        "The weights above have the trained LoRA adapter merged in. The adapter alone is in "
+        "`adapter/` (peft's `adapter_config.json` + `adapter_model.safetensors`), to load "
+        f"onto the base model with peft (`pip install peft`).{reduced}\n\n{code}"
+    )
 
 
 def _evaluation(evaluation: Evaluation) -> str:

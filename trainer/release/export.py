@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer.config import ExportConfig, ParityConfig, RunConfig
+from trainer.config import ROUTER_EXPORT_REFUSED, ExportConfig, ParityConfig, RunConfig
 from trainer.evaluation import run_evaluators
 from trainer.results import Evaluation, ExportedGraph, ExportReport
 
@@ -338,7 +338,13 @@ def write_export_folder(
     model: SentenceTransformer, folder: Path, export: ExportConfig
 ) -> dict[str, Path]:
     """Export `model` into `folder` (graphs, tokenizer, `export.json`); returns the graph
-    path of each variant (`onnx`, and the quantization when configured)."""
+    path of each variant (`onnx`, and the quantization when configured). A Router model
+    is refused: its default route alone would be traced, and would pass a parity check
+    that encodes without a task (the default route again)."""
+    from sentence_transformers.base.modules import Router
+
+    if any(isinstance(module, Router) for module in model.modules()):
+        raise ValueError(ROUTER_EXPORT_REFUSED)
     folder.mkdir(parents=True, exist_ok=True)
     graphs = {"onnx": folder / ONNX_FILE}
     started = time.perf_counter()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from datasets import DatasetDict
 
 from trainer.config import RESUME_AUTO, RESUME_NEVER, CheckpointConfig, OutputConfig, RunConfig
+from trainer.models import save_model
 from trainer.results import CheckpointSummary, ResumeInfo, RunRef
 from trainer.training.arguments import training_argument_values
 from trainer.training.checkpoints import (
@@ -178,7 +179,7 @@ def export_model(model: SentenceTransformer, output: OutputConfig) -> Path | Non
     (base model, datasets, gate) as its README.md, the text a push publishes."""
     if not (output.save_model and output.model_dir is not None):
         return None
-    model.save(str(output.model_dir), create_model_card=False)
+    save_model(model, output.model_dir, create_model_card=False)
     return output.model_dir
 
 
