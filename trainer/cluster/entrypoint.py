@@ -33,6 +33,7 @@ from trainer.cluster.torchrun import (
     TrainingJob,
 )
 from trainer.config import RunConfig
+from trainer.data import reopen_streams
 from trainer.training import Topology, TrainingInterrupted, barrier, init_process_group
 
 logger = logging.getLogger("trainer.cluster.entrypoint")
@@ -66,7 +67,11 @@ def run(job_uri: str) -> int:
             if fs.exists(f"{root}/{name}"):
                 fs.get(f"{root}/{name}/", str(inputs / name), recursive=True)
     barrier()
-    train_datasets = load_from_disk(str(inputs / TRAIN_DIR))
+    # Streamed datasets (`source.streaming`) are read from their source by every rank,
+    # each keeping its slice of every global batch (`trainer.data.streaming`).
+    train_datasets = reopen_streams(
+        config, load_from_disk(str(inputs / TRAIN_DIR)), one_shard=topology.distributed
+    )
     eval_path = inputs / EVAL_DIR
     eval_datasets = load_from_disk(str(eval_path)) if eval_path.exists() else DatasetDict()
     filesystem = None

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 from pydantic import BaseModel, ConfigDict
 
+from trainer.data import stream_stand_ins
 from trainer.results import RunRef, TrainingSummary
 from trainer.training import SeriesIdentity, TrainingInterrupted
 
@@ -121,7 +122,10 @@ def write_job(
     fs.makedirs(root, exist_ok=True)
     fs.pipe_file(f"{root}/{JOB_FILE}", job.model_dump_json(indent=1).encode())
     fs.pipe_file(f"{root}/{CONFIG_FILE}", config.model_dump_json(indent=1).encode())
-    train_datasets.save_to_disk(f"{folder.rstrip('/')}/{TRAIN_DIR}")
+    # A stream cannot be saved: its first rows stand in for it, and each rank opens the
+    # stream again from its source (`reopen_streams`).
+    stand_ins = stream_stand_ins(config, train_datasets)
+    stand_ins.save_to_disk(f"{folder.rstrip('/')}/{TRAIN_DIR}")
     if eval_datasets:
         eval_datasets.save_to_disk(f"{folder.rstrip('/')}/{EVAL_DIR}")
     if filesystem is not None:

@@ -29,7 +29,12 @@ from trainer.config import (
 )
 from trainer.data.checks import check_content
 from trainer.data.sources import load_source
-from trainer.data.streaming import HEAD_ROWS, open_raw_stream, streaming_problems
+from trainer.data.streaming import (
+    HEAD_ROWS,
+    open_raw_stream,
+    read_as_one_shard,
+    streaming_problems,
+)
 from trainer.problems import DataValidationError, Problem, raise_problems
 from trainer.results import DataReport, DatasetReport, SourceReport
 
@@ -418,14 +423,17 @@ def stream_stand_ins(config: RunConfig, train: DatasetDict) -> DatasetDict:
     )
 
 
-def reopen_streams(config: RunConfig, train: DatasetDict) -> DatasetDict:
+def reopen_streams(
+    config: RunConfig, train: DatasetDict, *, one_shard: bool = False
+) -> DatasetDict:
     """`train` with every dataset of `source.streaming: true` opened as its stream again
-    (whatever stand-in the load stage passed for it)."""
-    return DatasetDict(
-        {
-            name: open_stream(name, config.datasets[name])
-            if name in config.datasets and config.datasets[name].source.streaming
-            else rows
-            for name, rows in train.items()
-        }
-    )
+    (whatever stand-in the load stage passed for it); `one_shard`: each read as one
+    shard, as a rank of several processes needs it (`read_as_one_shard`)."""
+    streams = {
+        name: open_stream(name, config.datasets[name])
+        for name in train
+        if name in config.datasets and config.datasets[name].source.streaming
+    }
+    if one_shard:
+        streams = {name: read_as_one_shard(stream) for name, stream in streams.items()}
+    return DatasetDict({name: streams.get(name, rows) for name, rows in train.items()})

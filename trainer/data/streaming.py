@@ -10,11 +10,21 @@ exactly the rows an uninterrupted run would. That holds for a Hub stream only if
 resumed run reads the same commit: the train stage pins each Hub stream to the commit its
 revision names when it starts (`pin_stream_revisions`), which puts that commit in the
 series identity, so a repo that moved on is not resumed as if it had not.
+
+Under several processes (torchrun, or the nodes of a TrainJob) every rank opens the
+stream from its source, read as one shard (`read_as_one_shard`), and keeps its own slice
+of each global batch: accelerate's `IterableDatasetShard`, chosen by
+`dispatch_batches: false` (`trainer.training.arguments`). Global batch k is rows
+[k*G, (k+1)*G) of the stream (G = per-device batch x processes), rank r gets rows
+[k*G + r*b, k*G + (r+1)*b): the order of one process training with batch size G. The
+alternative, rank 0 reading and sending out the batches (accelerate's default for a
+stream), concatenates batches the collator padded to different lengths and fails.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +87,17 @@ def streaming_problems(config: RunConfig) -> list[Problem]:
                 )
             )
     if config.trains_on_nodes:
+        problems += _node_problems(config, streamed)
+    accelerator = config.training.get("accelerator_config")
+    several = config.trains_on_nodes or config.distributed.nproc_per_node != 1
+    if several and isinstance(accelerator, dict) and accelerator.get("dispatch_batches"):
         problems.append(
             Problem(
-                field="hardware.nodes",
-                message=f"dataset(s) {', '.join(streamed)} stream (source.streaming: true), "
-                "which trains in one process: a stream is not split between nodes here; "
-                "train on one node, or load the dataset into memory",
+                field="training.accelerator_config.dispatch_batches",
+                message=f"dataset(s) {', '.join(streamed)} stream (source.streaming: true) "
+                "and several processes train: rank 0 would concatenate batches padded to "
+                "different lengths and fail; remove it (each process then reads its own "
+                "slice of every global batch)",
             )
         )
     if config.search is not None and config.search.max_samples is not None:
@@ -129,6 +144,48 @@ def pin_stream_revisions(config: RunConfig) -> RunConfig:
         pinned = source.model_copy(update={"revision": commit})
         datasets[name] = dataset.model_copy(update={"source": pinned})
     return config.model_copy(update={"datasets": datasets})
+
+
+def _node_problems(config: RunConfig, streamed: list[str]) -> list[Problem]:
+    """Each node of a TrainJob reads the stream from its source (it is not copied into
+    the job folder): a Hub dataset, or a file on the volume every node mounts."""
+    volume = config.distributed.shared_volume
+    problems = []
+    for name in streamed:
+        source = config.datasets[name].source
+        if _is_hub(source):
+            continue
+        if volume is not None and Path(source.path).is_relative_to(volume.mount_path):
+            continue
+        problems.append(
+            Problem(
+                field=f"datasets.{name}.source.path",
+                message=f"dataset {name!r} streams (source.streaming: true), so each of "
+                f"the hardware.nodes ({config.training_nodes}) nodes reads it from its "
+                f"source, but {source.path!r} is a file they do not share: put it under "
+                "distributed.shared_volume.mount_path (a ReadWriteMany volume every node "
+                "mounts), stream a Hub dataset, or load it into memory",
+            )
+        )
+    return problems
+
+
+def read_as_one_shard(stream: IterableDataset) -> IterableDataset:
+    """`stream` as one shard, its rows in the same order.
+
+    With several processes and no dispatching, accelerate splits a stream of at least as
+    many shards (files) as processes by shard (each process reads other files, in another
+    order, and the processes can run out at different steps); a stream of fewer shards it
+    splits batch by batch (`IterableDatasetShard`), the split this project promises."""
+    if stream.n_shards == 1:
+        return stream
+    return IterableDataset.from_generator(
+        _rows_of, gen_kwargs={"stream": stream}, features=stream.features
+    )
+
+
+def _rows_of(stream: IterableDataset) -> Iterator[dict[str, Any]]:
+    yield from stream
 
 
 def open_raw_stream(config: DatasetConfig, *, what: str, field: str) -> IterableDataset:

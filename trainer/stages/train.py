@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from datasets import Dataset, DatasetDict
+from datasets import DatasetDict
 
 from trainer.cluster import (
     Cluster,
@@ -170,19 +170,12 @@ def train_stage(
 ) -> TrainedModel:
     """Train as `training_dispatch` decides: the model rank 0 trained and its summary,
     whichever way it ran. Checkpoints are durable and an interrupted series resumes.
-    Streamed datasets (`source.streaming`) are opened again here, from their source; a
-    Hub stream at the commit its revision names now, which the series identity records."""
+    Streamed datasets (`source.streaming`) are opened again here, from their source (and
+    by every rank when several processes train: `trainer.data.streaming`); a Hub stream
+    at the commit its revision names now, which the series identity records."""
     config = pin_stream_revisions(config)
     train_datasets = reopen_streams(config, train_datasets)
     dispatch = training_dispatch(config, train_datasets, site)
-    streamed = [name for name, rows in train_datasets.items() if not isinstance(rows, Dataset)]
-    if streamed and dispatch.mode is not TrainingMode.IN_PROCESS:
-        raise ValueError(
-            f"dataset(s) {', '.join(streamed)} stream (source.streaming: true), which trains "
-            f"in one process, but this run trains {dispatch.mode.value}: a stream is not "
-            "split between processes here; set distributed.nproc_per_node: 1 or load "
-            "the dataset into memory"
-        )
     if dispatch.mode is TrainingMode.TRAINJOB:
         if site.cluster is None:
             raise ValueError(
