@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,6 +109,18 @@ def build_adapted_model(base: Path, target: Path, seed: int = 0) -> Path:
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a saved tiny random SentenceTransformer (built once per session)."""
     return build_tiny_model(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def still_model_path(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model without dropout: one process and several ranks draw different
+    dropout masks, so only without it can the weights they train be compared."""
+    target = tmp_path_factory.mktemp("still") / "tiny-bert"
+    shutil.copytree(tiny_model_path, target)
+    config = json.loads((target / "config.json").read_text())
+    config.update(attention_probs_dropout_prob=0.0, hidden_dropout_prob=0.0)
+    (target / "config.json").write_text(json.dumps(config))
+    return target
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

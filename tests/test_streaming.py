@@ -297,19 +297,7 @@ def _largest_difference(a: SentenceTransformer, b: SentenceTransformer) -> float
 
 
 @pytest.fixture(scope="module")
-def still_model(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model without dropout: one process and two ranks draw different dropout
-    masks, so only without it can their weights be compared."""
-    target = tmp_path_factory.mktemp("still") / "tiny-bert"
-    shutil.copytree(tiny_model_path, target)
-    config = json.loads((target / "config.json").read_text())
-    config.update(attention_probs_dropout_prob=0.0, hidden_dropout_prob=0.0)
-    (target / "config.json").write_text(json.dumps(config))
-    return target
-
-
-@pytest.fixture(scope="module")
-def stream_ddp(still_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def stream_ddp(still_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One process with batch 8; two ranks with 4 each (global 8), straight; and two
     ranks stopped by SIGTERM after their first checkpoint, then run again (resumed)."""
     import os
@@ -325,7 +313,7 @@ def stream_ddp(still_model: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     data = write_jsonl(folder / "big.jsonl", _varied_rows(60))
 
     def config(nproc: int) -> RunConfig:
-        return _config(data, still_model,
+        return _config(data, still_model_path,
                        training={"per_device_train_batch_size": 8 // nproc, "max_steps": 6},
                        distributed={"nproc_per_node": nproc}, checkpoints={"every_n_steps": 2})  # fmt: skip
 
@@ -363,7 +351,7 @@ def stream_ddp(still_model: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 
 @pytest.mark.slow
 def test_two_ranks_train_on_a_stream_as_one_process_with_the_global_batch(
-    stream_ddp: dict[str, Any], still_model: Path
+    stream_ddp: dict[str, Any], still_model_path: Path
 ) -> None:
     """Global batch k is stream rows 8k..8k+7 under both: rank r takes rows 8k+4r..8k+4r+3,
     and with negatives gathered across ranks the loss is the one-process loss, so the
@@ -375,7 +363,7 @@ def test_two_ranks_train_on_a_stream_as_one_process_with_the_global_batch(
     assert one.summary.global_step == straight.summary.global_step == 6
     assert _largest_difference(one.model, straight.model) < 1e-4
     # ... far apart compared with how far training moved them.
-    start = SentenceTransformer(str(still_model), device="cpu")
+    start = SentenceTransformer(str(still_model_path), device="cpu")
     assert _largest_difference(start, one.model) > 1e-3
 
 

@@ -336,3 +336,51 @@ def test_without_permissions_the_message_points_at_rbac(
         match=r"HTTP 403 Forbidden \(is Kubeflow Trainer installed, and may this pod's service account create trainjobs\? see k8s/rbac.yaml\)",
     ):
         submit(Cluster(api=Forbidden(), namespace="zenml", image="i"), job)
+
+
+@pytest.mark.slow
+def test_two_nodes_train_on_a_stream_each_reading_it_from_the_shared_volume(
+    still_model_path: Path, tmp_path: Path
+) -> None:
+    """A streamed dataset on the volume every node mounts: the job folder holds only its
+    first rows, each node opens the stream itself and keeps its slice of every global
+    batch, so the two nodes train what one process trains with their global batch."""
+    from tests.test_streaming import _config, _largest_difference, _varied_rows
+    from trainer.data import load_datasets
+    from trainer.data.streaming import streaming_problems
+    from trainer.training import train_in_process
+
+    shared = tmp_path / "shared"
+    data = write_jsonl(shared / "big.jsonl", _varied_rows(60))
+
+    def config(nodes: int) -> RunConfig:
+        return _config(
+            data, still_model_path, training={"per_device_train_batch_size": 8 // nodes},
+            hardware={"nodes": nodes, "gpu_count": 0, "tolerations": [], "shm_size": None},
+            distributed={"nproc_per_node": 1, "poll_seconds": 0.2,
+                         "shared_volume": {"claim_name": "shared", "mount_path": str(shared)}},
+        )  # fmt: skip
+
+    assert streaming_problems(config(2)) == []
+    train_datasets, _, _ = load_stage(config(2))
+    cluster = FakeCluster()
+    with fake_kubernetes(cluster) as api:
+        trained = train_on_nodes(
+            config(2),
+            train_datasets,
+            None,
+            cluster=Cluster(api=api, namespace="zenml", image="st-finetune:test"),
+            name="tiny-stream01",
+            job_uri=str(shared / "trainjobs" / "tiny-stream01"),
+            checkpoint_uri=str(shared / "checkpoints"),
+            log=lambda _: None,
+        )
+    summary = trained.summary
+    assert summary.world_size == 2 and summary.global_batch_size == 8, node_log(cluster)
+    assert summary.global_step == summary.planned_steps == 6
+    assert "a streamed dataset is tokenized as it is read" in node_log(cluster)
+    alone = train_in_process(
+        config(1), load_datasets(config(1))[0], None,
+        checkpoint_uri=str(tmp_path / "alone"), work_dir=tmp_path / "pod",
+    )  # fmt: skip
+    assert _largest_difference(alone.model, trained.model) < 1e-4
