@@ -194,6 +194,8 @@ def test_a_stream_is_not_dispatched_from_rank_zero(tiny_model_path: Path, tmp_pa
         _config(data, tiny_model_path, training={"accelerator_config": {"even_batches": False}})
     )
     assert kept["accelerator_config"] == {"dispatch_batches": False, "even_batches": False}
+    from_file = _config(data, tiny_model_path, training={"accelerator_config": "acc.json"})
+    assert effective_training_arguments(from_file)["accelerator_config"] == "acc.json"
 
 
 def test_leakage_warn_lets_a_stream_train_with_its_held_out_file(

@@ -5,7 +5,8 @@ path in one pod; a shared URI across nodes), laid out as:
 
     job.json          TrainingJob: checkpoint location, the run, what to write back
     config.json       the RunConfig
-    train/, eval/     the datasets (`DatasetDict.save_to_disk`)
+    train/, eval/     the datasets (`DatasetDict.save_to_disk`; a stream: its first rows,
+                      each rank opens it again from its source)
     filesystem.pkl    optional: the checkpoint store's fsspec filesystem with its credentials
     output/           written by rank 0: model/, summary.json, or interrupted.json
 

@@ -94,15 +94,13 @@ def effective_training_arguments(config: RunConfig) -> dict[str, Any]:
     if streaming and "batch_sampler" not in config.training:
         # A stream is read in order, batch after batch: no batch sampler applies to it.
         arguments.pop("batch_sampler", None)
-    if streaming:
+    accelerator = arguments.get("accelerator_config", {})
+    if streaming and isinstance(accelerator, dict):
         # Under several processes each one reads the stream and keeps its own slice of
         # every global batch (accelerate's IterableDatasetShard), instead of rank 0
         # collating `nproc` batches and sending them out (accelerate's default for a
         # stream), which fails as soon as two batches are padded to different lengths.
-        arguments["accelerator_config"] = {
-            "dispatch_batches": False,
-            **arguments.get("accelerator_config", {}),
-        }
+        arguments["accelerator_config"] = {"dispatch_batches": False, **accelerator}
     if "warmup_ratio" in config.training and "warmup_steps" not in config.training:
         arguments["warmup_steps"] = arguments.pop("warmup_ratio")
     if arguments.get("eval_strategy") == "steps" and not {
