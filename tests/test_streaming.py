@@ -224,20 +224,37 @@ class _Interrupt(TrainerCallback):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("rows", "max_steps", "every", "stop_at", "accumulation"),
+    [
+        (40, 8, 2, 3, 1),  # within the first pass (8 steps x 4 rows < 40 rows)
+        (14, 7, 1, 5, 1),  # in the second pass (4 batches per pass: 3 of 4, 1 short)
+        (14, 7, 1, 4, 2),  # ... with two batches per step
+    ],
+)
 def test_resume_continues_at_the_exact_stream_position(
-    tiny_model_path: Path, tmp_path: Path
+    rows: int,
+    max_steps: int,
+    every: int,
+    stop_at: int,
+    accumulation: int,
+    tiny_model_path: Path,
+    tmp_path: Path,
 ) -> None:
-    """Interrupted after 3 of 8 steps and resumed in a fresh folder, the run trains on the
-    same rows in the same order as an uninterrupted one: identical final weights. (Had the
-    resumed run restarted the stream, it would see rows 0..11 twice and end elsewhere.)"""
+    """Interrupted and resumed in a fresh folder, the run trains on the same rows in the
+    same order as an uninterrupted one: identical final weights. (Had the resumed run
+    restarted the stream, it would see its first rows twice and end elsewhere; a run in
+    its second pass, resumed as transformers counts a stream's pass, would skip past the
+    end of that pass and go on from the start of the next.)"""
     from trainer.training.checkpoints import TrainingInterrupted
     from trainer.training.run import train_in_process
 
-    data = write_jsonl(tmp_path / "big.jsonl", _rows(40))
+    data = write_jsonl(tmp_path / "big.jsonl", _rows(rows))
 
     def run(uri: Path, work: str, callbacks: list[TrainerCallback]) -> Any:
-        config = _config(data, tiny_model_path, training={"max_steps": 8},
-                         checkpoints={"uri": str(uri), "every_n_steps": 2})  # fmt: skip
+        training = {"max_steps": max_steps, "gradient_accumulation_steps": accumulation}
+        config = _config(data, tiny_model_path, training=training,
+                         checkpoints={"uri": str(uri), "every_n_steps": every})  # fmt: skip
         train, held_out = load_datasets(config)
         return train_in_process(
             config, train, held_out, checkpoint_uri=str(uri), callbacks=callbacks,
@@ -246,12 +263,13 @@ def test_resume_continues_at_the_exact_stream_position(
 
     straight = run(tmp_path / "straight", "pod-0", [])
     with pytest.raises(TrainingInterrupted):
-        run(tmp_path / "series", "pod-1", [_Interrupt(at=3)])
+        run(tmp_path / "series", "pod-1", [_Interrupt(at=stop_at)])
     shutil.rmtree(tmp_path / "pod-1")
     resumed = run(tmp_path / "series", "pod-2", [])
 
-    assert resumed.summary.resume.resumed and 3 <= (resumed.summary.resume.from_step or 0) < 8
-    assert straight.summary.global_step == resumed.summary.global_step == 8
+    assert resumed.summary.resume.resumed
+    assert stop_at <= (resumed.summary.resume.from_step or 0) < max_steps
+    assert straight.summary.global_step == resumed.summary.global_step == max_steps
     final, expected = resumed.model.state_dict(), straight.model.state_dict()
     assert all(torch.equal(final[k], v) for k, v in expected.items())
 

@@ -11,13 +11,14 @@ points sentence-transformers documents: `get_*_dataloader` and `get_batch_sample
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
-from torch.utils.data import BatchSampler, DataLoader
+from torch.utils.data import BatchSampler, DataLoader, IterableDataset
 
 from trainer.speed.tokenize import TokenizedDataset
 
@@ -57,6 +58,32 @@ class FastPathTrainer(SentenceTransformerTrainer):
         """
         if self.args.should_save:
             super()._save(output_dir, state_dict)
+
+    def _init_training_state(
+        self,
+        max_steps: int,
+        num_update_steps_per_epoch: int,
+        num_train_epochs: int,
+        resume_from_checkpoint: str | None,
+        trial: Any,
+    ) -> tuple[int, int]:
+        """Where a resumed run continues in a stream it has read more than once.
+
+        transformers 5.24 counts a pass over a stream (a dataset without length) as
+        `max_steps` steps, so a run resumed in its second or later pass would skip
+        `global_step` batches from the start of a fresh pass: past its end, then on from
+        the start of the next. The restored state's `epoch` says how many passes ended and
+        what fraction of `max_steps` x accumulation batches the current one has read (its
+        `epoch + (step + 1) / steps_in_epoch`): continue exactly there.
+        """
+        epochs, skipped = super()._init_training_state(
+            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+        )
+        passes = math.floor(self.state.epoch or 0)
+        if skipped > 0 and passes >= 1 and isinstance(self.train_dataset, IterableDataset):
+            batches = max_steps * self.args.gradient_accumulation_steps
+            return passes, round((self.state.epoch - passes) * batches)
+        return epochs, skipped
 
     def _loader_data(
         self,
