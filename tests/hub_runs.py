@@ -6,11 +6,12 @@ plain JSON for the test to assert on."""
 from __future__ import annotations
 
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+
+from tests.interrupts import SigtermAt
 
 
 def read_rows(reads: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -71,17 +72,6 @@ def run_stages(config_file: str, checkpoint_uri: str) -> dict[str, Any]:
     }
 
 
-class _Interrupt(TrainerCallback):
-    """Stops the run after `at` steps the way a pod's eviction does (SIGTERM)."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step == self.at:
-            signal.raise_signal(signal.SIGTERM)
-
-
 def resume_a_stream(config_file: str, work: str, interrupt_at: int) -> dict[str, Any]:
     """Train the config straight through, then again interrupted after `interrupt_at`
     steps and resumed in a fresh folder; whether both end with identical weights."""
@@ -108,7 +98,7 @@ def resume_a_stream(config_file: str, work: str, interrupt_at: int) -> dict[str,
 
     straight = run("straight", "pod-0", [])
     try:
-        run("series", "pod-1", [_Interrupt(at=interrupt_at)])
+        run("series", "pod-1", [SigtermAt(at=interrupt_at)])
         interrupted = False
     except TrainingInterrupted:
         interrupted = True
@@ -137,7 +127,7 @@ def train_stage_once(config_file: str, checkpoint_uri: str, interrupt_at: int) -
         update={"checkpoints": config.checkpoints.model_copy(update={"uri": checkpoint_uri})}
     )
     train, held_out, _ = load_stage(config)
-    callbacks = [_Interrupt(at=interrupt_at)] if interrupt_at else []
+    callbacks = [SigtermAt(at=interrupt_at)] if interrupt_at else []
     site = TrainingSite(storage_root=None, pipeline="tests", callbacks=callbacks)
     try:
         trained = train_stage(config, train, held_out, site)

@@ -18,6 +18,7 @@ from sentence_transformers import SentenceTransformer
 from transformers import TrainerCallback
 
 from tests.conftest import tiny_run_config, write_jsonl
+from tests.interrupts import SigtermAt
 from trainer.config import RunConfig
 from trainer.data import check_data, load_datasets
 
@@ -214,15 +215,6 @@ def test_leakage_warn_lets_a_stream_train_with_its_held_out_file(
     assert len(held_out["docs"]) == 3
 
 
-class _Interrupt(TrainerCallback):
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step == self.at:
-            signal.raise_signal(signal.SIGTERM)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("rows", "max_steps", "every", "stop_at", "accumulation"),
@@ -263,7 +255,7 @@ def test_resume_continues_at_the_exact_stream_position(
 
     straight = run(tmp_path / "straight", "pod-0", [])
     with pytest.raises(TrainingInterrupted):
-        run(tmp_path / "series", "pod-1", [_Interrupt(at=stop_at)])
+        run(tmp_path / "series", "pod-1", [SigtermAt(at=stop_at)])
     shutil.rmtree(tmp_path / "pod-1")
     resumed = run(tmp_path / "series", "pod-2", [])
 
