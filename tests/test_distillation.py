@@ -12,10 +12,10 @@ import pytest
 import torch
 from datasets import DatasetDict
 from pydantic import ValidationError
-from transformers import TrainerCallback
 
 import trainer.training.trainer as training
 from tests.conftest import build_tiny_model, pairs_dataset, tiny_run_config, write_jsonl
+from tests.interrupts import KeepCheckpoint
 from trainer.config import CheckpointConfig, LossConfig, ModelConfig, RunConfig
 from trainer.data import load_datasets, teacher_targets_for_run
 from trainer.models import load_model, model_facts
@@ -433,16 +433,9 @@ def test_a_resumed_training_reuses_the_stored_targets_without_the_teacher(
     shutil.rmtree(teacher.parent)  # training must not need the teacher any more
     interrupted = tmp_path / "interrupted"
 
-    class KeepCheckpoint4(TrainerCallback):  # the Trainer keeps only its newest locally
-        def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.global_step == 4:
-                shutil.copytree(
-                    Path(args.output_dir) / "checkpoint-4", interrupted / "checkpoint-4"
-                )
-
     reloaded = DatasetDict.load_from_disk(str(stored))
     whole = training.train(
-        config, reloaded, output_dir=tmp_path / "whole", callbacks=[KeepCheckpoint4()]
+        config, reloaded, output_dir=tmp_path / "whole", callbacks=[KeepCheckpoint(4, interrupted)]
     )
     assert whole.summary.global_step == 8
     resumed = training.train(

@@ -8,7 +8,6 @@ token ids: the loss of every step and the final weights must match.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,11 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
-from transformers import TrainerCallback
 
 import trainer.speed.tokenize as pretokenize
 import trainer.training.trainer as training
 from tests.conftest import pairs_dataset, tiny_run_config, write_jsonl
+from tests.interrupts import KeepCheckpoint
 from trainer.config import CheckpointConfig, ModelConfig, RunConfig
 from trainer.data import load_datasets
 from trainer.speed import Device, gpu_argument_levers, speed_report
@@ -293,15 +292,8 @@ def test_resume_from_a_checkpoint_continues_the_same_run(
     train, _ = load_datasets(config)
     interrupted = tmp_path / "interrupted"
 
-    class KeepCheckpoint4(TrainerCallback):  # the Trainer keeps only its newest locally
-        def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.global_step == 4:
-                shutil.copytree(
-                    Path(args.output_dir) / "checkpoint-4", interrupted / "checkpoint-4"
-                )
-
     whole = training.train(
-        config, train, output_dir=tmp_path / "whole", callbacks=[KeepCheckpoint4()]
+        config, train, output_dir=tmp_path / "whole", callbacks=[KeepCheckpoint(4, interrupted)]
     )
     assert whole.summary.global_step == 8
 
