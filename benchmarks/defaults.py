@@ -40,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from seeds import format_spread, spread  # benchmarks/seeds.py, next to this script
+from seeds import compare, format_comparison, format_spread, spread  # benchmarks/seeds.py
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -245,6 +245,19 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def compare_cases(report: dict[str, Any], case_a: str, case_b: str) -> str:
+    """Case A against case B: their seeds' NDCG@10 spreads and the difference's tests."""
+    by_case = _cases_in_order([run for run in report["runs"] if "error" not in run])
+    unknown = [case for case in (case_a, case_b) if case not in by_case]
+    if unknown:
+        raise SystemExit(f"no runs of case(s) {unknown} in the report; it has {list(by_case)}")
+    a, b = ([run["finetuned"]["ndcg@10"] for run in by_case[case]] for case in (case_a, case_b))
+    return (
+        f"{case_a}: {format_spread(spread(a))}\n{case_b}: {format_spread(spread(b))}\n"
+        f"A - B: {format_comparison(compare(a, b))}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", help="comma-separated case names (default: all, in order)")
@@ -263,9 +276,19 @@ def main() -> None:
         action="store_true",
         help="print --output (default: the committed results) as markdown",
     )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("CASE_A", "CASE_B"),
+        help="print case A against case B of --output (default: the committed results): "
+        "NDCG@10 over seeds, Welch and Mann-Whitney tests",
+    )
     args = parser.parse_args()
     if args.table:
         print(markdown_table(json.loads((args.output or DEFAULT_OUTPUT).read_text())))
+        return
+    if args.compare:
+        print(compare_cases(json.loads((args.output or DEFAULT_OUTPUT).read_text()), *args.compare))
         return
     names = args.cases.split(",") if args.cases else list(CASES)
     unknown = [name for name in names if name not in CASES]

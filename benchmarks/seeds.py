@@ -27,6 +27,8 @@ Run from the repository root::
     .venv/bin/python benchmarks/seeds.py configs/quickstart.yaml --seeds 1 2 3 \\
         [--save-models DIR] [--output benchmarks/results/seeds_quickstart_cpu.json]
     .venv/bin/python benchmarks/seeds.py --table benchmarks/results/seeds_quickstart_cpu.json
+    .venv/bin/python benchmarks/seeds.py --compare benchmarks/results/seeds_stronger_recipe_cpu.json \\
+        benchmarks/results/seeds_stronger_recipe_plain_cpu.json
 
 Results are written after every seed (only with `--output`), and an existing output file
 is resumed: seeds it already holds are kept and skipped.
@@ -73,6 +75,60 @@ def format_spread(summary: dict[str, Any]) -> str:
         f"{summary['mean']:.4f} ± {summary['std']:.4f} "
         f"({summary['min']:.4f}-{summary['max']:.4f}, n={summary['n']})"
     )
+
+
+def compare(a: list[float], b: list[float]) -> dict[str, float | bool]:
+    """Does recipe A score differently from recipe B beyond the seeds' spread?
+
+    Two views, both over seeds (one value per trained model), neither assuming more than a
+    few seeds: Welch's t-test (means, unequal spreads) and the exact Mann-Whitney test
+    (ranks only; with 3 seeds each its smallest two-sided p is 0.1, reached when every seed
+    of one recipe is above every seed of the other, `separated`). A claim "A beats B" in this
+    project's READMEs needs `separated`; the t statistic says by how much.
+    """
+    from scipy.stats import mannwhitneyu, ttest_ind
+
+    welch = ttest_ind(a, b, equal_var=False)
+    ranks = mannwhitneyu(a, b, alternative="two-sided", method="exact")
+    return {
+        "difference": round(statistics.fmean(a) - statistics.fmean(b), 4),
+        "welch_t": round(float(welch.statistic), 2),
+        "welch_df": round(float(welch.df), 1),
+        "welch_p": round(float(welch.pvalue), 3),
+        "mann_whitney_p": round(float(ranks.pvalue), 3),
+        "separated": min(a) > max(b) or min(b) > max(a),
+    }
+
+
+def format_comparison(result: dict[str, float | bool]) -> str:
+    """`+0.0069 (Welch t 3.90, df 3.6, p 0.021; Mann-Whitney p 0.100; separated)`."""
+    return (
+        f"{result['difference']:+.4f} (Welch t {result['welch_t']:.2f}, df {result['welch_df']}, "
+        f"p {result['welch_p']:.3f}; Mann-Whitney p {result['mann_whitney_p']:.3f}; "
+        + ("separated)" if result["separated"] else "ranges overlap)")
+    )
+
+
+def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Markdown: report A against report B on every NDCG@10 both scored (by config path)."""
+    lines = [
+        f"| evaluator | {a['recipe']} | {b['recipe']} | difference (A - B) |",
+        "|---|---|---|---|",
+    ]
+    runs_a = [run for run in a["runs"] if "error" not in run]
+    runs_b = [run for run in b["runs"] if "error" not in run]
+    for label, metrics in a["base"].items():
+        for metric in metrics:
+            if not metric.endswith("ndcg@10") or metric not in b["base"].get(label, {}):
+                continue
+            values_a = [run["scores"][label][metric] for run in runs_a]
+            values_b = [run["scores"][label][metric] for run in runs_b]
+            lines.append(
+                f"| {metric} ({label}) | {format_spread(spread(values_a))} | "
+                f"{format_spread(spread(values_b))} | "
+                f"{format_comparison(compare(values_a, values_b))} |"
+            )
+    return "\n".join(lines)
 
 
 def run_config(path: Path, *, seed: int, drop_hard_negatives: bool = False) -> Any:
@@ -234,12 +290,22 @@ def main() -> None:
     )
     parser.add_argument("--base-from", type=Path, help="base scores from this earlier result")
     parser.add_argument("--table", type=Path, help="print this results JSON as markdown")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        metavar=("A", "B"),
+        help="print results JSON A against B (seeds' spreads, Welch and Mann-Whitney tests)",
+    )
     args = parser.parse_args()
     if args.table is not None:
         print(markdown_table(json.loads(args.table.read_text())))
         return
+    if args.compare is not None:
+        print(compare_reports(*(json.loads(path.read_text()) for path in args.compare)))
+        return
     if args.config is None:
-        parser.error("a config is needed (or --table)")
+        parser.error("a config is needed (or --table, --compare)")
     os.chdir(REPO_ROOT)  # configs name their data relative to the repository root
     name = args.name or args.config.stem + ("-plain" if args.drop_hard_negatives else "")
     report: dict[str, Any] = {

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.seeds import format_spread, spread
+from benchmarks.seeds import (
+    compare,
+    compare_reports,
+    format_comparison,
+    format_spread,
+    spread,
+)
 from tests.conftest import pairs_dataset, tiny_run_config
 from trainer.config import RunConfig
 from trainer.data import load_datasets
@@ -52,3 +58,59 @@ def test_spread_is_mean_sample_std_min_max() -> None:
     assert summary == {"n": 3, "mean": 0.62, "std": 0.02, "min": 0.6, "max": 0.64}
     assert format_spread(summary) == "0.6200 ± 0.0200 (0.6000-0.6400, n=3)"
     assert spread([0.5])["std"] == 0.0
+
+
+def test_compare_separated_recipes() -> None:
+    # Means 0.05 apart, both sample stds 0.02: Welch t = 0.05 / sqrt(2 * 0.02**2 / 3) = 3.06 on
+    # 4 degrees of freedom; every seed of A above every seed of B: exact Mann-Whitney p 2/20.
+    result = compare([0.60, 0.62, 0.64], [0.55, 0.57, 0.59])
+    assert result == {
+        "difference": 0.05,
+        "welch_t": 3.06,
+        "welch_df": 4.0,
+        "welch_p": 0.038,
+        "mann_whitney_p": 0.1,
+        "separated": True,
+    }
+    assert format_comparison(result) == (
+        "+0.0500 (Welch t 3.06, df 4.0, p 0.038; Mann-Whitney p 0.100; separated)"
+    )
+
+
+def test_compare_overlapping_recipes_is_not_separated() -> None:
+    result = compare([0.60, 0.62, 0.64], [0.61, 0.63, 0.65])
+    assert result["difference"] == -0.01
+    assert result["separated"] is False
+    assert result["mann_whitney_p"] == 0.7
+    assert format_comparison(result).endswith("ranges overlap)")
+
+
+def _report(recipe: str, scores: dict[str, list[float]]) -> dict:
+    """A `seeds.py` results JSON with these NDCG@10 values per evaluator set, one per seed."""
+    seeds = range(1, 1 + len(next(iter(scores.values()))))
+    return {
+        "recipe": recipe,
+        "base": {label: {"ir_cosine_ndcg@10": 0.5, "ir_cosine_mrr@10": 0.4} for label in scores},
+        "runs": [
+            {
+                "seed": seed,
+                "scores": {
+                    label: {"ir_cosine_ndcg@10": values[index], "ir_cosine_mrr@10": 0.4}
+                    for label, values in scores.items()
+                },
+            }
+            for index, seed in enumerate(seeds)
+        ],
+    }
+
+
+def test_compare_reports_pairs_the_evaluators_both_scored() -> None:
+    stronger = _report("stronger", {"a.yaml": [0.60, 0.62, 0.64], "b.yaml": [0.7, 0.7, 0.7]})
+    plain = _report("plain", {"a.yaml": [0.55, 0.57, 0.59]})
+    table = compare_reports(stronger, plain).splitlines()
+    assert table[0] == "| evaluator | stronger | plain | difference (A - B) |"
+    assert table[2:] == [
+        "| ir_cosine_ndcg@10 (a.yaml) | 0.6200 ± 0.0200 (0.6000-0.6400, n=3) | "
+        "0.5700 ± 0.0200 (0.5500-0.5900, n=3) | "
+        "+0.0500 (Welch t 3.06, df 4.0, p 0.038; Mann-Whitney p 0.100; separated) |"
+    ]
