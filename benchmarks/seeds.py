@@ -83,8 +83,8 @@ def compare(a: list[float], b: list[float]) -> dict[str, float | bool]:
     Two views, both over seeds (one value per trained model), neither assuming more than a
     few seeds: Welch's t-test (means, unequal spreads) and the exact Mann-Whitney test
     (ranks only; with 3 seeds each its smallest two-sided p is 0.1, reached when every seed
-    of one recipe is above every seed of the other, `separated`). A claim "A beats B" in this
-    project's READMEs needs `separated`; the t statistic says by how much.
+    of one recipe is above every seed of the other, `separated`). The READMEs report both
+    tests and say "on every seed" only when `separated`.
     """
     from scipy.stats import mannwhitneyu, ttest_ind
 
