@@ -101,7 +101,7 @@ def compare(a: list[float], b: list[float]) -> dict[str, float | bool]:
 
 
 def format_comparison(result: dict[str, float | bool]) -> str:
-    """`+0.0069 (Welch t 3.90, df 3.6, p 0.021; Mann-Whitney p 0.100; separated)`."""
+    """`+0.0069 (Welch t 3.92, df 3.6, p 0.021; Mann-Whitney p 0.100; separated)`."""
     return (
         f"{result['difference']:+.4f} (Welch t {result['welch_t']:.2f}, df {result['welch_df']}, "
         f"p {result['welch_p']:.3f}; Mann-Whitney p {result['mann_whitney_p']:.3f}; "

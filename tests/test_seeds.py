@@ -4,7 +4,10 @@ different one (so the seeds' spread measures something)."""
 
 from __future__ import annotations
 
+import importlib
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -114,3 +117,37 @@ def test_compare_reports_pairs_the_evaluators_both_scored() -> None:
         "0.5700 ± 0.0200 (0.5500-0.5900, n=3) | "
         "+0.0500 (Welch t 3.06, df 4.0, p 0.038; Mann-Whitney p 0.100; separated) |"
     ]
+
+
+def _defaults_module(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`benchmarks/defaults.py`, imported as its command line runs it (next to seeds.py)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    return importlib.import_module("defaults")
+
+
+def test_defaults_compare_cases_reads_the_committed_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = _defaults_module(monkeypatch)
+    report = json.loads(defaults.DEFAULT_OUTPUT.read_text())
+    text = defaults.compare_cases(
+        report, "library/mnrl-b32-lr5e-5 (quickstart)", "library/mnrl-b16-lr2e-5 (generic default)"
+    )
+    assert text.splitlines() == [
+        "library/mnrl-b32-lr5e-5 (quickstart): 0.6237 ± 0.0018 (0.6220-0.6255, n=3)",
+        "library/mnrl-b16-lr2e-5 (generic default): 0.6168 ± 0.0025 (0.6153-0.6197, n=3)",
+        "A - B: +0.0069 (Welch t 3.92, df 3.6, p 0.021; Mann-Whitney p 0.100; separated)",
+    ]
+
+
+def test_defaults_compare_cases_names_the_unknown_case_and_the_known_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = _defaults_module(monkeypatch)
+    report = json.loads(defaults.DEFAULT_OUTPUT.read_text())
+    with pytest.raises(
+        SystemExit,
+        match=r"no runs of case\(s\) \['library/typo'\] in the report; "
+        r"it has \['library/mnrl-b16-lr2e-5 \(generic default\)'",
+    ):
+        defaults.compare_cases(report, "library/typo", "library/mnrl-b32-lr5e-5 (quickstart)")
