@@ -40,7 +40,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from seeds import compare, format_comparison, format_spread, spread  # benchmarks/seeds.py
+from seeds import (  # benchmarks/seeds.py, next to this script
+    compare,
+    format_comparison,
+    format_spread,
+    measured_runs,
+    spread,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -206,7 +212,7 @@ def _cases_in_order(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per case: the seeds' spread of fine-tuned NDCG@10, MRR@10, gain and times."""
     summary: dict[str, Any] = {}
-    for case, case_runs in _cases_in_order([r for r in runs if "error" not in r]).items():
+    for case, case_runs in _cases_in_order(measured_runs(runs)).items():
         summary[case] = {
             "seeds": [run.get("seed", 42) for run in case_runs],
             "base_ndcg@10": case_runs[0]["base"]["ndcg@10"],
@@ -232,7 +238,7 @@ def markdown_table(report: dict[str, Any]) -> str:
         if case not in summary:
             lines.append(f"| {case} | failed: {failed[0]['error']} | | | | | | | |")
             continue
-        entry, first = summary[case], next(run for run in case_runs if "error" not in run)
+        entry, first = summary[case], measured_runs(case_runs)[0]
         ndcg, mrr = entry["ndcg@10"], entry["mrr@10"]
         mining = first["mining"]["seconds"] if first["mining"] else "-"
         lines.append(
@@ -247,7 +253,7 @@ def markdown_table(report: dict[str, Any]) -> str:
 
 def compare_cases(report: dict[str, Any], case_a: str, case_b: str) -> str:
     """Case A against case B: their seeds' NDCG@10 spreads and the difference's tests."""
-    by_case = _cases_in_order([run for run in report["runs"] if "error" not in run])
+    by_case = _cases_in_order(measured_runs(report["runs"]))
     unknown = [case for case in (case_a, case_b) if case not in by_case]
     if unknown:
         raise SystemExit(f"no runs of case(s) {unknown} in the report; it has {list(by_case)}")
@@ -315,7 +321,7 @@ def main() -> None:
     if args.output is not None and args.output.is_file():
         # Resume: keep what an earlier (interrupted) sweep measured, skip those cases.
         previous = json.loads(args.output.read_text())
-        report["runs"] = [run for run in previous.get("runs", []) if "error" not in run]
+        report["runs"] = measured_runs(previous.get("runs", []))
         report["started"] = previous.get("started", report["started"])
         for run in report["runs"]:
             base_cache.setdefault(run["data"], run["base"])

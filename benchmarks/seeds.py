@@ -77,6 +77,11 @@ def format_spread(summary: dict[str, Any]) -> str:
     )
 
 
+def measured_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs that measured something (a results file may hold failed ones)."""
+    return [run for run in runs if "error" not in run]
+
+
 def compare(a: list[float], b: list[float]) -> dict[str, float | bool]:
     """Does recipe A score differently from recipe B beyond the seeds' spread?
 
@@ -115,8 +120,7 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> str:
         f"| evaluator | {a['recipe']} | {b['recipe']} | difference (A - B) |",
         "|---|---|---|---|",
     ]
-    runs_a = [run for run in a["runs"] if "error" not in run]
-    runs_b = [run for run in b["runs"] if "error" not in run]
+    runs_a, runs_b = measured_runs(a["runs"]), measured_runs(b["runs"])
     for label, metrics in a["base"].items():
         for metric in metrics:
             if not metric.endswith("ndcg@10") or metric not in b["base"].get(label, {}):
@@ -233,7 +237,7 @@ def load_kept(config: Any, folder: Path) -> tuple[Any, dict[str, Any]]:
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
     """Per evaluator set and metric: the seeds' spread of the fine-tuned scores and gains."""
-    runs = [run for run in report["runs"] if "error" not in run]
+    runs = measured_runs(report["runs"])
     summary: dict[str, Any] = {}
     for label, base in report["base"].items():
         summary[label] = {}
@@ -256,7 +260,7 @@ def markdown_table(report: dict[str, Any]) -> str:
         "| evaluator | base | fine-tuned, per seed | mean ± std (min-max, n) | gain mean |",
         "|---|---:|---|---|---:|",
     ]
-    runs = [run for run in report["runs"] if "error" not in run]
+    runs = measured_runs(report["runs"])
     for label, base in report["base"].items():
         for metric, base_value in base.items():
             if not metric.endswith("ndcg@10"):
@@ -330,7 +334,7 @@ def main() -> None:
     }
     if args.output is not None and args.output.is_file():
         previous = json.loads(args.output.read_text())
-        report["runs"] = [run for run in previous.get("runs", []) if "error" not in run]
+        report["runs"] = measured_runs(previous.get("runs", []))
         report["base"] = previous.get("base", {})
         report["base_eval_seconds"] = previous.get("base_eval_seconds", {})
         report["started"] = previous.get("started", report["started"])
